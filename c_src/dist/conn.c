@@ -1,0 +1,416 @@
+/* conn.c — see conn.h. */
+#include "dist/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dist/epmd.h"
+
+#define READ_BUDGET (4u << 20) /* bytes read per wake-up, so one flooding peer cannot starve the others */
+
+void hc_conn_close(hc_conn *c, int code, const char *fmt, ...)
+{
+    if (c->state == HC_CONN_CLOSED)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->close_reason, sizeof c->close_reason, fmt, ap);
+    va_end(ap);
+    c->close_code = code;
+    c->state = HC_CONN_CLOSED;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+void hc_conn_free(hc_conn *c)
+{
+    if (!c)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    hc_rbuf_free(&c->rb);
+    hc_wq_free(&c->wq);
+    free(c);
+}
+
+static hc_conn *conn_new(const hc_conn_config *cfg, const hc_conn_hooks *hooks, void *ud, uint64_t now)
+{
+    hc_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->fd = -1;
+    c->cfg = cfg;
+    c->hooks = hooks;
+    c->ud = ud;
+    c->setup_deadline_ms = now + cfg->setup_timeout_ms;
+    c->last_rx_ms = c->last_tx_ms = now;
+    hc_rbuf_init(&c->rb, 2, 0xFFFF);
+    hc_wq_init(&c->wq);
+    return c;
+}
+
+static void set_sockopts(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+hc_conn *hc_conn_accept(int fd, const hc_conn_config *cfg, const hc_conn_hooks *hooks, void *ud, uint32_t challenge,
+                        uint64_t now_ms)
+{
+    hc_conn *c = conn_new(cfg, hooks, ud, now_ms);
+    if (!c)
+        return NULL;
+    c->fd = fd;
+    set_sockopts(fd);
+    c->state = HC_CONN_HANDSHAKE;
+    hc_hs_start_accept(&c->hs, cfg->our_name, cfg->cookie, cfg->flags, cfg->creation, challenge);
+    return c;
+}
+
+static int start_tcp(hc_conn *c, uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = c->addr};
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    set_sockopts(fd);
+    c->fd = fd;
+    c->fd_gen++;
+    return 0;
+}
+
+static int epmd_port_number(void)
+{
+    const char *s = getenv("ERL_EPMD_PORT");
+    int p = s ? atoi(s) : 0;
+    return p > 0 && p < 65536 ? p : HC_EPMD_PORT;
+}
+
+hc_conn *hc_conn_connect(const char *peer, const hc_conn_config *cfg, const hc_conn_hooks *hooks, void *ud,
+                         uint32_t challenge, uint64_t now_ms, char *err, size_t errlen)
+{
+    const char *at = strchr(peer, '@');
+    if (!at || at == peer || !at[1] || strlen(peer) >= HC_NODE_NAME_MAX) {
+        snprintf(err, errlen, "'%s' is not a node name (want name@host)", peer);
+        return NULL;
+    }
+    /* Resolving a host name can block (DNS); numeric addresses and /etc/hosts entries, the normal case
+     * for cluster nodes, return at once. */
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    int gai = getaddrinfo(at + 1, NULL, &hints, &res);
+    if (gai != 0 || !res) {
+        snprintf(err, errlen, "cannot resolve host of %s: %s", peer, gai_strerror(gai));
+        return NULL;
+    }
+    hc_conn *c = conn_new(cfg, hooks, ud, now_ms);
+    if (!c) {
+        freeaddrinfo(res);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr.s_addr;
+    freeaddrinfo(res);
+    c->connector = true;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    c->hs.our_challenge = challenge;
+    if (start_tcp(c, (uint16_t)epmd_port_number()) < 0) {
+        snprintf(err, errlen, "cannot reach epmd of %s: %s", peer, strerror(errno));
+        hc_conn_free(c);
+        return NULL;
+    }
+    c->state = HC_CONN_EPMD_CONNECTING;
+    return c;
+}
+
+uint32_t hc_conn_wanted_events(const hc_conn *c)
+{
+    switch (c->state) {
+    case HC_CONN_EPMD_CONNECTING:
+    case HC_CONN_TCP_CONNECTING: return EPOLLOUT;
+    case HC_CONN_CLOSED: return 0;
+    default: return EPOLLIN | (c->wq.bytes ? EPOLLOUT : 0);
+    }
+}
+
+int hc_conn_send(hc_conn *c, const uint8_t *ctrl, size_t clen, const uint8_t *msg, size_t mlen)
+{
+    if (c->state == HC_CONN_CLOSED)
+        return HC_ENOCONN;
+    size_t total = clen + (msg ? 1 + mlen : 0);
+    if (total > UINT32_MAX)
+        return HC_ETOOBIG;
+    uint8_t hdr[4] = {(uint8_t)(total >> 24), (uint8_t)(total >> 16), (uint8_t)(total >> 8), (uint8_t)total};
+    uint8_t ver = 131;
+    struct iovec iov[4] = {{hdr, 4}, {(void *)ctrl, clen}, {&ver, 1}, {(void *)msg, mlen}};
+    int rc = hc_wq_append(&c->wq, iov, msg ? 4 : 2);
+    if (rc == HC_OK)
+        c->packets_out++;
+    return rc;
+}
+
+static int queue_raw(hc_conn *c, const hc_buf *b)
+{
+    struct iovec iov = {b->data, b->len};
+    return hc_wq_append(&c->wq, &iov, 1);
+}
+
+void hc_conn_flush(hc_conn *c, uint64_t now_ms)
+{
+    if (c->state == HC_CONN_CLOSED || c->fd < 0 || !c->wq.bytes)
+        return;
+    if (c->state == HC_CONN_EPMD_CONNECTING || c->state == HC_CONN_TCP_CONNECTING)
+        return;
+    size_t before = c->wq.bytes;
+    int rc = hc_wq_flush(&c->wq, c->fd);
+    if (before != c->wq.bytes) {
+        c->bytes_out += before - c->wq.bytes;
+        c->last_tx_ms = now_ms;
+    }
+    if (rc < 0)
+        hc_conn_close(c, HC_EIO, "write failed: %s", strerror(errno));
+}
+
+/* ------------------------------------------------------------------ dialling */
+
+static int socket_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return errno;
+    return err;
+}
+
+static void epmd_connected(hc_conn *c)
+{
+    int err = socket_error(c->fd);
+    if (err) {
+        hc_conn_close(c, HC_ENOCONN, "cannot reach epmd on the host of %s: %s", c->peer, strerror(err));
+        return;
+    }
+    char alive[HC_NODE_NAME_MAX];
+    size_t n = (size_t)(strchr(c->peer, '@') - c->peer);
+    memcpy(alive, c->peer, n);
+    alive[n] = 0;
+    hc_buf req = {0};
+    if (hc_epmd_port_request(&req, alive) || write(c->fd, req.data, req.len) != (ssize_t)req.len) {
+        hc_buf_free(&req);
+        hc_conn_close(c, HC_ENOCONN, "cannot query epmd for %s", c->peer);
+        return;
+    }
+    hc_buf_free(&req);
+    c->rb.header = 0; /* raw bytes: the reply is not length-prefixed */
+    c->state = HC_CONN_EPMD_WAIT;
+}
+
+static void epmd_readable(hc_conn *c)
+{
+    uint8_t *dst;
+    size_t room;
+    if (hc_rbuf_prepare(&c->rb, 64, &dst, &room)) {
+        hc_conn_close(c, HC_ENOMEM, "out of memory");
+        return;
+    }
+    ssize_t k = read(c->fd, dst, room);
+    if (k < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (k > 0)
+        hc_rbuf_commit(&c->rb, (size_t)k);
+    uint16_t port = 0;
+    int rc = hc_epmd_port_reply(c->rb.data + c->rb.start, hc_rbuf_pending(&c->rb), &port);
+    if (rc == 0 && k > 0)
+        return; /* need more */
+    if (rc != 1) {
+        hc_conn_close(c, HC_ENOCONN, "%s is not registered with epmd on its host", c->peer);
+        return;
+    }
+    close(c->fd);
+    c->fd = -1;
+    c->rb.start = c->rb.end = 0;
+    c->rb.header = 2;
+    if (start_tcp(c, port) < 0) {
+        hc_conn_close(c, HC_ENOCONN, "cannot connect to %s: %s", c->peer, strerror(errno));
+        return;
+    }
+    c->state = HC_CONN_TCP_CONNECTING;
+}
+
+static void tcp_connected(hc_conn *c)
+{
+    int err = socket_error(c->fd);
+    if (err) {
+        hc_conn_close(c, HC_ENOCONN, "cannot connect to %s: %s", c->peer, strerror(err));
+        return;
+    }
+    hc_buf out = {0};
+    uint32_t challenge = c->hs.our_challenge;
+    int rc = hc_hs_start_connect(&c->hs, c->cfg->our_name, c->peer, c->cfg->cookie, c->cfg->flags,
+                                 c->cfg->creation, challenge, &out);
+    if (rc || queue_raw(c, &out)) {
+        hc_buf_free(&out);
+        hc_conn_close(c, HC_ENOMEM, "cannot start handshake");
+        return;
+    }
+    hc_buf_free(&out);
+    c->state = HC_CONN_HANDSHAKE;
+}
+
+/* ------------------------------------------------------------------ reading */
+
+static void handshake_packet(hc_conn *c, const uint8_t *p, size_t n, uint64_t now)
+{
+    hc_buf out = {0};
+    int rc = hc_hs_feed(&c->hs, p, n, &out);
+    if (rc == HC_HS_DECIDE) {
+        snprintf(c->peer, sizeof c->peer, "%s", c->hs.peer_name);
+        const char *status = c->hooks->decide ? c->hooks->decide(c, c->ud) : "ok";
+        if (c->state == HC_CONN_CLOSED) {
+            hc_buf_free(&out);
+            return;
+        }
+        rc = hc_hs_decide(&c->hs, status, &out);
+    }
+    if (out.len && queue_raw(c, &out))
+        rc = HC_ENOMEM;
+    hc_buf_free(&out);
+    if (rc == HC_HS_ABORTED) {
+        /* Status packets must still reach the peer before we close. */
+        hc_conn_flush(c, now);
+        c->aborted_quietly = true;
+        hc_conn_close(c, HC_EAUTH, "handshake with %s ended: %s", c->peer[0] ? c->peer : "peer", c->hs.error);
+        return;
+    }
+    if (rc < 0) {
+        hc_conn_close(c, rc, "handshake with %s failed: %s", c->peer[0] ? c->peer : "unnamed peer",
+                      c->hs.error ? c->hs.error : hc_strerror(rc));
+        return;
+    }
+    if (rc == HC_HS_UP) {
+        c->state = HC_CONN_UP;
+        c->rb.header = 4;
+        c->rb.max_packet = c->cfg->max_packet;
+        c->last_rx_ms = c->last_tx_ms = now;
+        if (c->hooks->up)
+            c->hooks->up(c, c->ud);
+    }
+}
+
+static void read_packets(hc_conn *c, uint64_t now)
+{
+    size_t budget = READ_BUDGET;
+    while (c->state == HC_CONN_HANDSHAKE || c->state == HC_CONN_UP) {
+        uint8_t *dst;
+        size_t room;
+        if (hc_rbuf_prepare(&c->rb, 16 * 1024, &dst, &room)) {
+            hc_conn_close(c, HC_ENOMEM, "out of memory reading from %s", c->peer);
+            return;
+        }
+        ssize_t k = read(c->fd, dst, room);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            hc_conn_close(c, HC_EIO, "read error: %s", strerror(errno));
+            return;
+        }
+        if (k == 0) {
+            hc_conn_close(c, HC_ENOCONN, "connection closed by peer");
+            return;
+        }
+        hc_rbuf_commit(&c->rb, (size_t)k);
+        c->bytes_in += (size_t)k;
+        c->last_rx_ms = now;
+        for (;;) {
+            const uint8_t *p;
+            size_t n;
+            int r = hc_rbuf_next(&c->rb, &p, &n);
+            if (r == 0)
+                break;
+            if (r < 0) {
+                hc_conn_close(c, HC_ETOOBIG, "malformed input: packet of %u bytes exceeds the %zu byte limit",
+                              c->rb.header == 2 ? hc_get_be16(c->rb.data + c->rb.start)
+                                                : hc_get_be32(c->rb.data + c->rb.start),
+                              c->rb.max_packet);
+                return;
+            }
+            if (c->state == HC_CONN_HANDSHAKE) {
+                handshake_packet(c, p, n, now);
+            } else if (n > 0) { /* zero length = tick: receiving it is all it is for */
+                c->packets_in++;
+                if (c->hooks->packet(c, p, n, c->ud) < 0 && c->state != HC_CONN_CLOSED)
+                    hc_conn_close(c, HC_EDECODE, "malformed input");
+            }
+            if (c->state == HC_CONN_CLOSED)
+                return;
+        }
+        if ((size_t)k >= budget)
+            return; /* level-triggered epoll brings us back */
+        budget -= (size_t)k;
+    }
+}
+
+void hc_conn_handle(hc_conn *c, uint32_t events, uint64_t now_ms)
+{
+    if (c->state == HC_CONN_CLOSED)
+        return;
+    if (c->state == HC_CONN_EPMD_CONNECTING) {
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            epmd_connected(c);
+        return;
+    }
+    if (c->state == HC_CONN_EPMD_WAIT) {
+        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+            epmd_readable(c);
+        return;
+    }
+    if (c->state == HC_CONN_TCP_CONNECTING) {
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            tcp_connected(c);
+        if (c->state == HC_CONN_HANDSHAKE)
+            hc_conn_flush(c, now_ms);
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+        read_packets(c, now_ms);
+    if (c->state != HC_CONN_CLOSED && (events & EPOLLOUT))
+        hc_conn_flush(c, now_ms);
+}
+
+void hc_conn_tick(hc_conn *c, uint64_t now, uint32_t ticktime_ms)
+{
+    if (c->state == HC_CONN_CLOSED)
+        return;
+    if (c->state != HC_CONN_UP) {
+        if (now >= c->setup_deadline_ms)
+            hc_conn_close(c, HC_ENOCONN, "connection setup with %s timed out", c->peer[0] ? c->peer : "peer");
+        return;
+    }
+    if (now - c->last_rx_ms >= ticktime_ms) {
+        hc_conn_close(c, HC_ENOCONN, "net_tick_timeout: nothing received from %s for %u ms", c->peer,
+                      (unsigned)(now - c->last_rx_ms));
+        return;
+    }
+    if (now - c->last_tx_ms >= ticktime_ms / 4 && !c->wq.bytes) {
+        static const uint8_t tick[4] = {0, 0, 0, 0};
+        struct iovec iov = {(void *)tick, 4};
+        if (hc_wq_append(&c->wq, &iov, 1) == HC_OK)
+            hc_conn_flush(c, now);
+    }
+}

@@ -1,0 +1,241 @@
+/* cli.c — see cli.h. */
+#include "hordec/cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void hordec_print_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: hordec --sname NAME | --name NAME@HOST [options]\n"
+            "\n"
+            "A HordeC node: an Erlang C node (hidden) hosting HordeC replicas.\n"
+            "\n"
+            "  --sname NAME            short node name; the host is this machine's short host name\n"
+            "  --name NAME@HOST        full node name (use with BEAM nodes started with --name)\n"
+            "  --cookie COOKIE         distribution cookie\n"
+            "  --cookie-file FILE      read the cookie from FILE (default: ~/.erlang.cookie, as erl)\n"
+            "  --port N                listen on port N (default: any free port)\n"
+            "  --ticktime S            net_ticktime in seconds: a silent peer is dropped after S s (default 60)\n"
+            "  --connect NODE          connect to NODE at start-up (repeatable)\n"
+            "  --max-message-bytes N   drop connections that send larger packets (default 268435456)\n"
+            "  --log-level LEVEL       error | warn | info | debug (default info)\n"
+            "  --help                  this text\n"
+            "  --version               print the version\n");
+}
+
+static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int read_cookie_file(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read cookie file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(out, 1, outlen - 1, f);
+    fclose(f);
+    out[n] = 0;
+    while (n && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
+        out[--n] = 0;
+    if (!n) {
+        snprintf(err, errlen, "cookie file %s is empty", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Like erl: if ~/.erlang.cookie does not exist, create one with a random cookie, readable by us only. */
+static int default_cookie(char *out, size_t outlen, char *err, size_t errlen)
+{
+    const char *home = getenv("HOME");
+    if (!home || !*home) {
+        snprintf(err, errlen, "no --cookie, no --cookie-file and no $HOME to find ~/.erlang.cookie");
+        return -1;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.erlang.cookie", home);
+    if (access(path, F_OK) != 0) {
+        unsigned char r[20];
+        char c[21];
+        if (RAND_bytes(r, sizeof r) != 1) {
+            snprintf(err, errlen, "cannot generate a cookie");
+            return -1;
+        }
+        for (int i = 0; i < 20; i++)
+            c[i] = (char)('A' + r[i] % 26);
+        c[20] = 0;
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0400);
+        if (fd < 0 || write(fd, c, 20) != 20) {
+            if (fd >= 0)
+                close(fd);
+            snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+            return -1;
+        }
+        close(fd);
+    }
+    return read_cookie_file(path, out, outlen, err, errlen);
+}
+
+static int short_host(char *out, size_t len)
+{
+    if (gethostname(out, len) != 0)
+        return -1;
+    out[len - 1] = 0;
+    char *dot = strchr(out, '.');
+    if (dot)
+        *dot = 0;
+    return out[0] ? 0 : -1;
+}
+
+enum { OPT_SNAME = 1, OPT_NAME, OPT_COOKIE, OPT_COOKIE_FILE, OPT_PORT, OPT_TICKTIME, OPT_CONNECT, OPT_LOG, OPT_HELP,
+       OPT_VERSION, OPT_MAXMSG };
+
+int hordec_parse_args(int argc, char **argv, hordec_options *o, char *err, size_t errlen)
+{
+    static const struct option opts[] = {
+        {"sname", required_argument, 0, OPT_SNAME},
+        {"name", required_argument, 0, OPT_NAME},
+        {"cookie", required_argument, 0, OPT_COOKIE},
+        {"cookie-file", required_argument, 0, OPT_COOKIE_FILE},
+        {"port", required_argument, 0, OPT_PORT},
+        {"ticktime", required_argument, 0, OPT_TICKTIME},
+        {"connect", required_argument, 0, OPT_CONNECT},
+        {"log-level", required_argument, 0, OPT_LOG},
+        {"max-message-bytes", required_argument, 0, OPT_MAXMSG},
+        {"help", no_argument, 0, OPT_HELP},
+        {"version", no_argument, 0, OPT_VERSION},
+        {0, 0, 0, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->ticktime_s = 60;
+    o->max_message_bytes = 256u << 20;
+    o->log_level = HC_LOG_INFO;
+    const char *sname = NULL, *name = NULL, *cookie = NULL, *cookie_file = NULL;
+    optind = 1;
+    opterr = 0;
+    int c;
+    unsigned long long v;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_SNAME: sname = optarg; break;
+        case OPT_NAME: name = optarg; break;
+        case OPT_COOKIE: cookie = optarg; break;
+        case OPT_COOKIE_FILE: cookie_file = optarg; break;
+        case OPT_PORT:
+            if (parse_uint(optarg, 65535, &v)) {
+                snprintf(err, errlen, "--port wants a number from 0 to 65535, got '%s'", optarg);
+                return -1;
+            }
+            o->port = (uint16_t)v;
+            break;
+        case OPT_TICKTIME:
+            if (parse_uint(optarg, 86400, &v) || v < 1) {
+                snprintf(err, errlen, "--ticktime wants seconds from 1 to 86400, got '%s'", optarg);
+                return -1;
+            }
+            o->ticktime_s = (uint32_t)v;
+            break;
+        case OPT_MAXMSG:
+            if (parse_uint(optarg, 1ULL << 31, &v) || v < 1024) {
+                snprintf(err, errlen, "--max-message-bytes wants 1024 to 2147483648, got '%s'", optarg);
+                return -1;
+            }
+            o->max_message_bytes = (size_t)v;
+            break;
+        case OPT_CONNECT:
+            if (o->nconnect == HORDEC_MAX_CONNECT) {
+                snprintf(err, errlen, "at most %d --connect options", HORDEC_MAX_CONNECT);
+                return -1;
+            }
+            if (!strchr(optarg, '@')) {
+                snprintf(err, errlen, "--connect wants a node name NAME@HOST, got '%s'", optarg);
+                return -1;
+            }
+            o->connect[o->nconnect++] = optarg;
+            break;
+        case OPT_LOG:
+            if (hc_log_parse_level(optarg, &o->log_level)) {
+                snprintf(err, errlen, "--log-level wants error, warn, info or debug, got '%s'", optarg);
+                return -1;
+            }
+            break;
+        case OPT_HELP: o->help = true; break;
+        case OPT_VERSION: o->version = true; break;
+        case '?':
+        default:
+            if (optopt)
+                snprintf(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+            else
+                snprintf(err, errlen, "unknown option '%s'", argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        snprintf(err, errlen, "unexpected argument '%s'", argv[optind]);
+        return -1;
+    }
+    if (o->help || o->version)
+        return 0;
+    if (!sname == !name) {
+        snprintf(err, errlen, "give exactly one of --sname NAME or --name NAME@HOST");
+        return -1;
+    }
+    if (sname) {
+        char host[256];
+        if (!*sname || strchr(sname, '@')) {
+            snprintf(err, errlen, "--sname wants a plain name without '@', got '%s'", sname);
+            return -1;
+        }
+        if (short_host(host, sizeof host)) {
+            snprintf(err, errlen, "cannot determine this machine's host name");
+            return -1;
+        }
+        snprintf(o->node_name, sizeof o->node_name, "%s@%s", sname, host);
+    } else {
+        const char *at = strchr(name, '@');
+        if (!at || at == name || !at[1] || strchr(at + 1, '@')) {
+            snprintf(err, errlen, "--name wants NAME@HOST, got '%s'", name);
+            return -1;
+        }
+        snprintf(o->node_name, sizeof o->node_name, "%s", name);
+    }
+    for (const char *p = o->node_name; *p != '@'; p++) {
+        if (!(*p == '_' || *p == '-' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+              (*p >= 'A' && *p <= 'Z'))) {
+            snprintf(err, errlen, "node name '%s' may only use letters, digits, '_' and '-' before '@'",
+                     o->node_name);
+            return -1;
+        }
+    }
+    if (cookie) {
+        if (!*cookie || strlen(cookie) >= sizeof o->cookie) {
+            snprintf(err, errlen, "--cookie must be 1 to %zu bytes", sizeof o->cookie - 1);
+            return -1;
+        }
+        snprintf(o->cookie, sizeof o->cookie, "%s", cookie);
+    } else if (cookie_file) {
+        if (read_cookie_file(cookie_file, o->cookie, sizeof o->cookie, err, errlen))
+            return -1;
+    } else if (default_cookie(o->cookie, sizeof o->cookie, err, errlen)) {
+        return -1;
+    }
+    return 0;
+}

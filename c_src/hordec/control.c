@@ -1,0 +1,295 @@
+/* control.c — see control.h. Every request gets a reply; an unknown or malformed one gets
+ * {error, {unknown_request, Request}} rather than silence or a crash. */
+#include "hordec/control.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hordec/hc_log.h"
+#include "hordec/workers.h"
+
+typedef struct control_state {
+    uint64_t started_ms;
+} control_state;
+
+typedef struct deferred {
+    hc_gen_from from;
+} deferred;
+
+static void reply_atom(hc_rt *rt, const hc_gen_from *from, const char *a)
+{
+    hc_buf b = {0};
+    if (!hc_enc_atom_cstr(&b, a))
+        hc_gen_reply(rt, from, b.data, b.len);
+    hc_buf_free(&b);
+}
+
+/* {error, Reason} where Reason is an atom. */
+static void reply_error(hc_rt *rt, const hc_gen_from *from, const char *reason)
+{
+    hc_buf b = {0};
+    if (!hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "error") && !hc_enc_atom_cstr(&b, reason))
+        hc_gen_reply(rt, from, b.data, b.len);
+    hc_buf_free(&b);
+}
+
+static void reply_unknown(hc_rt *rt, const hc_gen_from *from, const uint8_t *req, size_t len)
+{
+    hc_buf b = {0};
+    if (!hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "error") && !hc_enc_tuple_header(&b, 2) &&
+        !hc_enc_atom_cstr(&b, "unknown_request") && !hc_buf_append(&b, req, len))
+        hc_gen_reply(rt, from, b.data, b.len);
+    hc_buf_free(&b);
+}
+
+static long rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+static int put_key(hc_buf *b, const char *k) { return hc_enc_atom_cstr(b, k); }
+
+static void reply_info(hc_rt *rt, control_state *st, const hc_gen_from *from)
+{
+    hc_rt_stats s;
+    hc_rt_stats_get(rt, &s);
+    hc_atom peers[1024];
+    size_t n = hc_rt_peers(rt, peers, 1024);
+    if (n > 1024)
+        n = 1024;
+    hc_buf b = {0};
+    int rc = hc_enc_map_header(&b, 10) || put_key(&b, "version") || hc_enc_string(&b, HORDEC_VERSION) ||
+             put_key(&b, "node") || hc_enc_atom(&b, hc_rt_node(rt)) || put_key(&b, "uptime_ms") ||
+             hc_enc_ulong(&b, hc_rt_now_ms(rt) - st->started_ms) || put_key(&b, "peers");
+    if (!rc && n) {
+        rc = hc_enc_list_header(&b, (uint32_t)n);
+        for (size_t i = 0; !rc && i < n; i++)
+            rc = hc_enc_atom(&b, peers[i]);
+    }
+    rc = rc || hc_enc_nil(&b) || put_key(&b, "os_pid") || hc_enc_ulong(&b, (uint64_t)getpid()) ||
+         put_key(&b, "rss_bytes") || hc_enc_ulong(&b, (uint64_t)rss_bytes()) || put_key(&b, "processes") ||
+         hc_enc_ulong(&b, s.processes) || put_key(&b, "msgs_in") || hc_enc_ulong(&b, s.msgs_in) ||
+         put_key(&b, "msgs_out") || hc_enc_ulong(&b, s.msgs_out) || put_key(&b, "ticktime") ||
+         hc_enc_ulong(&b, hc_rt_config_get(rt)->ticktime_s);
+    if (!rc)
+        hc_gen_reply(rt, from, b.data, b.len);
+    hc_buf_free(&b);
+}
+
+/* Applies block/unblock to each node atom of a list. HC_EDECODE if it is not a list of atoms. */
+static int for_each_node(hc_rt *rt, const uint8_t *t, size_t len, size_t i, void (*fn)(hc_rt *, hc_atom))
+{
+    /* Validate everything before acting, so a bad element changes nothing. */
+    for (int pass = 0; pass < 2; pass++) {
+        size_t k = i;
+        uint32_t n;
+        if (hc_peek_type(t, len, k) == 107) /* a charlist-looking list of small ints: not nodes */
+            return HC_EDECODE;
+        if (hc_dec_list_header(t, len, &k, &n))
+            return HC_EDECODE;
+        for (uint32_t e = 0; e < n; e++) {
+            hc_atom a;
+            if (hc_dec_atom(t, len, &k, &a) || !strchr(hc_atom_name(a), '@'))
+                return HC_EDECODE;
+            if (pass)
+                fn(rt, a);
+        }
+        if (n && (hc_peek_type(t, len, k) != 106 || k + 1 != len))
+            return HC_EDECODE;
+    }
+    return HC_OK;
+}
+
+static void call_done(hc_rt *rt, hc_proc *caller, int status, const uint8_t *reply, size_t len, void *ud)
+{
+    deferred *d = ud;
+    if (status == HC_OK) {
+        hc_buf b = {0};
+        if (!hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "ok") && !hc_buf_append(&b, reply, len))
+            hc_gen_reply(rt, &d->from, b.data, b.len);
+        hc_buf_free(&b);
+    } else {
+        reply_error(rt, &d->from, status == HC_CALL_TIMEOUT ? "timeout" : status == HC_ENOCONN ? "noconnection"
+                                                                                                : "noproc");
+    }
+    free(d);
+    (void)caller;
+}
+
+static void connect_done(hc_rt *rt, hc_atom node, bool up, const char *reason, void *ud)
+{
+    deferred *d = ud;
+    if (up)
+        reply_atom(rt, &d->from, "ok");
+    else
+        reply_error(rt, &d->from, strstr(reason, "cookie") || strstr(reason, "ack") ? "auth" : "noconnection");
+    free(d);
+    (void)node;
+}
+
+static deferred *defer(const hc_gen_from *from)
+{
+    deferred *d = malloc(sizeof *d);
+    if (d)
+        d->from = *from;
+    return d;
+}
+
+static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uint8_t *req, size_t len)
+{
+    control_state *st = hc_proc_state(self);
+    size_t i = 0;
+    uint32_t arity;
+    if (hc_dec_is_atom(req, len, &i, "ping") && i == len) {
+        reply_atom(rt, from, "pong");
+        return;
+    }
+    i = 0;
+    if (hc_dec_is_atom(req, len, &i, "info") && i == len) {
+        reply_info(rt, st, from);
+        return;
+    }
+    i = 0;
+    if (hc_dec_is_atom(req, len, &i, "spawn_worker") && i == len) {
+        hc_proc *w = hordec_worker_spawn(rt);
+        hc_buf b = {0};
+        if (w && !hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "ok") && !hc_enc_pid(&b, hc_proc_pid(w)))
+            hc_gen_reply(rt, from, b.data, b.len);
+        else
+            reply_error(rt, from, "enomem");
+        hc_buf_free(&b);
+        return;
+    }
+    i = 0;
+    if (hc_dec_tuple_header(req, len, &i, &arity) || arity < 2) {
+        reply_unknown(rt, from, req, len);
+        return;
+    }
+    size_t args = i;
+    if (arity == 2 && hc_dec_is_atom(req, len, &i, "echo")) {
+        hc_gen_reply(rt, from, req + i, len - i);
+        return;
+    }
+    i = args;
+    if (arity == 2 && hc_dec_is_atom(req, len, &i, "watch")) {
+        hc_pid target;
+        hc_ref ref;
+        if (hc_dec_pid(req, len, &i, &target) || i != len) {
+            reply_unknown(rt, from, req, len);
+            return;
+        }
+        if (hordec_watch(rt, &target, &from->pid, &ref)) {
+            reply_error(rt, from, "enomem");
+            return;
+        }
+        hc_buf b = {0};
+        if (!hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "ok") && !hc_enc_ref(&b, &ref))
+            hc_gen_reply(rt, from, b.data, b.len);
+        hc_buf_free(&b);
+        return;
+    }
+    i = args;
+    if (arity == 2 && hc_dec_is_atom(req, len, &i, "link")) {
+        hc_pid target;
+        if (hc_dec_pid(req, len, &i, &target) || i != len) {
+            reply_unknown(rt, from, req, len);
+            return;
+        }
+        hc_proc *l = hordec_link(rt, &target, &from->pid);
+        hc_buf b = {0};
+        if (l && !hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "ok") && !hc_enc_pid(&b, hc_proc_pid(l)))
+            hc_gen_reply(rt, from, b.data, b.len);
+        else
+            reply_error(rt, from, "enomem");
+        hc_buf_free(&b);
+        return;
+    }
+    i = args;
+    if (arity == 2 && (hc_dec_is_atom(req, len, &i, "block_peers") ||
+                       (i = args, hc_dec_is_atom(req, len, &i, "unblock_peers")))) {
+        bool block = req[args + 2] == 'b';
+        if (for_each_node(rt, req, len, i, block ? hc_rt_block : hc_rt_unblock))
+            reply_unknown(rt, from, req, len);
+        else
+            reply_atom(rt, from, "ok");
+        return;
+    }
+    i = args;
+    if (arity == 2 && hc_dec_is_atom(req, len, &i, "connect")) {
+        hc_atom node;
+        if (hc_dec_atom(req, len, &i, &node) || i != len || !strchr(hc_atom_name(node), '@')) {
+            reply_unknown(rt, from, req, len);
+            return;
+        }
+        deferred *d = defer(from);
+        if (!d || hc_rt_on_connect_result(rt, node, connect_done, d)) {
+            free(d);
+            reply_error(rt, from, "enomem");
+        }
+        return;
+    }
+    i = args;
+    if (arity == 5 && hc_dec_is_atom(req, len, &i, "call")) {
+        hc_atom node, name;
+        int64_t timeout;
+        size_t r0, r1;
+        if (hc_dec_atom(req, len, &i, &node) || hc_dec_atom(req, len, &i, &name) || (r0 = i, 0) ||
+            hc_dec_skip(req, len, &i) || (r1 = i, 0) || hc_dec_long(req, len, &i, &timeout) || i != len ||
+            timeout < 0 || timeout > 3600000) {
+            reply_unknown(rt, from, req, len);
+            return;
+        }
+        deferred *d = defer(from);
+        int rc = d ? hc_gen_call(rt, self, NULL, name, node, req + r0, r1 - r0, (uint32_t)timeout, call_done, d)
+                   : HC_ENOMEM;
+        if (rc) {
+            free(d);
+            reply_error(rt, from, rc == HC_ENOCONN ? "noconnection" : "enomem");
+        }
+        return;
+    }
+    reply_unknown(rt, from, req, len);
+}
+
+static void on_message(hc_rt *rt, hc_proc *self, const hc_pid *from, const uint8_t *msg, size_t len)
+{
+    /* Plain messages are counted (msgs_in) and dropped: benchmarks use them as a sink. */
+    (void)rt;
+    (void)self;
+    (void)from;
+    (void)msg;
+    (void)len;
+}
+
+static void on_terminate(hc_rt *rt, hc_proc *self, const uint8_t *reason, size_t rlen)
+{
+    free(hc_proc_state(self));
+    (void)rt;
+    (void)reason;
+    (void)rlen;
+}
+
+static const hc_proc_ops control_ops = {.on_call = on_call, .on_message = on_message, .on_terminate = on_terminate};
+
+int hordec_control_start(hc_rt *rt, uint64_t started_ms)
+{
+    control_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return HC_ENOMEM;
+    st->started_ms = started_ms;
+    hc_proc *p = hc_proc_spawn(rt, &control_ops, st);
+    if (!p) {
+        free(st);
+        return HC_ENOMEM;
+    }
+    return hc_proc_register(rt, p, hc_atom_intern_cstr("hordec"));
+}

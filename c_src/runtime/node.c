@@ -1,0 +1,644 @@
+/* node.c — peers: the listening socket, accepting and dialling, duplicate and simultaneous connections,
+ * queueing until a handshake completes, node up/down, blocking for fault injection. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dist/epmd.h"
+#include "hordec/hc_log.h"
+#include "runtime/rt_internal.h"
+
+#define SETUP_TIMEOUT_MS 7000 /* the BEAM's net_setuptime */
+
+typedef struct watch_owner {
+    hc_rt *rt;
+    hc_peer *peer;   /* or */
+    anon_conn *anon; /* one of the two */
+} watch_owner;
+
+static uint32_t random_u32(void)
+{
+    uint32_t v = 0;
+    if (RAND_bytes((unsigned char *)&v, sizeof v) != 1)
+        v = (uint32_t)rand();
+    return v;
+}
+
+static void graveyard_add(hc_rt *rt, hc_conn *c)
+{
+    if (rt->ngrave == rt->capgrave) {
+        size_t cap = rt->capgrave ? rt->capgrave * 2 : 16;
+        hc_conn **g = realloc(rt->graveyard, cap * sizeof *g);
+        if (!g) {
+            hc_conn_free(c); /* cannot defer: free now (only reached on OOM) */
+            return;
+        }
+        rt->graveyard = g;
+        rt->capgrave = cap;
+    }
+    rt->graveyard[rt->ngrave++] = c;
+}
+
+void rt_reap_conns(hc_rt *rt)
+{
+    for (size_t i = 0; i < rt->ngrave; i++)
+        hc_conn_free(rt->graveyard[i]);
+    rt->ngrave = 0;
+}
+
+hc_peer *rt_peer_get(const hc_rt *rt, hc_atom node) { return hc_hmap_get(&rt->peers, node); }
+
+static hc_peer *peer_get_or_create(hc_rt *rt, hc_atom node)
+{
+    hc_peer *p = rt_peer_get(rt, node);
+    if (p)
+        return p;
+    p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->node = node;
+    p->watch.fd = -1;
+    hc_wq_init(&p->pending);
+    if (hc_hmap_put(&rt->peers, node, p)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Keeps epoll in step with what a connection wants, re-registering when its socket changed. */
+static void sync_watch(hc_rt *rt, hc_watch *w, unsigned *gen, hc_conn *c)
+{
+    if (c->state == HC_CONN_CLOSED || c->fd < 0) {
+        w->events = 0; /* closing the fd already removed it from epoll */
+        w->fd = -1;
+        return;
+    }
+    if (w->fd != c->fd || *gen != c->fd_gen) {
+        w->events = 0;
+        w->fd = c->fd;
+        *gen = c->fd_gen;
+    }
+    if (hc_loop_watch(rt->loop, w, hc_conn_wanted_events(c)))
+        hc_conn_close(c, HC_EIO, "epoll_ctl failed: %s", strerror(errno));
+}
+
+static void notify_subs(hc_rt *rt, hc_atom node, bool up, const char *reason)
+{
+    for (node_sub *s = rt->subs; s; s = s->next)
+        s->cb(rt, node, up, reason, s->ud);
+}
+
+static void fire_connect_results(hc_rt *rt, hc_peer *p, bool up, const char *reason)
+{
+    conn_cb *list = p->on_result;
+    p->on_result = NULL;
+    while (list) {
+        conn_cb *n = list->next;
+        list->cb(rt, p->node, up, reason, list->ud);
+        free(list);
+        list = n;
+    }
+}
+
+static void peer_failed(hc_rt *rt, hc_peer *p, const char *reason)
+{
+    hc_wq_free(&p->pending);
+    hc_wq_init(&p->pending);
+    p->waiting_incoming = false;
+    fire_connect_results(rt, p, false, reason);
+    rt_node_down_signals(rt, p->node); /* monitors and links requested meanwhile get noconnection */
+}
+
+static void peer_down(hc_rt *rt, hc_peer *p, const char *reason)
+{
+    p->up = false;
+    hc_log_info("node %s down: %s", hc_atom_name(p->node), reason);
+    hc_wq_free(&p->pending);
+    hc_wq_init(&p->pending);
+    rt_node_down_signals(rt, p->node);
+    notify_subs(rt, p->node, false, reason);
+}
+
+/* After any I/O on a peer's connection: re-arm epoll, or handle its closing. */
+static void peer_after_io(hc_rt *rt, hc_peer *p)
+{
+    hc_conn *c = p->conn;
+    if (!c)
+        return;
+    if (c->state != HC_CONN_CLOSED) {
+        sync_watch(rt, &p->watch, &p->watch_gen, c);
+        if (c->state != HC_CONN_CLOSED)
+            return;
+    }
+    p->watch.events = 0;
+    p->watch.fd = -1;
+    p->conn = NULL;
+    graveyard_add(rt, c);
+    if (p->up) {
+        if (c->close_code == HC_EDECODE || c->close_code == HC_ETOOBIG) {
+            rt->stats.dropped_conns++;
+            hc_log_warn("dropped connection to %s: %s", hc_atom_name(p->node), c->close_reason);
+        }
+        peer_down(rt, p, c->close_reason);
+    } else if (c->aborted_quietly && strstr(c->close_reason, "simultaneous")) {
+        hc_log_debug("%s", c->close_reason);
+        p->waiting_incoming = true;
+        p->wait_deadline = hc_loop_now(rt->loop) + SETUP_TIMEOUT_MS;
+    } else {
+        hc_log_warn("cannot connect to %s: %s", hc_atom_name(p->node), c->close_reason);
+        peer_failed(rt, p, c->close_reason);
+    }
+}
+
+static void peer_watch_cb(hc_watch *w, uint32_t events, void *ud)
+{
+    watch_owner *o = ud;
+    hc_peer *p = o->peer;
+    if (!p->conn)
+        return;
+    hc_conn_handle(p->conn, events, hc_loop_now(o->rt->loop));
+    if (p->conn && p->conn->state != HC_CONN_CLOSED)
+        hc_conn_flush(p->conn, hc_loop_now(o->rt->loop));
+    peer_after_io(o->rt, p);
+    (void)w;
+}
+
+static void peer_up_hook(hc_conn *c, void *ud)
+{
+    watch_owner *o = ud;
+    hc_rt *rt = o->rt;
+    hc_peer *p = o->peer;
+    p->up = true;
+    p->waiting_incoming = false;
+    p->flags = c->hs.peer_flags & rt->conn_cfg.flags;
+    /* Everything queued while connecting goes out after the handshake, in order. */
+    hc_wq_splice(&c->wq, &p->pending);
+    hc_log_info("node %s up (%s)", hc_atom_name(p->node), c->connector ? "we connected" : "it connected");
+    fire_connect_results(rt, p, true, "connected");
+    notify_subs(rt, p->node, true, "connected");
+}
+
+static int peer_packet_hook(hc_conn *c, const uint8_t *pkt, size_t len, void *ud)
+{
+    watch_owner *o = ud;
+    int rc = rt_dispatch_packet(o->rt, o->peer, pkt, len);
+    if (rc < 0)
+        hc_conn_close(c, HC_EDECODE, "malformed input: undecodable control message (%zu bytes, first byte %u)", len,
+                      len ? pkt[0] : 0);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ dialling */
+
+static void start_dial(hc_rt *rt, hc_peer *p)
+{
+    if (p->conn || p->blocked || p->waiting_incoming)
+        return;
+    char err[256];
+    watch_owner *o = p->watch.ud;
+    if (!o) {
+        o = calloc(1, sizeof *o);
+        if (!o) {
+            peer_failed(rt, p, "out of memory");
+            return;
+        }
+        o->rt = rt;
+        o->peer = p;
+        p->watch.ud = o;
+        p->watch.cb = peer_watch_cb;
+    }
+    hc_conn *c = hc_conn_connect(hc_atom_name(p->node), &rt->conn_cfg, &rt->peer_hooks, o, random_u32(),
+                                 hc_loop_now(rt->loop), err, sizeof err);
+    if (!c) {
+        hc_log_warn("cannot connect to %s: %s", hc_atom_name(p->node), err);
+        peer_failed(rt, p, err);
+        return;
+    }
+    hc_log_debug("connecting to %s", hc_atom_name(p->node));
+    p->conn = c;
+    peer_after_io(rt, p);
+}
+
+int hc_rt_connect(hc_rt *rt, hc_atom node)
+{
+    if (node == rt->node)
+        return HC_OK;
+    if (!strchr(hc_atom_name(node), '@'))
+        return HC_EINVAL;
+    hc_peer *p = peer_get_or_create(rt, node);
+    if (!p)
+        return HC_ENOMEM;
+    if (p->blocked)
+        return HC_ENOCONN;
+    start_dial(rt, p);
+    return HC_OK;
+}
+
+int hc_rt_on_connect_result(hc_rt *rt, hc_atom node, hc_node_event_cb cb, void *ud)
+{
+    hc_peer *p = peer_get_or_create(rt, node);
+    if (!p)
+        return HC_ENOMEM;
+    if (p->up) {
+        cb(rt, node, true, "connected", ud);
+        return HC_OK;
+    }
+    if (p->blocked) {
+        cb(rt, node, false, "blocked", ud);
+        return HC_OK;
+    }
+    conn_cb *e = malloc(sizeof *e);
+    if (!e)
+        return HC_ENOMEM;
+    *e = (conn_cb){p->on_result, cb, ud};
+    p->on_result = e;
+    start_dial(rt, p);
+    return HC_OK;
+}
+
+int rt_send_packet(hc_rt *rt, hc_atom node, const hc_buf *ctrl, const uint8_t *msg, size_t mlen)
+{
+    hc_peer *p = peer_get_or_create(rt, node);
+    if (!p)
+        return HC_ENOMEM;
+    if (p->blocked)
+        return HC_ENOCONN;
+    if (p->up && p->conn) {
+        if (hc_conn_backlog(p->conn) > rt->cfg.max_queue_bytes)
+            return HC_EBUSY;
+        return hc_conn_send(p->conn, ctrl->data, ctrl->len, msg, mlen);
+    }
+    if (p->pending.bytes > rt->cfg.max_queue_bytes)
+        return HC_EBUSY;
+    size_t total = ctrl->len + (msg ? 1 + mlen : 0);
+    uint8_t hdr[4] = {(uint8_t)(total >> 24), (uint8_t)(total >> 16), (uint8_t)(total >> 8), (uint8_t)total};
+    uint8_t ver = 131;
+    struct iovec iov[4] = {{hdr, 4}, {ctrl->data, ctrl->len}, {&ver, 1}, {(void *)msg, mlen}};
+    int rc = hc_wq_append(&p->pending, iov, msg ? 4 : 2);
+    if (rc)
+        return rc;
+    start_dial(rt, p);
+    return HC_OK;
+}
+
+void rt_flush_all(hc_rt *rt)
+{
+    uint64_t now = hc_loop_now(rt->loop);
+    for (size_t i = 0; i < rt->peers.cap; i++) {
+        if (!hc_hmap_live(&rt->peers, i))
+            continue;
+        hc_peer *p = rt->peers.vals[i];
+        if (p->conn && p->up && p->conn->wq.bytes) {
+            hc_conn_flush(p->conn, now);
+            peer_after_io(rt, p);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ accepting */
+
+static void anon_remove(hc_rt *rt, anon_conn *a)
+{
+    for (anon_conn **pp = &rt->anon; *pp; pp = &(*pp)->next)
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
+}
+
+static const char *anon_decide(hc_conn *c, void *ud)
+{
+    anon_conn *a = ud;
+    hc_rt *rt = a->rt;
+    int rc = HC_OK;
+    hc_atom node = hc_atom_intern(c->peer, strlen(c->peer), &rc);
+    if (rc)
+        return "not_allowed";
+    if (node == rt->node)
+        return "not_allowed";
+    hc_peer *p = peer_get_or_create(rt, node);
+    if (!p)
+        return "not_allowed";
+    if (p->blocked) {
+        hc_log_info("refused connection from %s: blocked", c->peer);
+        return "not_allowed";
+    }
+    if (p->up)
+        return "alive"; /* the peer believes our link is gone (it restarted?): it answers true to replace it */
+    if (p->conn) {
+        /* Simultaneous connect. The node with the greater name keeps its own attempt. */
+        if (strcmp(c->peer, rt->node_name) > 0) {
+            hc_conn *ours = p->conn;
+            hc_conn_close(ours, HC_EAUTH, "simultaneous connect: the peer's own attempt wins");
+            p->conn = NULL;
+            p->watch.events = 0;
+            p->watch.fd = -1;
+            graveyard_add(rt, ours);
+            return "ok_simultaneous";
+        }
+        return "nok";
+    }
+    return "ok";
+}
+
+static void anon_up(hc_conn *c, void *ud)
+{
+    anon_conn *a = ud;
+    hc_rt *rt = a->rt;
+    hc_atom node = hc_atom_intern(c->peer, strlen(c->peer), NULL);
+    hc_peer *p = peer_get_or_create(rt, node);
+    if (!p) {
+        hc_conn_close(c, HC_ENOMEM, "out of memory");
+        return;
+    }
+    if (p->conn && p->conn != c) {
+        hc_conn *old = p->conn;
+        hc_conn_close(old, HC_ENOCONN, "replaced by a new connection from the same node");
+        peer_after_io(rt, p); /* runs nodedown for the old link */
+    }
+    /* Hand the connection over to the peer: new watch owner, same socket. */
+    hc_loop_unwatch(rt->loop, &a->watch);
+    watch_owner *o = p->watch.ud;
+    if (!o) {
+        o = calloc(1, sizeof *o);
+        if (!o) {
+            hc_conn_close(c, HC_ENOMEM, "out of memory");
+            return;
+        }
+        o->rt = rt;
+        o->peer = p;
+        p->watch.ud = o;
+        p->watch.cb = peer_watch_cb;
+    }
+    c->hooks = &rt->peer_hooks;
+    c->ud = o;
+    p->conn = c;
+    p->watch.fd = -1;
+    p->watch.events = 0;
+    a->conn = NULL; /* ownership moved */
+    peer_up_hook(c, o);
+}
+
+static void anon_watch_cb(hc_watch *w, uint32_t events, void *ud)
+{
+    anon_conn *a = ud;
+    hc_rt *rt = a->rt;
+    hc_conn *c = a->conn;
+    hc_conn_handle(c, events, hc_loop_now(rt->loop));
+    if (!a->conn) {
+        /* now owned by a peer */
+        hc_peer *p = rt_peer_get(rt, hc_atom_find(c->peer, strlen(c->peer)));
+        anon_remove(rt, a);
+        free(a);
+        if (p && p->conn == c) {
+            hc_conn_flush(c, hc_loop_now(rt->loop));
+            peer_after_io(rt, p);
+        }
+        return;
+    }
+    if (c->state != HC_CONN_CLOSED) {
+        hc_conn_flush(c, hc_loop_now(rt->loop));
+        sync_watch(rt, w, &a->watch_gen, c);
+    }
+    if (c->state == HC_CONN_CLOSED) {
+        if (c->aborted_quietly)
+            hc_log_info("%s", c->close_reason);
+        else if (c->close_code == HC_EAUTH)
+            hc_log_warn("rejected connection from %s: %s", c->peer[0] ? c->peer : "unnamed peer",
+                        c->close_reason);
+        else
+            hc_log_warn("dropped incoming connection%s%s: %s", c->peer[0] ? " from " : "", c->peer,
+                        c->close_reason);
+        anon_remove(rt, a);
+        graveyard_add(rt, c);
+        free(a);
+    }
+}
+
+static void listen_cb(hc_watch *w, uint32_t events, void *ud)
+{
+    hc_rt *rt = ud;
+    (void)w;
+    (void)events;
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(rt->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                hc_log_warn("accept failed: %s", strerror(errno));
+            return;
+        }
+        anon_conn *a = calloc(1, sizeof *a);
+        if (!a) {
+            close(fd);
+            continue;
+        }
+        a->rt = rt;
+        a->conn = hc_conn_accept(fd, &rt->conn_cfg, &rt->anon_hooks, a, random_u32(), hc_loop_now(rt->loop));
+        if (!a->conn) {
+            close(fd);
+            free(a);
+            continue;
+        }
+        a->watch = (hc_watch){.fd = fd, .cb = anon_watch_cb, .ud = a};
+        a->watch_gen = a->conn->fd_gen;
+        if (hc_loop_watch(rt->loop, &a->watch, EPOLLIN)) {
+            hc_conn_free(a->conn);
+            free(a);
+            continue;
+        }
+        a->next = rt->anon;
+        rt->anon = a;
+    }
+}
+
+/* ------------------------------------------------------------------ setup and teardown */
+
+int rt_nodes_init(hc_rt *rt, char *err, size_t errlen)
+{
+    rt->conn_cfg = (hc_conn_config){
+        .our_name = rt->node_name,
+        .cookie = rt->cookie,
+        .flags = HC_DFLAGS_OURS,
+        .max_packet = rt->cfg.max_message_bytes,
+        .setup_timeout_ms = SETUP_TIMEOUT_MS,
+    };
+    rt->peer_hooks = (hc_conn_hooks){.up = peer_up_hook, .packet = peer_packet_hook};
+    rt->anon_hooks = (hc_conn_hooks){.decide = anon_decide, .up = anon_up, .packet = NULL};
+
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return HC_EIO;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(rt->cfg.port)};
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 128) < 0) {
+        snprintf(err, errlen, "cannot listen on port %u: %s", rt->cfg.port, strerror(errno));
+        close(fd);
+        return HC_EIO;
+    }
+    socklen_t alen = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &alen);
+    rt->listen_fd = fd;
+    rt->port = ntohs(a.sin_port);
+    rt->listen_watch = (hc_watch){.fd = fd, .cb = listen_cb, .ud = rt};
+    if (hc_loop_watch(rt->loop, &rt->listen_watch, EPOLLIN)) {
+        snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
+        return HC_EIO;
+    }
+    if (rt->cfg.register_epmd) {
+        char alive[HC_NODE_NAME_MAX];
+        size_t n = (size_t)(strchr(rt->node_name, '@') - rt->node_name);
+        memcpy(alive, rt->node_name, n);
+        alive[n] = 0;
+        int rc = hc_epmd_register(alive, rt->port, &rt->epmd_fd, &rt->creation, err, errlen);
+        if (rc)
+            return rc;
+    } else {
+        rt->creation = random_u32() | 4; /* creations 0..3 are reserved by old protocol versions */
+    }
+    rt->conn_cfg.creation = rt->creation;
+    return HC_OK;
+}
+
+void rt_nodes_free(hc_rt *rt)
+{
+    for (anon_conn *a = rt->anon, *n; a; a = n) {
+        n = a->next;
+        hc_conn_free(a->conn);
+        free(a);
+    }
+    rt->anon = NULL;
+    for (size_t i = 0; i < rt->peers.cap; i++) {
+        if (!hc_hmap_live(&rt->peers, i))
+            continue;
+        hc_peer *p = rt->peers.vals[i];
+        if (p->conn) {
+            hc_conn_flush(p->conn, hc_loop_now(rt->loop)); /* best effort: exits and DOWNs on their way */
+            hc_conn_free(p->conn);
+        }
+        hc_wq_free(&p->pending);
+        for (conn_cb *c = p->on_result, *n; c; c = n) {
+            n = c->next;
+            free(c);
+        }
+        free(p->watch.ud);
+        free(p);
+    }
+    hc_hmap_free(&rt->peers);
+    if (rt->listen_fd >= 0)
+        close(rt->listen_fd);
+    if (rt->epmd_fd >= 0)
+        close(rt->epmd_fd);
+}
+
+void rt_nodes_tick(hc_rt *rt)
+{
+    uint64_t now = hc_loop_now(rt->loop);
+    uint32_t tt = rt->cfg.ticktime_s * 1000;
+    for (size_t i = 0; i < rt->peers.cap; i++) {
+        if (!hc_hmap_live(&rt->peers, i))
+            continue;
+        hc_peer *p = rt->peers.vals[i];
+        if (p->conn) {
+            hc_conn_tick(p->conn, now, tt);
+            peer_after_io(rt, p);
+        } else if (p->waiting_incoming && now >= p->wait_deadline) {
+            peer_failed(rt, p, "simultaneous connect: the peer's connection never came");
+        }
+    }
+    for (anon_conn *a = rt->anon, *n; a; a = n) {
+        n = a->next;
+        hc_conn_tick(a->conn, now, tt);
+        if (a->conn->state == HC_CONN_CLOSED)
+            anon_watch_cb(&a->watch, 0, a);
+    }
+}
+
+/* ------------------------------------------------------------------ queries */
+
+size_t hc_rt_peers(const hc_rt *rt, hc_atom *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < rt->peers.cap; i++) {
+        if (!hc_hmap_live(&rt->peers, i))
+            continue;
+        hc_peer *p = rt->peers.vals[i];
+        if (p->up) {
+            if (n < max)
+                out[n] = p->node;
+            n++;
+        }
+    }
+    return n;
+}
+
+bool hc_rt_is_connected(const hc_rt *rt, hc_atom node)
+{
+    hc_peer *p = rt_peer_get(rt, node);
+    return p && p->up;
+}
+
+bool hc_rt_peer_busy(const hc_rt *rt, hc_atom node)
+{
+    hc_peer *p = rt_peer_get(rt, node);
+    if (!p)
+        return false;
+    size_t q = p->pending.bytes + (p->conn ? hc_conn_backlog(p->conn) : 0);
+    return q > rt->cfg.busy_limit_bytes;
+}
+
+void hc_rt_block(hc_rt *rt, hc_atom node)
+{
+    hc_peer *p = peer_get_or_create(rt, node);
+    if (!p)
+        return;
+    p->blocked = true;
+    if (p->conn) {
+        hc_conn_close(p->conn, HC_ENOCONN, "blocked by fault injection");
+        peer_after_io(rt, p);
+    }
+    if (p->waiting_incoming)
+        peer_failed(rt, p, "blocked");
+    hc_log_info("blocked %s", hc_atom_name(node));
+}
+
+void hc_rt_unblock(hc_rt *rt, hc_atom node)
+{
+    hc_peer *p = rt_peer_get(rt, node);
+    if (p && p->blocked) {
+        p->blocked = false;
+        hc_log_info("unblocked %s", hc_atom_name(node));
+    }
+}
+
+uint64_t hc_rt_subscribe_nodes(hc_rt *rt, hc_node_event_cb cb, void *ud)
+{
+    node_sub *s = malloc(sizeof *s);
+    if (!s)
+        return 0;
+    *s = (node_sub){rt->subs, rt->next_sub++, cb, ud};
+    rt->subs = s;
+    return s->handle;
+}
+
+void hc_rt_unsubscribe_nodes(hc_rt *rt, uint64_t handle)
+{
+    for (node_sub **pp = &rt->subs; *pp; pp = &(*pp)->next)
+        if ((*pp)->handle == handle) {
+            node_sub *s = *pp;
+            *pp = s->next;
+            free(s);
+            return;
+        }
+}

@@ -1,0 +1,219 @@
+/* rt.c — runtime lifecycle, the loop turn, timers, references and the pre-encoded reasons. */
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hordec/hc_log.h"
+#include "runtime/net_kernel.h"
+#include "runtime/rt_internal.h"
+
+#define A(name, s) const uint8_t rt_atom_##name[] = s; const size_t rt_atom_##name##_len = sizeof s - 1;
+A(normal, "\x77\x06normal")
+A(kill, "\x77\x04kill")
+A(killed, "\x77\x06killed")
+A(noproc, "\x77\x06noproc")
+A(noconnection, "\x77\x0cnoconnection")
+A(shutdown, "\x77\x08shutdown")
+#undef A
+
+/* Atoms arrive as SMALL_ATOM_UTF8 from OTP 25 peers; compare the canonical bytes. */
+bool rt_term_is(const uint8_t *t, size_t len, const uint8_t *want, size_t wlen)
+{
+    if (len == wlen && memcmp(t, want, len) == 0)
+        return true;
+    /* latin1 small atom (115) with the same characters */
+    return len == wlen && len > 2 && t[0] == 115 && memcmp(t + 1, want + 1, len - 1) == 0;
+}
+
+hc_term_span hc_reason_normal(void) { return (hc_term_span){rt_atom_normal, rt_atom_normal_len}; }
+hc_term_span hc_reason_shutdown(void) { return (hc_term_span){rt_atom_shutdown, rt_atom_shutdown_len}; }
+hc_term_span hc_reason_noproc(void) { return (hc_term_span){rt_atom_noproc, rt_atom_noproc_len}; }
+hc_term_span hc_reason_noconnection(void) { return (hc_term_span){rt_atom_noconnection, rt_atom_noconnection_len}; }
+hc_term_span hc_reason_killed(void) { return (hc_term_span){rt_atom_killed, rt_atom_killed_len}; }
+
+void hc_rt_config_defaults(hc_rt_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->ticktime_s = 60;
+    cfg->max_message_bytes = 256u << 20;
+    cfg->busy_limit_bytes = 8u << 20;
+    cfg->max_queue_bytes = (size_t)1 << 30;
+    cfg->register_epmd = true;
+}
+
+static void tick_all(void *ud);
+
+hc_rt *hc_rt_new(const hc_rt_config *cfg, char *err, size_t errlen)
+{
+    hc_rt *rt = calloc(1, sizeof *rt);
+    if (!rt) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    rt->cfg = *cfg;
+    rt->listen_fd = rt->epmd_fd = -1;
+    if (!cfg->node_name || strlen(cfg->node_name) >= sizeof rt->node_name || !strchr(cfg->node_name, '@')) {
+        snprintf(err, errlen, "invalid node name");
+        free(rt);
+        return NULL;
+    }
+    if (!cfg->cookie || strlen(cfg->cookie) >= sizeof rt->cookie) {
+        snprintf(err, errlen, "invalid cookie");
+        free(rt);
+        return NULL;
+    }
+    snprintf(rt->node_name, sizeof rt->node_name, "%s", cfg->node_name);
+    snprintf(rt->cookie, sizeof rt->cookie, "%s", cfg->cookie);
+    rt->cfg.node_name = rt->node_name;
+    rt->cfg.cookie = rt->cookie;
+    if (!rt->cfg.ticktime_s)
+        rt->cfg.ticktime_s = 60;
+    rt->node = hc_atom_intern_cstr(rt->node_name);
+    if (RAND_bytes((unsigned char *)rt->ref_counter, sizeof rt->ref_counter) != 1)
+        memset(rt->ref_counter, 0, sizeof rt->ref_counter);
+    rt->next_unlink_id = 1;
+    rt->next_sub = 1;
+    rt->loop = hc_loop_new();
+    if (!rt->loop) {
+        snprintf(err, errlen, "cannot create the event loop");
+        free(rt);
+        return NULL;
+    }
+    if (rt_nodes_init(rt, err, errlen)) {
+        hc_rt_free(rt);
+        return NULL;
+    }
+    rt->tick_timer = hc_loop_timer_add(rt->loop, rt->cfg.ticktime_s * 1000 / 16 + 1, tick_all, rt);
+    if (hc_net_kernel_start(rt)) {
+        snprintf(err, errlen, "cannot start net_kernel");
+        hc_rt_free(rt);
+        return NULL;
+    }
+    return rt;
+}
+
+/* Tick duty runs four times per tick interval (ticktime/16) so detection stays within ticktime plus a
+ * sixteenth, close to the BEAM's own bound. */
+static void tick_all(void *ud)
+{
+    hc_rt *rt = ud;
+    rt_nodes_tick(rt);
+    rt->tick_timer = hc_loop_timer_add(rt->loop, rt->cfg.ticktime_s * 1000 / 16 + 1, tick_all, rt);
+}
+
+int hc_rt_run_once(hc_rt *rt, int timeout_ms)
+{
+    if (rt->lq_head)
+        timeout_ms = 0;
+    int rc = hc_loop_poll(rt->loop, timeout_ms);
+    /* Local signals can cause more local signals; bound the rounds per turn so sockets stay served. */
+    for (int i = 0; i < 64 && rt->lq_head; i++)
+        rt_local_run(rt);
+    rt_flush_all(rt);
+    rt_reap_conns(rt);
+    rt_reap_procs(rt);
+    return rc;
+}
+
+int hc_rt_run(hc_rt *rt)
+{
+    while (!rt->stopping) {
+        if (hc_rt_run_once(rt, 1000))
+            return HC_EIO;
+    }
+    return HC_OK;
+}
+
+void hc_rt_stop(hc_rt *rt) { rt->stopping = 1; }
+
+void hc_rt_free(hc_rt *rt)
+{
+    if (!rt)
+        return;
+    /* Exit every process so monitors and links on other nodes see a proper reason. */
+    for (size_t i = 0; i < rt->procs.cap; i++) {
+        if (hc_hmap_live(&rt->procs, i))
+            hc_proc_exit(rt, rt->procs.vals[i], rt_atom_shutdown, rt_atom_shutdown_len);
+    }
+    rt_local_free(rt);
+    rt_flush_all(rt);
+    rt_reap_procs(rt);
+    rt_nodes_free(rt);
+    rt_reap_conns(rt);
+    for (size_t i = 0; i < rt->monitors.cap; i++)
+        if (hc_hmap_live(&rt->monitors, i))
+            free(rt->monitors.vals[i]);
+    for (size_t i = 0; i < rt->calls.cap; i++)
+        if (hc_hmap_live(&rt->calls, i))
+            free(rt->calls.vals[i]);
+    hc_hmap_free(&rt->monitors);
+    hc_hmap_free(&rt->calls);
+    hc_hmap_free(&rt->procs);
+    hc_hmap_free(&rt->names);
+    for (node_sub *s = rt->subs, *n; s; s = n) {
+        n = s->next;
+        free(s);
+    }
+    /* rt_timer wrappers still armed are owned by the loop and freed with it */
+    hc_loop_free(rt->loop);
+    free(rt->graveyard);
+    hc_buf_free(&rt->scratch);
+    free(rt);
+}
+
+hc_atom hc_rt_node(const hc_rt *rt) { return rt->node; }
+uint16_t hc_rt_port(const hc_rt *rt) { return rt->port; }
+uint32_t hc_rt_creation(const hc_rt *rt) { return rt->creation; }
+uint64_t hc_rt_now_ms(const hc_rt *rt) { return hc_loop_now(rt->loop); }
+const hc_rt_config *hc_rt_config_get(const hc_rt *rt) { return &rt->cfg; }
+
+void hc_rt_stats_get(const hc_rt *rt, hc_rt_stats *out)
+{
+    *out = rt->stats;
+    out->processes = rt->procs.count;
+    out->peers = 0;
+    for (size_t i = 0; i < rt->peers.cap; i++)
+        if (hc_hmap_live(&rt->peers, i) && ((hc_peer *)rt->peers.vals[i])->up)
+            out->peers++;
+}
+
+/* ---- timers: the public API wraps loop timers so callbacks get the runtime ---- */
+
+static void rt_timer_fire(void *ud)
+{
+    rt_timer t = *(rt_timer *)ud;
+    free(ud);
+    t.cb(t.rt, t.ud);
+}
+
+hc_timer_id hc_timer_start(hc_rt *rt, uint64_t after_ms, hc_timer_cb cb, void *ud)
+{
+    rt_timer *t = malloc(sizeof *t);
+    if (!t)
+        return 0;
+    *t = (rt_timer){rt, cb, ud};
+    hc_timer_id id = hc_loop_timer_add_owned(rt->loop, after_ms, rt_timer_fire, t);
+    if (!id)
+        free(t);
+    return id;
+}
+
+void hc_timer_cancel(hc_rt *rt, hc_timer_id id)
+{
+    hc_loop_timer_cancel(rt->loop, id); /* frees the wrapper: it is an owned ud */
+}
+
+void hc_make_ref(hc_rt *rt, hc_ref *out)
+{
+    /* Three words, incremented like an odometer from a random start, as the BEAM mints them. */
+    if (++rt->ref_counter[0] == 0 && ++rt->ref_counter[1] == 0)
+        ++rt->ref_counter[2];
+    out->node = rt->node;
+    out->creation = rt->creation;
+    out->len = 3;
+    out->n[0] = rt->ref_counter[0] & 0x3FFFF;
+    out->n[1] = rt->ref_counter[1] ^ (rt->ref_counter[0] >> 18);
+    out->n[2] = rt->ref_counter[2];
+    out->n[3] = out->n[4] = 0;
+}

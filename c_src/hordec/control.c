@@ -9,6 +9,8 @@
 
 #include "hordec/hc_log.h"
 #include "hordec/workers.h"
+#include "replica/replica_host.h"
+#include "replica/termlist.h"
 
 typedef struct control_state {
     uint64_t started_ms;
@@ -144,6 +146,69 @@ static deferred *defer(const hc_gen_from *from)
     return d;
 }
 
+/* Options of crdt_start: a keyword list of {flush_interval_ms, N} | {max_message_bytes, N}. */
+static int parse_replica_opts(const uint8_t *t, size_t len, size_t *i, hordec_replica_opts *o)
+{
+    hc_list_iter it;
+    if (hc_list_begin(&it, t, len, i))
+        return HC_EDECODE;
+    const uint8_t *e;
+    size_t el;
+    while (hc_list_next(&it, &e, &el) == 1) {
+        size_t j = 0;
+        uint32_t arity;
+        int64_t v;
+        if (hc_dec_tuple_header(e, el, &j, &arity) || arity != 2)
+            return HC_EDECODE;
+        size_t k = j;
+        if (hc_dec_is_atom(e, el, &k, "flush_interval_ms") && !hc_dec_long(e, el, &k, &v) && v > 0 && v <= 60000)
+            o->flush_interval_ms = (uint32_t)v;
+        else if ((k = j, hc_dec_is_atom(e, el, &k, "max_message_bytes")) && !hc_dec_long(e, el, &k, &v) &&
+                 v >= HC_CRDT_MIN_MESSAGE_BYTES && v <= (1 << 30))
+            o->max_message_bytes = (size_t)v;
+        else
+            return HC_EDECODE;
+    }
+    return HC_OK;
+}
+
+static void crdt_start(hc_rt *rt, const hc_gen_from *from, const uint8_t *req, size_t len, size_t i)
+{
+    hc_atom name;
+    hordec_replica_opts o = {0};
+    hc_proc *p;
+    if (hc_dec_atom(req, len, &i, &name) || !name || parse_replica_opts(req, len, &i, &o) || i != len) {
+        reply_unknown(rt, from, req, len);
+        return;
+    }
+    int rc = hordec_replica_start(rt, name, &o, &p);
+    if (rc) {
+        reply_error(rt, from, rc == HC_EEXIST ? "name_taken" : "enomem");
+        return;
+    }
+    hc_buf b = {0};
+    if (!hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "ok") && !hc_enc_pid(&b, hc_proc_pid(p)))
+        hc_gen_reply(rt, from, b.data, b.len);
+    hc_buf_free(&b);
+}
+
+static void crdt_stop(hc_rt *rt, const hc_gen_from *from, const uint8_t *req, size_t len, size_t i)
+{
+    hc_atom name;
+    if (hc_dec_atom(req, len, &i, &name) || i != len) {
+        reply_unknown(rt, from, req, len);
+        return;
+    }
+    hc_proc *p = hc_proc_whereis(rt, name);
+    if (!hordec_is_replica(p)) {
+        reply_error(rt, from, "not_found");
+        return;
+    }
+    hc_term_span reason = hc_reason_shutdown();
+    hc_proc_exit(rt, p, reason.p, reason.len);
+    reply_atom(rt, from, "ok");
+}
+
 static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uint8_t *req, size_t len)
 {
     control_state *st = hc_proc_state(self);
@@ -235,6 +300,16 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
             free(d);
             reply_error(rt, from, "enomem");
         }
+        return;
+    }
+    i = args;
+    if (arity == 3 && hc_dec_is_atom(req, len, &i, "crdt_start")) {
+        crdt_start(rt, from, req, len, i);
+        return;
+    }
+    i = args;
+    if (arity == 2 && hc_dec_is_atom(req, len, &i, "crdt_stop")) {
+        crdt_stop(rt, from, req, len, i);
         return;
     }
     i = args;

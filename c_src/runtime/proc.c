@@ -67,6 +67,7 @@ hc_proc *hc_proc_whereis(const hc_rt *rt, hc_atom name) { return name ? hc_hmap_
 const hc_pid *hc_proc_pid(const hc_proc *p) { return &p->pid; }
 hc_atom hc_proc_name(const hc_proc *p) { return p->name; }
 void *hc_proc_state(const hc_proc *p) { return p->state; }
+const hc_proc_ops *hc_proc_get_ops(const hc_proc *p) { return p->ops; }
 void hc_proc_set_trap_exit(hc_proc *p, bool on) { p->trap_exit = on; }
 bool hc_proc_alive(const hc_proc *p) { return p && !p->dead; }
 

@@ -118,6 +118,7 @@ hc_proc *hc_proc_lookup(const hc_rt *rt, const hc_pid *pid);  /* NULL unless a l
 const hc_pid *hc_proc_pid(const hc_proc *p);
 hc_atom hc_proc_name(const hc_proc *p);
 void *hc_proc_state(const hc_proc *p);
+const hc_proc_ops *hc_proc_get_ops(const hc_proc *p); /* tells what kind of process this is */
 void hc_proc_set_trap_exit(hc_proc *p, bool on);
 /* Terminates the process with `reason` (a term). Safe to call from the process's own callbacks: the
  * memory is released after the current callback returns. */

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building and testing HordeC needs on Debian/Ubuntu. Idempotent: installs only what is
+# missing, so it costs nothing on a machine that already has everything.
+set -euo pipefail
+
+PKGS=(gcc make cmake pkg-config erlang-nox erlang-dev elixir rebar3 libssl-dev libcmocka-dev valgrind)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
+  echo "deps: need root (or sudo) to install: ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

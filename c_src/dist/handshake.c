@@ -119,7 +119,9 @@ static int on_name(hc_hs *hs, const uint8_t *p, size_t len)
 
 int hc_hs_decide(hc_hs *hs, const char *status, hc_buf *out)
 {
-    if (hs->state != HC_HS_ST_DECIDE && hs->state != HC_HS_ST_WAIT_ALIVE)
+    /* Only right after recv_name: once "alive" is out, the peer's "true"/"false" decides (a second status
+     * here would put two status packets on the wire). */
+    if (hs->state != HC_HS_ST_DECIDE)
         return fail(hs, HC_ESTATE, "decide called in the wrong state");
     if (send_simple(out, 's', status, strlen(status)))
         return HC_ENOMEM;
@@ -129,7 +131,7 @@ int hc_hs_decide(hc_hs *hs, const char *status, hc_buf *out)
     }
     if (strcmp(status, "ok") != 0 && strcmp(status, "ok_simultaneous") != 0) {
         hs->state = HC_HS_ST_FAILED;
-        hs->error = "refused by status";
+        hs->error = strcmp(status, "nok") == 0 ? "simultaneous connect: our own attempt wins" : "refused by status";
         return HC_HS_ABORTED;
     }
     if (send_challenge(hs, out))

@@ -36,6 +36,7 @@ typedef struct replica {
     subscriber *subs;
     size_t nsubs, capsubs;
     uint64_t node_sub;
+    hc_timer_id reconnect_timer;
     uint64_t dropped_in; /* messages from processes that are not neighbours, or malformed wrappers */
 } replica;
 
@@ -148,15 +149,39 @@ static void on_timer(hc_rt *rt, void *ud)
     (void)rt;
 }
 
+/* While a neighbour's node is unreachable the engine sends it nothing, so nothing would ever dial it
+ * again: we keep trying to reconnect (the runtime backs off between failed attempts), as DeltaCrdt
+ * re-monitors absent neighbours every sync interval. */
+#define RECONNECT_MS 200
+
+static void reconnect_tick(hc_rt *rt, void *ud)
+{
+    replica *r = ud;
+    r->reconnect_timer = 0;
+    bool missing = false;
+    for (size_t i = 0; i < r->npeers; i++) {
+        if (!hc_rt_is_connected(rt, r->peers[i].node)) {
+            hc_rt_connect(rt, r->peers[i].node);
+            missing = true;
+        }
+    }
+    if (missing)
+        r->reconnect_timer = hc_timer_start(rt, RECONNECT_MS, reconnect_tick, r);
+}
+
 static void on_node_event(hc_rt *rt, hc_atom node, bool up, const char *reason, void *ud)
 {
     replica *r = ud;
     uint64_t now = wall_ms();
+    bool ours = false;
     for (size_t i = 0; i < r->npeers; i++)
-        if (r->peers[i].node == node)
+        if (r->peers[i].node == node) {
             (up ? hc_crdt_peer_up : hc_crdt_peer_down)(r->crdt, r->peers[i].handle, now);
+            ours = true;
+        }
+    if (ours && !up && !r->reconnect_timer)
+        r->reconnect_timer = hc_timer_start(rt, RECONNECT_MS, reconnect_tick, r);
     pump(r);
-    (void)rt;
     (void)reason;
 }
 
@@ -541,6 +566,8 @@ static void on_terminate(hc_rt *rt, hc_proc *self, const uint8_t *reason, size_t
     replica *r = hc_proc_state(self);
     if (r->timer)
         hc_timer_cancel(rt, r->timer);
+    if (r->reconnect_timer)
+        hc_timer_cancel(rt, r->reconnect_timer);
     hc_rt_unsubscribe_nodes(rt, r->node_sub);
     hc_crdt_free(r->crdt);
     free(r->peers);

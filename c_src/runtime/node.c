@@ -108,8 +108,15 @@ static void fire_connect_results(hc_rt *rt, hc_peer *p, bool up, const char *rea
     }
 }
 
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 1000
+
 static void peer_failed(hc_rt *rt, hc_peer *p, const char *reason)
 {
+    p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (p->backoff_ms > BACKOFF_MAX_MS)
+        p->backoff_ms = BACKOFF_MAX_MS;
+    p->retry_at = hc_loop_now(rt->loop) + p->backoff_ms;
     hc_wq_free(&p->pending);
     hc_wq_init(&p->pending);
     p->waiting_incoming = false;
@@ -153,7 +160,9 @@ static void peer_after_io(hc_rt *rt, hc_peer *p)
         p->waiting_incoming = true;
         p->wait_deadline = hc_loop_now(rt->loop) + SETUP_TIMEOUT_MS;
     } else {
-        hc_log_warn("cannot connect to %s: %s", hc_atom_name(p->node), c->close_reason);
+        /* Repeated failures are logged once per backoff cycle reaching its cap, not per attempt. */
+        if (p->backoff_ms < BACKOFF_MAX_MS)
+            hc_log_warn("cannot connect to %s: %s", hc_atom_name(p->node), c->close_reason);
         peer_failed(rt, p, c->close_reason);
     }
 }
@@ -178,6 +187,8 @@ static void peer_up_hook(hc_conn *c, void *ud)
     hc_peer *p = o->peer;
     p->up = true;
     p->waiting_incoming = false;
+    p->backoff_ms = 0;
+    p->retry_at = 0;
     p->flags = c->hs.peer_flags & rt->conn_cfg.flags;
     /* Everything queued while connecting goes out after the handshake, in order. */
     hc_wq_splice(&c->wq, &p->pending);
@@ -238,7 +249,8 @@ int hc_rt_connect(hc_rt *rt, hc_atom node)
         return HC_ENOMEM;
     if (p->blocked)
         return HC_ENOCONN;
-    start_dial(rt, p);
+    if (hc_loop_now(rt->loop) >= p->retry_at)
+        start_dial(rt, p);
     return HC_OK;
 }
 
@@ -276,6 +288,8 @@ int rt_send_packet(hc_rt *rt, hc_atom node, const hc_buf *ctrl, const uint8_t *m
             return HC_EBUSY;
         return hc_conn_send(p->conn, ctrl->data, ctrl->len, msg, mlen);
     }
+    if (!p->conn && !p->waiting_incoming && hc_loop_now(rt->loop) < p->retry_at)
+        return HC_ENOCONN; /* it failed a moment ago: drop, as a send to an unreachable node is */
     if (p->pending.bytes > rt->cfg.max_queue_bytes)
         return HC_EBUSY;
     size_t total = ctrl->len + (msg ? 1 + mlen : 0);
@@ -618,6 +632,8 @@ void hc_rt_unblock(hc_rt *rt, hc_atom node)
     hc_peer *p = rt_peer_get(rt, node);
     if (p && p->blocked) {
         p->blocked = false;
+        p->retry_at = 0;
+        p->backoff_ms = 0;
         hc_log_info("unblocked %s", hc_atom_name(node));
     }
 }

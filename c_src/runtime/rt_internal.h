@@ -65,6 +65,8 @@ typedef struct hc_peer {
     bool blocked;
     bool waiting_incoming; /* our dial lost a simultaneous connect: the peer's will come in */
     uint64_t wait_deadline;
+    uint64_t retry_at;   /* after a failed dial, sends fail fast until then (no dial storm) */
+    uint32_t backoff_ms; /* doubles per failure up to a second; reset on success */
     hc_wqueue pending;  /* packets queued before the handshake finished */
     uint64_t flags;     /* negotiated */
     conn_cb *on_result;

@@ -72,7 +72,8 @@ void hc_timer_cancel(hc_rt *rt, hc_timer_id id);
 /* Connected peers (handshake done). Returns the count, writes at most max. */
 size_t hc_rt_peers(const hc_rt *rt, hc_atom *out, size_t max);
 bool hc_rt_is_connected(const hc_rt *rt, hc_atom node);
-/* Starts connecting (no-op if connected or connecting). HC_OK or HC_EINVAL (not a node name). */
+/* Starts connecting: a no-op if connected, connecting, or backing off after a failed attempt (up to a
+ * second). HC_OK, HC_EINVAL (not a node name) or HC_ENOCONN (blocked). */
 int hc_rt_connect(hc_rt *rt, hc_atom node);
 /* Queue backpressure: true while the peer's write queue is above busy_limit_bytes. */
 bool hc_rt_peer_busy(const hc_rt *rt, hc_atom node);

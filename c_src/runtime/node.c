@@ -375,8 +375,19 @@ static void anon_up(hc_conn *c, void *ud)
     }
     if (p->conn && p->conn != c) {
         hc_conn *old = p->conn;
-        hc_conn_close(old, HC_ENOCONN, "replaced by a new connection from the same node");
-        peer_after_io(rt, p); /* runs nodedown for the old link */
+        if (p->up) {
+            /* The peer restarted (or lost its side): the old link is dead, nodedown for it first. */
+            hc_conn_close(old, HC_ENOCONN, "replaced by a new connection from the same node");
+            peer_after_io(rt, p);
+        } else {
+            /* Our own dial was still in flight: this connection supersedes it. Not a failure —
+             * what was queued for the node goes out on the new link. */
+            hc_conn_close(old, HC_ENOCONN, "superseded by the peer's connection");
+            p->conn = NULL;
+            p->watch.events = 0;
+            p->watch.fd = -1;
+            graveyard_add(rt, old);
+        }
     }
     /* Hand the connection over to the peer: new watch owner, same socket. */
     hc_loop_unwatch(rt->loop, &a->watch);
@@ -428,9 +439,13 @@ static void anon_watch_cb(hc_watch *w, uint32_t events, void *ud)
         else if (c->close_code == HC_EAUTH)
             hc_log_warn("rejected connection from %s: %s", c->peer[0] ? c->peer : "unnamed peer",
                         c->close_reason);
-        else
+        else if (c->close_code == HC_EDECODE || c->close_code == HC_ETOOBIG) {
+            rt->stats.dropped_conns++;
             hc_log_warn("dropped incoming connection%s%s: %s", c->peer[0] ? " from " : "", c->peer,
                         c->close_reason);
+        } else /* the peer went away mid-handshake, e.g. it lost a simultaneous connect */
+            hc_log_info("incoming connection%s%s closed during the handshake: %s", c->peer[0] ? " from " : "",
+                        c->peer, c->close_reason);
         anon_remove(rt, a);
         graveyard_add(rt, c);
         free(a);

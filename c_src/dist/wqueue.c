@@ -33,6 +33,8 @@ int hc_wq_append(hc_wqueue *q, const struct iovec *iov, int n)
     size_t total = 0;
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
+    if (total == 0)
+        return HC_OK; /* an empty chunk would make flush report "bytes remain" forever (writev returns 0) */
     hc_wchunk *c = q->tail;
     if (!c || c->cap - c->len < total) {
         size_t cap = total > CHUNK_SIZE / 4 ? total : CHUNK_SIZE;

@@ -30,6 +30,9 @@ void hordec_print_usage(FILE *out)
             "  --version               print the version\n");
 }
 
+/* A node name is an atom: at most 255 characters (longer names were silently cut by node_name[]). */
+#define HORDEC_NODE_NAME_MAX 255
+
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
 {
     char *end;
@@ -129,7 +132,7 @@ int hordec_parse_args(int argc, char **argv, hordec_options *o, char *err, size_
     o->max_message_bytes = 256u << 20;
     o->log_level = HC_LOG_INFO;
     const char *sname = NULL, *name = NULL, *cookie = NULL, *cookie_file = NULL;
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then also forgets a half-parsed "-xy" cluster from an earlier call */
     opterr = 0;
     int c;
     unsigned long long v;
@@ -181,8 +184,14 @@ int hordec_parse_args(int argc, char **argv, hordec_options *o, char *err, size_
         case OPT_VERSION: o->version = true; break;
         case '?':
         default:
-            if (optopt)
+            /* glibc sets optopt to the option's val when a long option lacks (or wrongly has) a value,
+             * to the character for an unknown short option, and to 0 for an unknown long option. */
+            if (optopt == OPT_HELP || optopt == OPT_VERSION)
+                snprintf(err, errlen, "option '%s' takes no value", argv[optind - 1]);
+            else if (optopt >= OPT_SNAME && optopt <= OPT_MAXMSG)
                 snprintf(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+            else if (optopt)
+                snprintf(err, errlen, "unknown option '-%c'", optopt);
             else
                 snprintf(err, errlen, "unknown option '%s'", argv[optind - 1]);
             return -1;
@@ -208,11 +217,19 @@ int hordec_parse_args(int argc, char **argv, hordec_options *o, char *err, size_
             snprintf(err, errlen, "cannot determine this machine's host name");
             return -1;
         }
+        if (strlen(sname) + 1 + strlen(host) > HORDEC_NODE_NAME_MAX) {
+            snprintf(err, errlen, "node name too long: at most %d characters with the host", HORDEC_NODE_NAME_MAX);
+            return -1;
+        }
         snprintf(o->node_name, sizeof o->node_name, "%s@%s", sname, host);
     } else {
         const char *at = strchr(name, '@');
         if (!at || at == name || !at[1] || strchr(at + 1, '@')) {
             snprintf(err, errlen, "--name wants NAME@HOST, got '%s'", name);
+            return -1;
+        }
+        if (strlen(name) > HORDEC_NODE_NAME_MAX) {
+            snprintf(err, errlen, "--name too long: a node name has at most %d characters", HORDEC_NODE_NAME_MAX);
             return -1;
         }
         snprintf(o->node_name, sizeof o->node_name, "%s", name);

@@ -1,0 +1,200 @@
+/* hc_crdt.h — a replicated add-wins / last-writer-wins map (AWLWWMap semantics) and its anti-entropy
+ * protocol, as a sans-I/O state machine.
+ *
+ * The replica never touches sockets, clocks or randomness. The host feeds it local operations, messages
+ * from peers and the current time (`now_ms`, wall-clock milliseconds; it may jump backwards, the core
+ * never assumes it is monotonic), and after every call drains the effects:
+ *
+ *   hc_crdt_pop_message()  outgoing messages, each addressed to a peer handle (send as an Erlang message
+ *                          to that peer replica's registered name);
+ *   hc_crdt_pop_event()    change events of the *resolved* map (added / updated / removed);
+ *   hc_crdt_next_deadline() when to call hc_crdt_tick() next.
+ *
+ * Keys and values are Erlang terms in external term format WITHOUT the leading 131 version byte. Key
+ * identity is byte equality of that encoding. Wire messages produced here are also ETF without the
+ * version byte; hc_crdt_receive() accepts them with or without it. See docs/crdt.md for the protocol.
+ *
+ * Peers are opaque `uint64_t` handles chosen by the host (it maps them to {name, node}). A replica only
+ * talks to its neighbours (hc_crdt_set_neighbours and friends). All replicas of one map must use the same
+ * max_message_bytes. Single-threaded: one replica must only be used from one thread at a time.
+ *
+ * Return codes are HC_OK or a negative HC_E* from hc_common.h. */
+#ifndef HORDEC_HC_CRDT_H
+#define HORDEC_HC_CRDT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hordec/hc_common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct hc_crdt hc_crdt;
+
+#define HC_CRDT_PROTOCOL_VERSION 1
+#define HC_CRDT_MIN_MESSAGE_BYTES 4096
+/* Bytes of a message reserved for framing around one key and one value. The largest value a put accepts
+ * is max_message_bytes - HC_CRDT_VALUE_OVERHEAD - key_len; anything bigger fails with HC_ETOOBIG. */
+#define HC_CRDT_VALUE_OVERHEAD 512
+#define HC_CRDT_NO_DEADLINE UINT64_MAX
+
+typedef struct hc_crdt_config {
+    uint64_t replica_id;         /* non-zero; must be new whenever a replica starts without its old state */
+    size_t max_message_bytes;    /* hard cap on every message this replica emits (default 1 MiB) */
+    uint32_t flush_interval_ms;  /* local ops are batched for this long before deltas go out (default 5) */
+    uint32_t retransmit_ms;      /* unacknowledged deltas / repair requests are re-sent after this (50) */
+    uint32_t hello_interval_ms;  /* handshake retry while a peer's identity is unknown (100) */
+    uint32_t digest_interval_ms; /* idle anti-entropy check of root hashes with each neighbour (1000) */
+    size_t max_unacked_bytes;    /* per-peer delta buffer; beyond it the peer is repaired instead (8 MiB) */
+    uint32_t max_unacked_batches;/* same, counted in batches (4096) */
+    uint32_t repair_window;      /* repair requests in flight per peer (4) */
+} hc_crdt_config;
+
+/* Fills `cfg` with the defaults above for `replica_id`. */
+void hc_crdt_config_init(hc_crdt_config *cfg, uint64_t replica_id);
+
+/* Creates an empty replica. *out is owned by the caller (hc_crdt_free). HC_EINVAL on a zero replica id or
+ * max_message_bytes < HC_CRDT_MIN_MESSAGE_BYTES; HC_ENOMEM. */
+int hc_crdt_new(const hc_crdt_config *cfg, uint64_t now_ms, hc_crdt **out);
+void hc_crdt_free(hc_crdt *r); /* NULL is fine */
+
+/* "Restart with state": keeps the map, its causal context and the HLC, bumps the incarnation and forgets
+ * every session, queued effect and in-flight message, as a crashed-and-reloaded process would. Neighbours
+ * are kept but must re-handshake. (Restarting *empty* is hc_crdt_free + hc_crdt_new with a new id.) */
+int hc_crdt_restart(hc_crdt *r, uint64_t now_ms);
+
+/* ---- local operations (each may queue change events; deltas leave on the next flush) ---- */
+
+/* Puts key => value (both ETF, copied). HC_EINVAL if either is not one well-formed term, HC_ETOOBIG if
+ * the pair cannot fit in one message (see HC_CRDT_VALUE_OVERHEAD). */
+int hc_crdt_put(hc_crdt *r, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len,
+                uint64_t now_ms);
+/* Removes key (every value this replica has observed for it). Deleting an absent key is HC_OK. */
+int hc_crdt_delete(hc_crdt *r, const uint8_t *key, size_t key_len, uint64_t now_ms);
+
+typedef struct hc_crdt_kv {
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *value; /* NULL: delete the key */
+    size_t value_len;
+} hc_crdt_kv;
+/* Applies ops in order as one batch (Horde's merge/drop). Validates all of them first: on error nothing
+ * is applied. */
+int hc_crdt_bulk(hc_crdt *r, const hc_crdt_kv *ops, size_t n, uint64_t now_ms);
+
+/* Looks up the resolved value. Returns 1 and sets *val and *val_len (borrowed, valid until the next call that
+ * takes `r` non-const), or 0 when absent. */
+int hc_crdt_get(const hc_crdt *r, const uint8_t *key, size_t key_len, const uint8_t **val, size_t *val_len);
+
+/* Calls fn for every key with its resolved value, in no particular order (to_map). A non-zero return from
+ * fn stops the walk and is returned. The map must not be modified from inside fn. */
+typedef int (*hc_crdt_visit_fn)(void *ud, const uint8_t *key, size_t key_len, const uint8_t *val,
+                                size_t val_len);
+int hc_crdt_foreach(const hc_crdt *r, hc_crdt_visit_fn fn, void *ud);
+size_t hc_crdt_size(const hc_crdt *r);
+
+/* ---- neighbours and peers ---- */
+
+/* Replaces the neighbour set. New neighbours are greeted and repaired; removed ones are forgotten
+ * (their queued deltas and sessions dropped). HC_EINVAL on duplicates. */
+int hc_crdt_set_neighbours(hc_crdt *r, const uint64_t *peers, size_t n, uint64_t now_ms);
+int hc_crdt_add_neighbour(hc_crdt *r, uint64_t peer, uint64_t now_ms);    /* HC_EEXIST if present */
+int hc_crdt_remove_neighbour(hc_crdt *r, uint64_t peer, uint64_t now_ms); /* HC_EINVAL if absent */
+/* The host's view of reachability (nodedown / nodeup). While down nothing is sent to the peer; deltas
+ * keep queueing up to the bound. On up the peer is re-greeted and unacknowledged data re-sent. */
+int hc_crdt_peer_down(hc_crdt *r, uint64_t peer, uint64_t now_ms);
+int hc_crdt_peer_up(hc_crdt *r, uint64_t peer, uint64_t now_ms);
+
+/* ---- input from the network and from the timer ---- */
+
+/* Feeds one message received from `peer`. The bytes are only read during the call. HC_OK when applied;
+ * HC_EDECODE (malformed), HC_EVERSION (other protocol version), HC_ESTATE (not a neighbour, stale session,
+ * unexpected). A rejected message changes nothing but the stats. */
+int hc_crdt_receive(hc_crdt *r, uint64_t peer, const uint8_t *data, size_t len, uint64_t now_ms);
+/* Ships batched local changes now instead of at the flush deadline. */
+int hc_crdt_flush(hc_crdt *r, uint64_t now_ms);
+/* Runs everything due at now_ms: flush, acks, retransmits, handshakes, repairs, digests. */
+int hc_crdt_tick(hc_crdt *r, uint64_t now_ms);
+/* The earliest time hc_crdt_tick must be called (HC_CRDT_NO_DEADLINE if nothing is pending). */
+uint64_t hc_crdt_next_deadline(const hc_crdt *r);
+
+/* ---- effects ---- */
+
+typedef struct hc_crdt_msg {
+    uint64_t peer;
+    const uint8_t *data; /* ETF, no version byte; borrowed until the next pop or mutating call */
+    size_t len;
+} hc_crdt_msg;
+/* Pops the oldest outgoing message. Returns 1 with *out filled, 0 when there is none. */
+int hc_crdt_pop_message(hc_crdt *r, hc_crdt_msg *out);
+
+enum { HC_CRDT_ADDED = 1, HC_CRDT_UPDATED = 2, HC_CRDT_REMOVED = 3 };
+typedef struct hc_crdt_event {
+    int kind;                   /* HC_CRDT_ADDED / UPDATED / REMOVED */
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *old_value;   /* NULL for ADDED */
+    size_t old_len;
+    const uint8_t *new_value;   /* NULL for REMOVED */
+    size_t new_len;
+} hc_crdt_event;
+/* Pops the oldest change event (pointers borrowed until the next pop or mutating call). 1 or 0. Events
+ * are only produced when the resolved value of a key actually changes. */
+int hc_crdt_pop_event(hc_crdt *r, hc_crdt_event *out);
+
+/* ---- observability ---- */
+
+enum {
+    HC_CRDT_MSG_HELLO, HC_CRDT_MSG_DELTA, HC_CRDT_MSG_DELTA_ACK, HC_CRDT_MSG_DIGEST, HC_CRDT_MSG_TREE,
+    HC_CRDT_MSG_TREE_DIFF, HC_CRDT_MSG_CHUNK, HC_CRDT_MSG_ELEMS, HC_CRDT_MSG_CTX, HC_CRDT_MSG_END,
+    HC_CRDT_MSG_ACK, HC_CRDT_MSG__COUNT
+};
+enum {
+    HC_CRDT_REJ_DECODE, HC_CRDT_REJ_VERSION, HC_CRDT_REJ_NOT_NEIGHBOUR, HC_CRDT_REJ_STALE,
+    HC_CRDT_REJ_INVALID, HC_CRDT_REJ__COUNT
+};
+typedef struct hc_crdt_stats {
+    uint64_t sent_msgs[HC_CRDT_MSG__COUNT], sent_bytes[HC_CRDT_MSG__COUNT];
+    uint64_t recv_msgs[HC_CRDT_MSG__COUNT], recv_bytes[HC_CRDT_MSG__COUNT];
+    uint64_t rejected[HC_CRDT_REJ__COUNT];
+    uint64_t retransmits;       /* deltas and repair requests sent again */
+    uint64_t buffer_overflows;  /* a peer's delta buffer overflowed and the peer was scheduled for repair */
+    uint64_t repairs_started, repairs_completed;
+    uint64_t keys_shipped;      /* key records sent in repair chunks */
+    uint64_t unshippable;       /* elements too large for max_message_bytes (a config mismatch) */
+    uint64_t keys, elements, key_bytes, value_bytes;
+} hc_crdt_stats;
+void hc_crdt_get_stats(const hc_crdt *r, hc_crdt_stats *out);
+const char *hc_crdt_msg_name(int type);     /* "delta", ... */
+const char *hc_crdt_reject_name(int reason);
+
+/* ---- introspection (tests, the simulator, conflict reporting) ---- */
+
+typedef struct hc_crdt_elem_info {
+    uint64_t replica_id, counter; /* the dot of the write */
+    uint64_t hlc;                 /* (physical_ms << 16) | logical */
+    const uint8_t *value;
+    size_t value_len;
+} hc_crdt_elem_info;
+/* Copies up to `cap` concurrent elements of key into out (best first: index 0 is the resolved value) and
+ * returns how many the key has (0 when absent). */
+size_t hc_crdt_elements(const hc_crdt *r, const uint8_t *key, size_t key_len, hc_crdt_elem_info *out,
+                        size_t cap);
+uint64_t hc_crdt_replica_id(const hc_crdt *r);
+uint64_t hc_crdt_incarnation(const hc_crdt *r);
+uint64_t hc_crdt_hlc_last(const hc_crdt *r); /* the last timestamp issued or observed */
+uint64_t hc_crdt_root_hash(const hc_crdt *r); /* digest of all stored elements: equal maps, equal hashes */
+/* 1 if the causal context contains dot (rid, counter). */
+int hc_crdt_context_has(const hc_crdt *r, uint64_t replica_id, uint64_t counter);
+/* Checks every internal invariant (index counts, range hashes, context covers stored dots, resolved
+ * winner, HLC bound). HC_OK or HC_ESTATE with a description in why (may be NULL). Slow: O(map). */
+int hc_crdt_check(const hc_crdt *r, char *why, size_t why_len);
+/* 1 when nothing is queued, unacknowledged or being repaired for any neighbour. */
+int hc_crdt_idle(const hc_crdt *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

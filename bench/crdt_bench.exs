@@ -9,7 +9,11 @@ defmodule CrdtBench do
   def main(nodes) do
     nodes = Enum.map(nodes, &String.to_atom/1)
     Enum.each(nodes, fn n -> true = Node.connect(n) end)
-    IO.puts("hordec CRDT benchmark — #{@keys} keys, key {:key, i}, value a 16-byte binary; loopback, #{System.schedulers_online()} cores\n")
+
+    IO.puts(
+      "hordec CRDT benchmark — #{@keys} keys, key {:key, i}, value a 16-byte binary; loopback, #{System.schedulers_online()} cores\n"
+    )
+
     for n <- [3, 5], n <= length(nodes), do: run(Enum.take(nodes, n))
   end
 
@@ -19,11 +23,23 @@ defmodule CrdtBench do
   defp now, do: System.monotonic_time(:microsecond)
 
   defp wait_keys(nodes, name, count) do
-    if Enum.all?(nodes, &(stats(&1, name).keys >= count)), do: now(), else: (Process.sleep(2); wait_keys(nodes, name, count))
+    if Enum.all?(nodes, &(stats(&1, name).keys >= count)),
+      do: now(),
+      else:
+        (
+          Process.sleep(2)
+          wait_keys(nodes, name, count)
+        )
   end
 
   defp wait_idle(nodes, name) do
-    if Enum.all?(nodes, &stats(&1, name).idle), do: :ok, else: (Process.sleep(5); wait_idle(nodes, name))
+    if Enum.all?(nodes, &stats(&1, name).idle),
+      do: :ok,
+      else:
+        (
+          Process.sleep(5)
+          wait_idle(nodes, name)
+        )
   end
 
   defp received(nodes, name), do: nodes |> Enum.map(&stats(&1, name).bytes_received) |> Enum.sum()
@@ -39,10 +55,17 @@ defmodule CrdtBench do
 
     # 1. 100k keys written on one replica until visible on every replica
     t0 = now()
-    for c <- 0..div(@keys, @chunk) - 1 do
-      m = Map.new(1..@chunk, fn i -> k = c * @chunk + i; {{:key, k}, <<k::128>>} end)
+
+    for c <- 0..(div(@keys, @chunk) - 1) do
+      m =
+        Map.new(1..@chunk, fn i ->
+          k = c * @chunk + i
+          {{:key, k}, <<k::128>>}
+        end)
+
       :ok = call(first, name, {:merge, m})
     end
+
     t_written = now()
     t_visible = wait_keys(nodes, name, @keys)
     wait_idle(nodes, name)
@@ -82,12 +105,18 @@ defmodule CrdtBench do
       replica restarted empty         caught up with 100k keys in #{ms(t_repaired - t2)} ms, #{Float.round(repair_bytes / @keys, 1)} B/key received
       hordec RSS growth               #{Float.round(rss_per_key, 1)} B/key (of which #{Float.round(term_bytes / @keys, 1)} term bytes)
     """)
+
     for n <- nodes, do: GenServer.call({:hordec, n}, {:crdt_stop, name})
   end
 
   defp wait_until_value(nodes, name, key, value) do
-    if Enum.all?(nodes, &(call(&1, name, {:get, key}) == {:ok, value})), do: :ok,
-      else: (Process.sleep(1); wait_until_value(nodes, name, key, value))
+    if Enum.all?(nodes, &(call(&1, name, {:get, key}) == {:ok, value})),
+      do: :ok,
+      else:
+        (
+          Process.sleep(1)
+          wait_until_value(nodes, name, key, value)
+        )
   end
 
   defp ms(us), do: Float.round(us / 1000, 1)

@@ -191,7 +191,9 @@ static bool has_payload(int op)
            op == HC_DOP_SPAWN_REQUEST;
 }
 
-static int decode_fields(cursor *c, hc_ctrl *m)
+/* `tt`: the trace-token variant. Its token trails the tuple, except for EXIT_TT and EXIT2_TT, where it
+ * sits before the reason. */
+static int decode_fields(cursor *c, hc_ctrl *m, bool tt)
 {
     hc_span ignore;
     switch (m->op) {
@@ -206,8 +208,9 @@ static int decode_fields(cursor *c, hc_ctrl *m)
     case HC_DOP_GROUP_LEADER:
         return pid(c, &m->from) || procref(c, &m->to, NULL) || m->to.is_name;
     case HC_DOP_EXIT:
-    case HC_DOP_EXIT2: /* {Op, FromPid, ToPid, Reason} */
-        return pid(c, &m->from) || procref(c, &m->to, NULL) || m->to.is_name || span(c, &m->reason);
+    case HC_DOP_EXIT2: /* {Op, FromPid, ToPid, Reason}; _TT: {Op, FromPid, ToPid, Token, Reason} */
+        return pid(c, &m->from) || procref(c, &m->to, NULL) || m->to.is_name || (tt && skip(c)) ||
+               span(c, &m->reason);
     case HC_DOP_MONITOR_P:
     case HC_DOP_DEMONITOR_P: /* {Op, FromPid, ToProc, Ref} */
         return pid(c, &m->from) || procref(c, &m->to, &m->to_raw) || ref(c, &m->ref);
@@ -238,6 +241,27 @@ static int decode_fields(cursor *c, hc_ctrl *m)
     }
 }
 
+/* Maps a trace-token variant to its base op; 0 if `op` is not one. */
+static int base_of_tt(int op)
+{
+    switch (op) {
+    case HC_DOP_SEND_TT: return HC_DOP_SEND;
+    case HC_DOP_EXIT_TT: return HC_DOP_EXIT;
+    case HC_DOP_REG_SEND_TT: return HC_DOP_REG_SEND;
+    case HC_DOP_EXIT2_TT: return HC_DOP_EXIT2;
+    case HC_DOP_SEND_SENDER_TT: return HC_DOP_SEND_SENDER;
+    case HC_DOP_ALIAS_SEND_TT: return HC_DOP_ALIAS_SEND;
+    default: return 0;
+    }
+}
+
+/* Ops OTP defines that we have no use for (node link, payload exits and monitors for flags we do not
+ * negotiate, spawn variants): well-formed ones are ignored, as a peer may legitimately send them. */
+static bool known_but_unhandled(int op)
+{
+    return op == 5 || (op >= 24 && op <= 28) || op == 30 || op == 32;
+}
+
 int hc_ctrl_decode(const uint8_t *p, size_t len, hc_ctrl *m)
 {
     memset(m, 0, sizeof *m);
@@ -250,17 +274,22 @@ int hc_ctrl_decode(const uint8_t *p, size_t len, hc_ctrl *m)
         op > 255)
         return HC_EDECODE;
     m->op = (int)op;
+    int base = base_of_tt(m->op);
+    if (base)
+        m->op = base;
     uint32_t want = expected_arity(m->op);
     if (want) {
-        if (arity != want || decode_fields(&c, m))
+        if (arity != want + (base ? 1 : 0) || decode_fields(&c, m, base != 0))
+            return HC_EDECODE;
+        if (base && m->op != HC_DOP_EXIT && m->op != HC_DOP_EXIT2 && skip(&c)) /* the trailing token */
             return HC_EDECODE;
         m->known = true;
-    } else {
-        /* Unknown op (trace-token variants, payload exits...): validate the shape and let the caller
-         * ignore it rather than drop a working connection. */
+    } else if (known_but_unhandled(m->op)) {
         for (uint32_t k = 1; k < arity; k++)
             if (skip(&c))
                 return HC_EDECODE;
+    } else {
+        return HC_EDECODE; /* not an operation of the protocol: erts drops such a connection too */
     }
     if (c.i == len) {
         if (m->known && has_payload(m->op))

@@ -27,7 +27,7 @@ typedef struct hc_procref {
 
 typedef struct hc_ctrl {
     int op;
-    bool known;        /* false for well-formed control tuples with an op we do not handle */
+    bool known;        /* false for well-formed messages of OTP ops we do not handle (ignore them) */
     hc_pid from;       /* LINK, EXIT*, MONITOR_P*, DEMONITOR_P, REG_SEND, UNLINK_ID*, ALIAS_SEND, SPAWN_REQUEST */
     hc_procref to;     /* SEND, LINK, EXIT*, MONITOR_P, DEMONITOR_P, REG_SEND (name), UNLINK_ID*, SPAWN_REPLY */
     hc_procref watched; /* MONITOR_P_EXIT: the process that died, as the watcher named it */
@@ -40,7 +40,9 @@ typedef struct hc_ctrl {
     hc_span msg;       /* payload term when present (len 0 if none) */
 } hc_ctrl;
 
-/* Decodes a data packet (the bytes after the 4-byte length). HC_OK or HC_EDECODE. Spans point into `p`. */
+/* Decodes a data packet (the bytes after the 4-byte length). HC_OK or HC_EDECODE (malformed, or an op
+ * number the protocol does not define). Trace-token variants decode as their base op. Spans point
+ * into `p`. */
 int hc_ctrl_decode(const uint8_t *p, size_t len, hc_ctrl *out);
 
 /* Encoders: each appends 'p', 131 and the control tuple. */

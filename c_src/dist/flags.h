@@ -56,4 +56,15 @@ enum hc_dop {
     HC_DOP_UNLINK_ID_ACK = 36,
 };
 
+/* Sequential-trace variants: the base message plus a trailing trace token. A BEAM sends them when a
+ * process with a seq_trace token talks to us; we deliver them as the base message. */
+enum hc_dop_tt {
+    HC_DOP_SEND_TT = 12,
+    HC_DOP_EXIT_TT = 13,
+    HC_DOP_REG_SEND_TT = 16,
+    HC_DOP_EXIT2_TT = 18,
+    HC_DOP_SEND_SENDER_TT = 23,
+    HC_DOP_ALIAS_SEND_TT = 34,
+};
+
 #endif

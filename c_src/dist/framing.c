@@ -32,7 +32,8 @@ int hc_rbuf_prepare(hc_rbuf *rb, size_t min_room, uint8_t **dst, size_t *room)
     size_t need = min_room;
     size_t pending = rb->end - rb->start;
     if (rb->header && pending >= rb->header) {
-        size_t want = rb->header + announced(rb); /* the whole current packet must fit */
+        size_t n = announced(rb);
+        size_t want = rb->header + (n > rb->max_packet ? 0 : n); /* the whole packet must fit, if legal */
         if (want > pending && want - pending > need)
             need = want - pending;
     }

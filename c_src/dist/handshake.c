@@ -178,7 +178,7 @@ static int on_reply(hc_hs *hs, const uint8_t *p, size_t len, hc_buf *out)
 
 static int on_status(hc_hs *hs, const uint8_t *p, size_t len, hc_buf *out)
 {
-    if (len < 2 || p[0] != 's' || len - 1 >= sizeof hs->status)
+    if (len < 2 || p[0] != 's' || len - 1 >= sizeof hs->status || memchr(p + 1, 0, len - 1))
         return fail(hs, HC_EDECODE, "malformed status");
     memcpy(hs->status, p + 1, len - 1);
     hs->status[len - 1] = 0;

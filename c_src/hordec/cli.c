@@ -94,6 +94,12 @@ static int default_cookie(char *out, size_t outlen, char *err, size_t errlen)
         }
         close(fd);
     }
+    /* As erl: a cookie others can read is no secret, so refuse it rather than run with it. */
+    struct stat st;
+    if (stat(path, &st) == 0 && (st.st_mode & 077)) {
+        snprintf(err, errlen, "cookie file %s must be accessible by owner only (chmod 400 %s)", path, path);
+        return -1;
+    }
     return read_cookie_file(path, out, outlen, err, errlen);
 }
 

@@ -11,10 +11,11 @@
 #include "hordec/hc_runtime.h"
 
 static hc_rt *the_rt;
+static volatile sig_atomic_t stop_signal;
 
 static void on_signal(int sig)
 {
-    (void)sig;
+    stop_signal = sig;
     if (the_rt)
         hc_rt_stop(the_rt);
 }
@@ -73,7 +74,10 @@ int main(int argc, char **argv)
                 hc_rt_creation(rt), o.ticktime_s);
 
     int rc = hc_rt_run(rt);
-    hc_log_info("shutting down");
+    if (rc == HC_OK)
+        hc_log_info("shutting down (%s)", stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+    else
+        hc_log_error("event loop failed (%s); shutting down", hc_strerror(rc));
     hc_rt_free(rt);
     hc_atom_table_reset();
     return rc == HC_OK ? 0 : 1;

@@ -212,10 +212,9 @@ int hc_loop_poll(hc_loop *l, int timeout_ms)
     int n = epoll_wait(l->epfd, evs, 128, timeout_ms);
     hc_loop_update_now(l);
     if (n < 0) {
-        if (errno == EINTR)
-            n = 0;
-        else
+        if (errno != EINTR)
             return HC_EIO;
+        n = 0;
     }
     for (int i = 0; i < n; i++) {
         hc_watch *w = evs[i].data.ptr;

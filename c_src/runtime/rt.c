@@ -1,4 +1,5 @@
 /* rt.c — runtime lifecycle, the loop turn, timers, references and the pre-encoded reasons. */
+#include <errno.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,8 +120,10 @@ int hc_rt_run_once(hc_rt *rt, int timeout_ms)
 int hc_rt_run(hc_rt *rt)
 {
     while (!rt->stopping) {
-        if (hc_rt_run_once(rt, 1000))
+        if (hc_rt_run_once(rt, 1000)) {
+            hc_log_error("epoll_wait failed: %s", strerror(errno));
             return HC_EIO;
+        }
     }
     return HC_OK;
 }

@@ -63,6 +63,7 @@ defmodule HordeC.CrdtTest do
   test "concurrent writes converge to one value everywhere", %{locals: locals} do
     tasks = for {l, i} <- Enum.with_index(locals), do: Task.async(fn -> Crdt.put(l, :same, i) end)
     Enum.each(tasks, &Task.await/1)
+
     eventually(
       fn ->
         values = Enum.map(locals, &Crdt.get(&1, :same))
@@ -82,7 +83,9 @@ defmodule HordeC.CrdtTest do
     l1 |> Crdt.put(:a, 100) |> Crdt.delete(:b) |> Crdt.put(:d, 4)
     Crdt.put(l3, :e, 5)
     converged([l1, l2], %{a: 100, c: 3, d: 4})
-    assert Crdt.to_map(l3) == %{a: 1, b: 2, c: 3, e: 5}, "the cut-off replica must not see the writes yet"
+
+    assert Crdt.to_map(l3) == %{a: 1, b: 2, c: 3, e: 5},
+           "the cut-off replica must not see the writes yet"
 
     unblock(h3, [h1, h2])
     converged([l1, l2, l3], %{a: 100, c: 3, d: 4, e: 5})
@@ -123,7 +126,11 @@ defmodule HordeC.CrdtTest do
     converged([l1, l2], %{keep: :me})
 
     too_big = :binary.copy("y", 2_000_000)
-    assert_raise ArgumentError, ~r/do not fit in one sync message/, fn -> Crdt.put(l1, :huge, too_big) end
+
+    assert_raise ArgumentError, ~r/do not fit in one sync message/, fn ->
+      Crdt.put(l1, :huge, too_big)
+    end
+
     assert GenServer.call({:m, h1.node}, {:put, :only_two}) == {:error, :badarg}
     assert GenServer.call({:m, h1.node}, {:merge, [:not, :a, :map]}) == {:error, :badarg}
     assert GenServer.call({:m, h1.node}, {:drop, [:a | :improper]}) == {:error, :badarg}
@@ -143,7 +150,10 @@ defmodule HordeC.CrdtTest do
 
   test "crdt_start on a name taken by another process is refused", %{hs: [h1 | _]} do
     assert ctl(h1, {:crdt_start, :hordec, []}) == {:error, :name_taken}
-    assert ctl(h1, {:crdt_start, :m, [bogus: 1]}) == {:error, {:unknown_request, {:crdt_start, :m, [bogus: 1]}}}
+
+    assert ctl(h1, {:crdt_start, :m, [bogus: 1]}) ==
+             {:error, {:unknown_request, {:crdt_start, :m, [bogus: 1]}}}
+
     assert ctl(h1, {:crdt_stop, :no_such_map}) == {:error, :not_found}
   end
 end

@@ -19,7 +19,7 @@ extern "C" {
 /* ---- atoms: a process-wide intern table (the loop thread owns it, like the BEAM's atom table) ---- */
 typedef uint32_t hc_atom; /* 0 is the empty atom '' */
 
-#define HC_ATOM_MAX_BYTES 255 * 4 /* UTF-8 bytes of the longest atom OTP accepts (255 characters) */
+#define HC_ATOM_MAX_BYTES (255 * 4) /* UTF-8 bytes of the longest atom OTP accepts (255 characters) */
 
 /* Interns `len` bytes of UTF-8 and returns the atom, or 0 with *rc set when the table is full
  * (bounded so a hostile peer cannot grow it without limit) or the name is too long. */

@@ -624,8 +624,16 @@ static void test_unknown_ops(void **state)
     (void)state;
     hc_buf pid = term_pid(&P1), atom = term_atom("x"), msg = term_msg();
     hc_buf e[3] = {pid, atom, pid};
-    /* unknown op codes, with and without payload: accepted with known = false */
-    static const int ops[] = {0, 5, 9, 12, 16, 18, 23, 24, 25, 26, 27, 28, 30, 32, 34, 37, 99, 255};
+    /* op numbers the protocol does not define: rejected, as erts rejects them */
+    static const int undefined[] = {0, 9, 10, 11, 14, 15, 17, 37, 99, 255};
+    for (size_t i = 0; i < sizeof undefined / sizeof undefined[0]; i++) {
+        hc_buf pkt = build(3, undefined[i], e, 2);
+        hc_ctrl m;
+        assert_int_equal(hc_ctrl_decode(pkt.data, pkt.len, &m), HC_EDECODE);
+        hc_buf_free(&pkt);
+    }
+    /* ops OTP defines that we do not handle, with and without payload: accepted with known = false */
+    static const int ops[] = {5, 24, 25, 26, 27, 28, 30, 32};
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         for (int arity = 1; arity <= 4; arity++) {
             hc_buf pkt = build((uint32_t)arity, ops[i], e, arity - 1);
@@ -642,17 +650,64 @@ static void test_unknown_ops(void **state)
             hc_buf_free(&pkt);
         }
     }
-    /* an unknown op whose tuple claims more elements than there are */
-    hc_buf pkt = build(200, 99, e, 3);
+    /* an unhandled op whose tuple claims more elements than there are */
+    hc_buf pkt = build(200, 24, e, 3);
     hc_ctrl m;
     assert_int_equal(hc_ctrl_decode(pkt.data, pkt.len, &m), HC_EDECODE);
     hc_buf_free(&pkt);
-    pkt = build(0xFFFFFFFFu, 99, e, 3);
+    pkt = build(0xFFFFFFFFu, 24, e, 3);
     assert_int_equal(hc_ctrl_decode(pkt.data, pkt.len, &m), HC_EDECODE);
     hc_buf_free(&pkt);
     hc_buf_free(&pid);
     hc_buf_free(&atom);
     hc_buf_free(&msg);
+}
+
+/* Trace-token variants decode as their base op; the token trails, except for EXIT_TT and EXIT2_TT. */
+static void test_trace_token_variants(void **state)
+{
+    (void)state;
+    hc_buf pid1 = term_pid(&P1), pid2 = term_pid(&P2), name = term_atom("x"), empty = term_atom(""),
+           token = term_atom("token"), reason = term_atom("boom"), msg = term_msg();
+    hc_ctrl m;
+
+    hc_buf send_tt[3] = {empty, pid2, token};
+    hc_buf pkt = build(4, 12, send_tt, 3);
+    add_payload(&pkt, &msg);
+    assert_int_equal(hc_ctrl_decode(pkt.data, pkt.len, &m), HC_OK);
+    assert_true(m.known);
+    assert_int_equal(m.op, HC_DOP_SEND);
+    assert_true(hc_pid_eq(&m.to.pid, &P2));
+    assert_span(m.msg, &msg);
+    hc_buf_free(&pkt);
+
+    hc_buf reg_tt[4] = {pid1, empty, name, token};
+    pkt = build(5, 16, reg_tt, 4);
+    add_payload(&pkt, &msg);
+    assert_int_equal(hc_ctrl_decode(pkt.data, pkt.len, &m), HC_OK);
+    assert_int_equal(m.op, HC_DOP_REG_SEND);
+    assert_true(m.to.is_name);
+    hc_buf_free(&pkt);
+
+    hc_buf exit_tt[4] = {pid1, pid2, token, reason};
+    for (int op = 13; op <= 18; op += 5) {
+        pkt = build(5, op, exit_tt, 4);
+        assert_int_equal(hc_ctrl_decode(pkt.data, pkt.len, &m), HC_OK);
+        assert_int_equal(m.op, op == 13 ? HC_DOP_EXIT : HC_DOP_EXIT2);
+        assert_span(m.reason, &reason);
+        hc_buf_free(&pkt);
+    }
+
+    /* the base op's arity under a _TT number is wrong */
+    hc_buf short_tt[2] = {empty, pid2};
+    pkt = build(3, 12, short_tt, 2);
+    add_payload(&pkt, &msg);
+    assert_int_equal(hc_ctrl_decode(pkt.data, pkt.len, &m), HC_EDECODE);
+    hc_buf_free(&pkt);
+
+    hc_buf *all[] = {&pid1, &pid2, &name, &empty, &token, &reason, &msg};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        hc_buf_free(all[i]);
 }
 
 /* ------------------------------------------------------------------ random input */
@@ -807,6 +862,7 @@ int main(void)
         cmocka_unit_test(test_wrong_element_types),
         cmocka_unit_test(test_envelope),
         cmocka_unit_test(test_unknown_ops),
+        cmocka_unit_test(test_trace_token_variants),
         cmocka_unit_test(test_random_buffers),
         cmocka_unit_test(test_mutations_of_valid_packets),
     };

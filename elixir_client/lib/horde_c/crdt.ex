@@ -59,9 +59,15 @@ defmodule HordeC.Crdt do
   @spec start_link(keyword()) :: GenServer.on_start()
   def start_link(opts) do
     name = Keyword.fetch!(opts, :name)
-    unless is_atom(name), do: raise(ArgumentError, "expected :name to be an atom, got: #{inspect(name)}")
+
+    unless is_atom(name),
+      do: raise(ArgumentError, "expected :name to be an atom, got: #{inspect(name)}")
+
     hordec = Keyword.fetch!(opts, :hordec)
-    unless is_atom(hordec), do: raise(ArgumentError, "expected :hordec to be a node name, got: #{inspect(hordec)}")
+
+    unless is_atom(hordec),
+      do: raise(ArgumentError, "expected :hordec to be a node name, got: #{inspect(hordec)}")
+
     GenServer.start_link(__MODULE__, opts, name: name)
   end
 
@@ -104,7 +110,8 @@ defmodule HordeC.Crdt do
 
   @doc "The whole map held by the attached replica."
   @spec to_map(crdt(), timeout()) :: map()
-  def to_map(crdt, timeout \\ @default_timeout), do: replica_call(crdt, :to_map, timeout, "to_map")
+  def to_map(crdt, timeout \\ @default_timeout),
+    do: replica_call(crdt, :to_map, timeout, "to_map")
 
   @doc "Puts every entry of `map` in one batch. Returns `crdt`."
   @spec merge(crdt(), map(), timeout()) :: crdt()
@@ -139,7 +146,8 @@ defmodule HordeC.Crdt do
                 "(see the :max_message_bytes option)"
 
       {:error, :badarg} ->
-        raise ArgumentError, "HordeC.Crdt.#{what}: invalid arguments #{inspect(request, limit: 5)}"
+        raise ArgumentError,
+              "HordeC.Crdt.#{what}: invalid arguments #{inspect(request, limit: 5)}"
 
       {:error, reason} ->
         raise RuntimeError, "HordeC.Crdt.#{what} failed: #{inspect(reason)}"

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# HordeC demo: start a hordec C node, talk to it from Elixir, tear it down.
+# HordeC demo: a real mixed cluster — three hordec C nodes and an Elixir node — on loopback.
 #
-#   scripts/demo.sh
+#   bash scripts/demo.sh
 #
-# Steps: build hordec (cmake) if needed -> compile the Elixir client -> epmd -> hordec
-#        -> elixir_client/demo/demo.exs -> stop hordec (also on Ctrl-C or error).
+# Steps: install missing packages -> build hordec -> compile the Elixir client -> epmd -> three hordecs
+#        -> elixir_client/demo/demo.exs (ping, echo, C processes, then a map replicated across the three
+#        C nodes, written and read from Elixir, through a partition and its heal) -> stop everything
+#        (also on Ctrl-C or error).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HORDEC_BIN=${HORDEC_BIN:-$ROOT/build/hordec}
 COOKIE=${DEMO_COOKIE:-hordec_demo_cookie}
 H1="demo_h1@127.0.0.1"
+H2="demo_h2@127.0.0.1"
+H3="demo_h3@127.0.0.1"
 CLIENT="demo_client_$$@127.0.0.1"
 LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/hordec_demo.XXXXXX")
-H1_PID=""
+H1_PID="" H2_PID="" H3_PID=""
 
 say() { printf '\n\033[1m>> %s\033[0m\n' "$*"; }
 
@@ -31,6 +35,8 @@ stop_hordec() {
 
 cleanup() {
   stop_hordec "$H1_PID"
+  stop_hordec "$H2_PID"
+  stop_hordec "$H3_PID"
   rm -rf "$LOGDIR"
 }
 trap cleanup EXIT
@@ -56,10 +62,12 @@ start_hordec() {
   return 1
 }
 
-if [ ! -x "$HORDEC_BIN" ]; then
+say "installing missing packages (if any)"
+bash "$ROOT/scripts/deps.sh"
+
+if [ "$HORDEC_BIN" = "$ROOT/build/hordec" ]; then
   say "building hordec"
-  cmake -S "$ROOT" -B "$ROOT/build"
-  cmake --build "$ROOT/build" -j2 --target hordec
+  bash "$ROOT/scripts/build.sh" -DHORDEC_TESTS=OFF >/dev/null
 fi
 
 say "compiling the Elixir client (no deps, no network)"
@@ -68,17 +76,21 @@ say "compiling the Elixir client (no deps, no network)"
 say "making sure epmd runs"
 epmd -daemon
 
-say "starting $H1"
+say "starting three C nodes: $H1 $H2 $H3"
 start_hordec "$H1" H1_PID
+start_hordec "$H2" H2_PID
+start_hordec "$H3" H3_PID
 
 say "running the Elixir client $CLIENT"
 elixir --name "$CLIENT" --cookie "$COOKIE" \
   -pa "$ROOT/elixir_client/_build/dev/lib/horde_c/ebin" \
-  "$ROOT/elixir_client/demo/demo.exs" "$H1"
+  "$ROOT/elixir_client/demo/demo.exs" "$H1" "$H2" "$H3"
 
-say "stopping $H1 (SIGTERM)"
+say "stopping the C nodes (SIGTERM)"
 stop_hordec "$H1_PID"
-H1_PID=""
+stop_hordec "$H2_PID"
+stop_hordec "$H3_PID"
+H1_PID="" H2_PID="" H3_PID=""
 
 say "hordec log ($H1)"
 cat "$LOGDIR/$H1.err"

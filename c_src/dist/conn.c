@@ -360,8 +360,11 @@ static void read_packets(hc_conn *c, uint64_t now)
             if (c->state == HC_CONN_CLOSED)
                 return;
         }
-        if ((size_t)k >= budget)
-            return; /* level-triggered epoll brings us back */
+        /* A short read drained the socket: don't spend a syscall to hear EAGAIN. Level-triggered
+         * epoll brings us back when more arrives, and after the budget, so one peer cannot starve
+         * the others. */
+        if ((size_t)k < room || (size_t)k >= budget)
+            return;
         budget -= (size_t)k;
     }
 }

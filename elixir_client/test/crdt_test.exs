@@ -156,4 +156,59 @@ defmodule HordeC.CrdtTest do
 
     assert ctl(h1, {:crdt_stop, :no_such_map}) == {:error, :not_found}
   end
+
+  # Every engine message must be a term a real BEAM decodes (a malformed one would make the BEAM drop
+  # the whole connection). Here this test process poses as a neighbour replica: it answers the
+  # handshake, then everything the replica sends it arrives decoded in its mailbox.
+  test "sync messages decode in a real BEAM (a BEAM process posing as a neighbour)",
+       %{hs: hs, locals: [l1 | _]} do
+    fake = :fake_replica
+    Process.register(self(), fake)
+    h1 = hd(hs).node
+    :ok = Crdt.set_neighbours(l1, [{fake, node()} | for(h <- hs, do: {:m, h.node})])
+
+    assert_receive {:"$hordec_replica", :m,
+                    {:"$hordec_crdt", 1, :hello, rid, inc, 0, 0, {depth, max_bytes}}},
+                   @converge
+
+    assert is_integer(rid) and rid > 0 and is_integer(inc) and is_integer(depth) and
+             is_integer(max_bytes)
+
+    my_rid = 4242
+
+    send(
+      {:m, h1},
+      {:"$hordec_replica", fake,
+       {:"$hordec_crdt", 1, :hello, my_rid, 1, rid, inc, {depth, max_bytes}}}
+    )
+
+    Crdt.put(l1, :probe, {"value", 1.5, [self()]})
+    me = self()
+
+    delta =
+      eventually(
+        fn ->
+          receive do
+            {:"$hordec_replica", :m,
+             {:"$hordec_crdt", 1, :delta, ^rid, ^inc, ^my_rid, 1, {_seq, records}}} ->
+              Enum.find(records, fn {key, _elems, _removed} -> key == :probe end)
+          after
+            50 -> nil
+          end
+        end,
+        @converge
+      )
+
+    assert {:probe, [{^rid, ctr, hlc, {"value", 1.5, [^me]}}], removed} = delta
+    assert is_integer(ctr) and is_integer(hlc) and is_binary(removed)
+
+    # Whatever else it sends us (acks, digests, repair traffic) is a well-formed engine message.
+    Process.sleep(300)
+    {:messages, rest} = Process.info(self(), :messages)
+
+    for msg <- rest do
+      assert {:"$hordec_replica", :m, {:"$hordec_crdt", 1, type, _, _, _, _, _}} = msg
+      assert is_atom(type)
+    end
+  end
 end

@@ -43,6 +43,23 @@ int hc_buf_reserve(hc_buf *b, size_t extra)
     return HC_OK;
 }
 
+int hc_array_reserve(void **arr, size_t *cap, size_t need, size_t elem, size_t first)
+{
+    if (need <= *cap)
+        return HC_OK;
+    size_t c = *cap ? *cap : first;
+    while (c < need)
+        c *= 2;
+    if (c > SIZE_MAX / elem)
+        return HC_ENOMEM;
+    void *p = realloc(*arr, c * elem);
+    if (!p)
+        return HC_ENOMEM;
+    *arr = p;
+    *cap = c;
+    return HC_OK;
+}
+
 int hc_buf_append(hc_buf *b, const void *p, size_t n)
 {
     int rc = hc_buf_reserve(b, n);

@@ -20,20 +20,14 @@ typedef struct deferred {
     hc_gen_from from;
 } deferred;
 
-static void reply_atom(hc_rt *rt, const hc_gen_from *from, const char *a)
+/* {ok, Pid} of a process we just started, or {error, enomem} if there is none. */
+static void reply_ok_pid(hc_rt *rt, const hc_gen_from *from, const hc_proc *p)
 {
     hc_buf b = {0};
-    if (!hc_enc_atom_cstr(&b, a))
-        hc_gen_reply(rt, from, b.data, b.len);
-    hc_buf_free(&b);
-}
-
-/* {error, Reason} where Reason is an atom. */
-static void reply_error(hc_rt *rt, const hc_gen_from *from, const char *reason)
-{
-    hc_buf b = {0};
-    if (!hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "error") && !hc_enc_atom_cstr(&b, reason))
-        hc_gen_reply(rt, from, b.data, b.len);
+    if (p && !hc_enc_pid(&b, hc_proc_pid(p)))
+        hc_gen_reply_ok(rt, from, b.data, b.len);
+    else
+        hc_gen_reply_error(rt, from, "enomem");
     hc_buf_free(&b);
 }
 
@@ -115,12 +109,9 @@ static void call_done(hc_rt *rt, hc_proc *caller, int status, const uint8_t *rep
 {
     deferred *d = ud;
     if (status == HC_OK) {
-        hc_buf b = {0};
-        if (!hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "ok") && !hc_buf_append(&b, reply, len))
-            hc_gen_reply(rt, &d->from, b.data, b.len);
-        hc_buf_free(&b);
+        hc_gen_reply_ok(rt, &d->from, reply, len);
     } else {
-        reply_error(rt, &d->from, status == HC_CALL_TIMEOUT ? "timeout" : status == HC_ENOCONN ? "noconnection"
+        hc_gen_reply_error(rt, &d->from, status == HC_CALL_TIMEOUT ? "timeout" : status == HC_ENOCONN ? "noconnection"
                                                                                                 : "noproc");
     }
     free(d);
@@ -131,9 +122,9 @@ static void connect_done(hc_rt *rt, hc_atom node, bool up, const char *reason, v
 {
     deferred *d = ud;
     if (up)
-        reply_atom(rt, &d->from, "ok");
+        hc_gen_reply_atom(rt, &d->from, "ok");
     else
-        reply_error(rt, &d->from, strstr(reason, "cookie") || strstr(reason, "ack") ? "auth" : "noconnection");
+        hc_gen_reply_error(rt, &d->from, strstr(reason, "cookie") || strstr(reason, "ack") ? "auth" : "noconnection");
     free(d);
     (void)node;
 }
@@ -183,13 +174,10 @@ static void crdt_start(hc_rt *rt, const hc_gen_from *from, const uint8_t *req, s
     }
     int rc = hordec_replica_start(rt, name, &o, &p);
     if (rc) {
-        reply_error(rt, from, rc == HC_EEXIST ? "name_taken" : "enomem");
+        hc_gen_reply_error(rt, from, rc == HC_EEXIST ? "name_taken" : "enomem");
         return;
     }
-    hc_buf b = {0};
-    if (!hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "ok") && !hc_enc_pid(&b, hc_proc_pid(p)))
-        hc_gen_reply(rt, from, b.data, b.len);
-    hc_buf_free(&b);
+    reply_ok_pid(rt, from, p);
 }
 
 static void crdt_stop(hc_rt *rt, const hc_gen_from *from, const uint8_t *req, size_t len, size_t i)
@@ -201,12 +189,12 @@ static void crdt_stop(hc_rt *rt, const hc_gen_from *from, const uint8_t *req, si
     }
     hc_proc *p = hc_proc_whereis(rt, name);
     if (!hordec_is_replica(p)) {
-        reply_error(rt, from, "not_found");
+        hc_gen_reply_error(rt, from, "not_found");
         return;
     }
     hc_term_span reason = hc_reason_shutdown();
     hc_proc_exit(rt, p, reason.p, reason.len);
-    reply_atom(rt, from, "ok");
+    hc_gen_reply_atom(rt, from, "ok");
 }
 
 static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uint8_t *req, size_t len)
@@ -215,7 +203,7 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
     size_t i = 0;
     uint32_t arity;
     if (hc_dec_is_atom(req, len, &i, "ping") && i == len) {
-        reply_atom(rt, from, "pong");
+        hc_gen_reply_atom(rt, from, "pong");
         return;
     }
     i = 0;
@@ -225,13 +213,7 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
     }
     i = 0;
     if (hc_dec_is_atom(req, len, &i, "spawn_worker") && i == len) {
-        hc_proc *w = hordec_worker_spawn(rt);
-        hc_buf b = {0};
-        if (w && !hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "ok") && !hc_enc_pid(&b, hc_proc_pid(w)))
-            hc_gen_reply(rt, from, b.data, b.len);
-        else
-            reply_error(rt, from, "enomem");
-        hc_buf_free(&b);
+        reply_ok_pid(rt, from, hordec_worker_spawn(rt));
         return;
     }
     i = 0;
@@ -253,12 +235,12 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
             return;
         }
         if (hordec_watch(rt, &target, &from->pid, &ref)) {
-            reply_error(rt, from, "enomem");
+            hc_gen_reply_error(rt, from, "enomem");
             return;
         }
         hc_buf b = {0};
-        if (!hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "ok") && !hc_enc_ref(&b, &ref))
-            hc_gen_reply(rt, from, b.data, b.len);
+        if (!hc_enc_ref(&b, &ref))
+            hc_gen_reply_ok(rt, from, b.data, b.len);
         hc_buf_free(&b);
         return;
     }
@@ -269,13 +251,7 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
             reply_unknown(rt, from, req, len);
             return;
         }
-        hc_proc *l = hordec_link(rt, &target, &from->pid);
-        hc_buf b = {0};
-        if (l && !hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "ok") && !hc_enc_pid(&b, hc_proc_pid(l)))
-            hc_gen_reply(rt, from, b.data, b.len);
-        else
-            reply_error(rt, from, "enomem");
-        hc_buf_free(&b);
+        reply_ok_pid(rt, from, hordec_link(rt, &target, &from->pid));
         return;
     }
     i = args;
@@ -285,7 +261,7 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
         if (for_each_node(rt, req, len, i, block ? hc_rt_block : hc_rt_unblock))
             reply_unknown(rt, from, req, len);
         else
-            reply_atom(rt, from, "ok");
+            hc_gen_reply_atom(rt, from, "ok");
         return;
     }
     i = args;
@@ -298,7 +274,7 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
         deferred *d = defer(from);
         if (!d || hc_rt_on_connect_result(rt, node, connect_done, d)) {
             free(d);
-            reply_error(rt, from, "enomem");
+            hc_gen_reply_error(rt, from, "enomem");
         }
         return;
     }
@@ -328,7 +304,7 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
                    : HC_ENOMEM;
         if (rc) {
             free(d);
-            reply_error(rt, from, rc == HC_ENOCONN ? "noconnection" : "enomem");
+            hc_gen_reply_error(rt, from, rc == HC_ENOCONN ? "noconnection" : "enomem");
         }
         return;
     }

@@ -187,28 +187,12 @@ static void on_node_event(hc_rt *rt, hc_atom node, bool up, const char *reason, 
 
 /* ------------------------------------------------------------------ replies */
 
-static void reply_atom(hc_rt *rt, const hc_gen_from *from, const char *a)
-{
-    hc_buf b = {0};
-    if (!hc_enc_atom_cstr(&b, a))
-        hc_gen_reply(rt, from, b.data, b.len);
-    hc_buf_free(&b);
-}
-
-static void reply_error(hc_rt *rt, const hc_gen_from *from, const char *reason)
-{
-    hc_buf b = {0};
-    if (!hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "error") && !hc_enc_atom_cstr(&b, reason))
-        hc_gen_reply(rt, from, b.data, b.len);
-    hc_buf_free(&b);
-}
-
 static void reply_status(hc_rt *rt, const hc_gen_from *from, int rc)
 {
     if (rc == HC_OK)
-        reply_atom(rt, from, "ok");
+        hc_gen_reply_atom(rt, from, "ok");
     else
-        reply_error(rt, from, rc == HC_ETOOBIG ? "too_big" : rc == HC_ENOMEM ? "enomem" : "badarg");
+        hc_gen_reply_error(rt, from, rc == HC_ETOOBIG ? "too_big" : rc == HC_ENOMEM ? "enomem" : "badarg");
 }
 
 typedef struct map_builder {
@@ -230,7 +214,7 @@ static void reply_to_map(replica *r, const hc_gen_from *from)
     if (!hc_enc_map_header(&b, (uint32_t)hc_crdt_size(r->crdt)) && !hc_crdt_foreach(r->crdt, add_pair, &mb))
         hc_gen_reply(r->rt, from, b.data, b.len);
     else
-        reply_error(r->rt, from, "enomem");
+        hc_gen_reply_error(r->rt, from, "enomem");
     hc_buf_free(&b);
 }
 
@@ -238,7 +222,7 @@ static void reply_take(replica *r, const hc_gen_from *from, const uint8_t *req, 
 {
     hc_list_iter it;
     if (hc_list_begin(&it, req, len, &i) || i != len) {
-        reply_error(r->rt, from, "badarg");
+        hc_gen_reply_error(r->rt, from, "badarg");
         return;
     }
     hc_buf body = {0}, b = {0};
@@ -416,14 +400,8 @@ static int subscribe(replica *r, const hc_pid *pid)
     for (size_t i = 0; i < r->nsubs; i++)
         if (hc_pid_eq(&r->subs[i].pid, pid))
             return HC_OK;
-    if (r->nsubs == r->capsubs) {
-        size_t cap = r->capsubs ? r->capsubs * 2 : 4;
-        subscriber *s = realloc(r->subs, cap * sizeof *s);
-        if (!s)
-            return HC_ENOMEM;
-        r->subs = s;
-        r->capsubs = cap;
-    }
+    if (hc_array_reserve((void **)&r->subs, &r->capsubs, r->nsubs + 1, sizeof *r->subs, 4))
+        return HC_ENOMEM;
     subscriber *s = &r->subs[r->nsubs];
     if (hc_monitor(r->rt, r->self, pid, 0, 0, &s->mon))
         return HC_ENOMEM;
@@ -465,7 +443,7 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
     }
     i = 0;
     if (hc_dec_tuple_header(req, len, &i, &arity) || arity < 2) {
-        reply_error(rt, from, "badarg");
+        hc_gen_reply_error(rt, from, "badarg");
         return;
     }
     size_t a = i;
@@ -473,7 +451,7 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
     if (is_op(req, len, &i, arity, 3, "put")) {
         size_t k0 = i, k1, v0;
         if (hc_dec_skip(req, len, &i) || (k1 = i, v0 = i, hc_dec_skip(req, len, &i)) || i != len) {
-            reply_error(rt, from, "badarg");
+            hc_gen_reply_error(rt, from, "badarg");
             return;
         }
         rc = hc_crdt_put(r->crdt, req + k0, k1 - k0, req + v0, len - v0, now);
@@ -487,14 +465,11 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
         const uint8_t *v;
         size_t vl;
         if (hc_dec_skip(req, len, &i) || i != len) {
-            reply_error(rt, from, "badarg");
+            hc_gen_reply_error(rt, from, "badarg");
         } else if (hc_crdt_get(r->crdt, req + k0, len - k0, &v, &vl) == 1) {
-            hc_buf b = {0};
-            if (!hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "ok") && !hc_buf_append(&b, v, vl))
-                hc_gen_reply(rt, from, b.data, b.len);
-            hc_buf_free(&b);
+            hc_gen_reply_ok(rt, from, v, vl);
         } else {
-            reply_atom(rt, from, "error");
+            hc_gen_reply_atom(rt, from, "error");
         }
     } else if ((i = a, is_op(req, len, &i, arity, 2, "take"))) {
         reply_take(r, from, req, len, i);
@@ -518,7 +493,7 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
             }
         reply_status(rt, from, rc);
     } else {
-        reply_error(rt, from, "badarg");
+        hc_gen_reply_error(rt, from, "badarg");
     }
     pump(r);
 }

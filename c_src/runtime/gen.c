@@ -74,6 +74,38 @@ int hc_gen_reply(hc_rt *rt, const hc_gen_from *from, const uint8_t *reply, size_
     return rc;
 }
 
+int hc_gen_reply_atom(hc_rt *rt, const hc_gen_from *from, const char *name)
+{
+    hc_buf b = {0};
+    int rc = hc_enc_atom_cstr(&b, name);
+    if (!rc)
+        rc = hc_gen_reply(rt, from, b.data, b.len);
+    hc_buf_free(&b);
+    return rc;
+}
+
+int hc_gen_reply_error(hc_rt *rt, const hc_gen_from *from, const char *reason)
+{
+    hc_buf b = {0};
+    int rc = hc_enc_tuple_header(&b, 2) || hc_enc_atom_cstr(&b, "error") || hc_enc_atom_cstr(&b, reason) ? HC_ENOMEM
+                                                                                                      : HC_OK;
+    if (!rc)
+        rc = hc_gen_reply(rt, from, b.data, b.len);
+    hc_buf_free(&b);
+    return rc;
+}
+
+int hc_gen_reply_ok(hc_rt *rt, const hc_gen_from *from, const uint8_t *term, size_t len)
+{
+    hc_buf b = {0};
+    int rc = hc_enc_tuple_header(&b, 2) || hc_enc_atom_cstr(&b, "ok") || hc_buf_append(&b, term, len) ? HC_ENOMEM
+                                                                                                     : HC_OK;
+    if (!rc)
+        rc = hc_gen_reply(rt, from, b.data, b.len);
+    hc_buf_free(&b);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ making calls */
 
 static pending_call *call_find(const hc_rt *rt, const hc_ref *ref)

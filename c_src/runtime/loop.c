@@ -141,14 +141,8 @@ static void heap_remove(hc_loop *l, timer *t)
 
 static uint64_t timer_add(hc_loop *l, uint64_t after_ms, hc_loop_timer_cb cb, void *ud, bool owns)
 {
-    if (l->nheap == l->capheap) {
-        size_t cap = l->capheap ? l->capheap * 2 : 64;
-        timer **h = realloc(l->heap, cap * sizeof *h);
-        if (!h)
-            return 0;
-        l->heap = h;
-        l->capheap = cap;
-    }
+    if (hc_array_reserve((void **)&l->heap, &l->capheap, l->nheap + 1, sizeof *l->heap, 64))
+        return 0;
     timer *t = malloc(sizeof *t);
     if (!t)
         return 0;

@@ -33,15 +33,9 @@ static uint32_t random_u32(void)
 
 static void graveyard_add(hc_rt *rt, hc_conn *c)
 {
-    if (rt->ngrave == rt->capgrave) {
-        size_t cap = rt->capgrave ? rt->capgrave * 2 : 16;
-        hc_conn **g = realloc(rt->graveyard, cap * sizeof *g);
-        if (!g) {
-            hc_conn_free(c); /* cannot defer: free now (only reached on OOM) */
-            return;
-        }
-        rt->graveyard = g;
-        rt->capgrave = cap;
+    if (hc_array_reserve((void **)&rt->graveyard, &rt->capgrave, rt->ngrave + 1, sizeof *rt->graveyard, 16)) {
+        hc_conn_free(c); /* cannot defer: free now (only reached on OOM) */
+        return;
     }
     rt->graveyard[rt->ngrave++] = c;
 }

@@ -78,14 +78,8 @@ bool rt_link_add(hc_proc *p, const hc_pid *other)
     for (size_t i = 0; i < p->nlinks; i++)
         if (hc_pid_eq(&p->links[i], other))
             return true;
-    if (p->nlinks == p->caplinks) {
-        size_t cap = p->caplinks ? p->caplinks * 2 : 4;
-        hc_pid *v = realloc(p->links, cap * sizeof *v);
-        if (!v)
-            return false;
-        p->links = v;
-        p->caplinks = cap;
-    }
+    if (hc_array_reserve((void **)&p->links, &p->caplinks, p->nlinks + 1, sizeof *p->links, 4))
+        return false;
     p->links[p->nlinks++] = *other;
     return true;
 }

@@ -101,14 +101,8 @@ void rt_local_free(hc_rt *rt)
 
 int mon_vec_push(mon_vec *v, hc_mon *m, size_t *idx)
 {
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 4;
-        hc_mon **a = realloc(v->v, cap * sizeof *a);
-        if (!a)
-            return HC_ENOMEM;
-        v->v = a;
-        v->cap = cap;
-    }
+    if (hc_array_reserve((void **)&v->v, &v->cap, v->n + 1, sizeof *v->v, 4))
+        return HC_ENOMEM;
     *idx = v->n;
     v->v[v->n++] = m;
     return HC_OK;

@@ -46,6 +46,10 @@ int hc_buf_put_be64(hc_buf *b, uint64_t v);
 void hc_buf_reset(hc_buf *b);                            /* len = 0, keeps the memory */
 void hc_buf_free(hc_buf *b);
 
+/* Makes room for `need` elements in a dynamic array of `elem` bytes each: on return *cap >= need
+ * (doubling from `first`). *arr and *cap change only on success. HC_OK or HC_ENOMEM. */
+int hc_array_reserve(void **arr, size_t *cap, size_t need, size_t elem, size_t first);
+
 static inline uint16_t hc_get_be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 static inline uint32_t hc_get_be32(const uint8_t *p)
 {

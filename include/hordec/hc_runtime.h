@@ -148,6 +148,11 @@ void hc_make_ref(hc_rt *rt, hc_ref *out);
 /* ------------------------------------------------------------------ gen_server calls */
 
 int hc_gen_reply(hc_rt *rt, const hc_gen_from *from, const uint8_t *reply, size_t len);
+/* Shorthands for the most common replies: the atom `name`, and {error, Reason} with an atom reason. */
+int hc_gen_reply_atom(hc_rt *rt, const hc_gen_from *from, const char *name);
+int hc_gen_reply_error(hc_rt *rt, const hc_gen_from *from, const char *reason);
+/* {ok, Term}, with Term given as ETF bytes. */
+int hc_gen_reply_ok(hc_rt *rt, const hc_gen_from *from, const uint8_t *term, size_t len);
 
 /* Outcome of a call made by a C process. */
 #define HC_CALL_TIMEOUT (-100)

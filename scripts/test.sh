@@ -3,7 +3,8 @@
 # -Wall -Wextra -Werror, runs the cmocka unit tests and the simulator through ctest, runs them again
 # built with AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer included), checks that
 # `rebar3 compile` builds the C node, then runs the ExUnit interop suite against real hordec and BEAM
-# nodes on loopback.
+# nodes on loopback — once with the normal build and once with the sanitizer build of hordec, so memory
+# errors on the real network paths fail the run too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -35,3 +36,7 @@ export HORDEC_BIN="$ROOT/build/hordec"
 export HORDEC_VECTORS_BIN="$ROOT/build/test/interop/hordec-vectors"
 MIX_ENV=test mix compile --warnings-as-errors >/dev/null
 mix test
+
+step "interop suite again, against hordec built with ASan + UBSan (leaks checked on clean exits)"
+HORDEC_BIN="$ROOT/build-asan/hordec" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 mix test

@@ -113,8 +113,10 @@ void rt_deliver_exit(hc_rt *rt, hc_proc *p, const hc_pid *from, const uint8_t *r
 {
     if (p->dead)
         return;
-    if (!is_exit2)
-        rt_link_del(p, from);
+    /* A link's exit signal only counts while the link exists: after unlink/1 none may arrive. Links
+     * therefore stay in place until their signal is delivered, and are removed here. */
+    if (!is_exit2 && !rt_link_del(p, from))
+        return;
     if (is_exit2 && rt_term_is(reason, rlen, rt_atom_kill, rt_atom_kill_len)) {
         hc_proc_exit(rt, p, rt_atom_killed, rt_atom_killed_len); /* untrappable */
         return;

@@ -221,15 +221,10 @@ void rt_node_down_signals(hc_rt *rt, hc_atom node)
         if (!hc_hmap_live(&rt->procs, i))
             continue;
         hc_proc *p = rt->procs.vals[i];
-        for (size_t k = 0; k < p->nlinks;) {
-            if (p->links[k].node == node) {
-                hc_pid other = p->links[k];
-                p->links[k] = p->links[--p->nlinks];
-                rt_local_enqueue(rt, LS_EXIT, &p->pid, &other, rt_atom_noconnection, rt_atom_noconnection_len);
-            } else {
-                k++;
-            }
-        }
+        for (size_t k = 0; k < p->nlinks; k++)
+            if (p->links[k].node == node) /* the link goes when the signal is delivered */
+                rt_local_enqueue(rt, LS_EXIT, &p->pid, &p->links[k], rt_atom_noconnection,
+                                 rt_atom_noconnection_len);
     }
 }
 
@@ -355,6 +350,8 @@ int hc_link(hc_rt *rt, hc_proc *p, const hc_pid *other)
         hc_proc *o = rt_proc_by_pid(rt, other);
         if (!o) {
             /* Linking to a dead process: an exit signal noproc, as link/1 does under trap_exit. */
+            if (!rt_link_add(p, other))
+                return HC_ENOMEM;
             rt_local_enqueue(rt, LS_EXIT, &p->pid, other, rt_atom_noproc, rt_atom_noproc_len);
             return HC_OK;
         }
@@ -369,10 +366,8 @@ int hc_link(hc_rt *rt, hc_proc *p, const hc_pid *other)
     int rc = hc_ctrl_enc_link(b, &p->pid, other);
     if (!rc)
         rc = rt_send_packet(rt, other->node, b, NULL, 0);
-    if (rc) {
-        rt_link_del(p, other);
+    if (rc) /* unreachable node: the link breaks at once with noconnection */
         rt_local_enqueue(rt, LS_EXIT, &p->pid, other, rt_atom_noconnection, rt_atom_noconnection_len);
-    }
     return HC_OK;
 }
 
@@ -490,18 +485,8 @@ static void on_unlink_id(hc_rt *rt, const hc_ctrl *m)
 static void on_exit_ctrl(hc_rt *rt, const hc_ctrl *m, bool is_exit2)
 {
     hc_proc *p = rt_proc_by_pid(rt, &m->to.pid);
-    if (!p)
-        return;
-    if (!is_exit2) {
-        /* A link EXIT only counts if the link still exists on our side (an unlink may have crossed it). */
-        bool linked = false;
-        for (size_t i = 0; i < p->nlinks; i++)
-            if (hc_pid_eq(&p->links[i], &m->from))
-                linked = true;
-        if (!linked)
-            return;
-    }
-    rt_deliver_exit(rt, p, &m->from, m->reason.p, m->reason.len, is_exit2);
+    if (p) /* a link EXIT whose link we already dropped (an unlink crossed it) is ignored there */
+        rt_deliver_exit(rt, p, &m->from, m->reason.p, m->reason.len, is_exit2);
 }
 
 int rt_dispatch_packet(hc_rt *rt, hc_peer *peer, const uint8_t *p, size_t len)

@@ -124,6 +124,8 @@ void hc_proc_set_trap_exit(hc_proc *p, bool on);
 /* Terminates the process with `reason` (a term). Safe to call from the process's own callbacks: the
  * memory is released after the current callback returns. */
 void hc_proc_exit(hc_rt *rt, hc_proc *p, const uint8_t *reason, size_t rlen);
+/* A process pointer stays valid until the end of the loop turn in which the process exits (so a
+ * callback may still look at it); after that, ask by pid with hc_proc_lookup(). */
 bool hc_proc_alive(const hc_proc *p);
 
 /* ------------------------------------------------------------------ signals */

@@ -38,6 +38,7 @@ typedef struct replica {
     uint64_t node_sub;
     hc_timer_id reconnect_timer;
     uint64_t dropped_in; /* messages from processes that are not neighbours, or malformed wrappers */
+    uint64_t last_warn_ms; /* rejections are logged at most once a second: a bad peer cannot flood the log */
 } replica;
 
 static const hc_proc_ops replica_ops;
@@ -56,6 +57,8 @@ static uint64_t wall_ms(void)
 
 static void on_timer(hc_rt *rt, void *ud);
 
+#define MAX_WAIT_MS 1000
+
 static void arm_timer(replica *r)
 {
     uint64_t d = hc_crdt_next_deadline(r->crdt);
@@ -66,8 +69,11 @@ static void arm_timer(replica *r)
     if (r->timer)
         hc_timer_cancel(r->rt, r->timer);
     uint64_t now = wall_ms();
+    /* Deadlines are wall-clock (the engine's time base); the loop's timers are monotonic. Capping the
+     * wait means a wall clock stepped backwards delays sync by at most MAX_WAIT_MS, not by the step. */
+    uint64_t wait = d > now ? d - now : 0;
     r->timer_at = d;
-    r->timer = hc_timer_start(r->rt, d > now ? d - now : 0, on_timer, r);
+    r->timer = hc_timer_start(r->rt, wait < MAX_WAIT_MS ? wait : MAX_WAIT_MS, on_timer, r);
 }
 
 static peer_slot *peer_by_handle(replica *r, uint64_t h)
@@ -516,10 +522,13 @@ static void on_message(hc_rt *rt, hc_proc *self, const hc_pid *from, const uint8
         r->dropped_in++;
         return;
     }
-    int rc = hc_crdt_receive(r->crdt, p->handle, msg + i, len - i, wall_ms());
-    if (rc && rc != HC_ESTATE)
-        hc_log_warn("replica %s: rejected a message from %s on %s: %s", hc_atom_name(r->name),
+    uint64_t now = wall_ms();
+    int rc = hc_crdt_receive(r->crdt, p->handle, msg + i, len - i, now);
+    if (rc && rc != HC_ESTATE && (now < r->last_warn_ms || now - r->last_warn_ms >= 1000)) {
+        r->last_warn_ms = now;
+        hc_log_warn("replica %s: rejected a message from %s on %s: %s (counted in stats)", hc_atom_name(r->name),
                     hc_atom_name(sender), hc_atom_name(from->node), hc_strerror(rc));
+    }
     pump(r);
     (void)rt;
 }

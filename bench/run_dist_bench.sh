@@ -25,10 +25,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ ! -x "$HORDEC_BIN" ]; then
-  echo "building hordec ..." >&2
-  cmake -S "$ROOT" -B "$ROOT/build" >/dev/null
-  cmake --build "$ROOT/build" -j2 --target hordec >/dev/null
+if [ "$HORDEC_BIN" = "$ROOT/build/hordec" ]; then
+  bash "$ROOT/scripts/deps.sh"
+  bash "$ROOT/scripts/build.sh" --target hordec >/dev/null   # never benchmark a stale binary
 fi
 
 epmd -daemon

@@ -67,7 +67,7 @@ bash "$ROOT/scripts/deps.sh"
 
 if [ "$HORDEC_BIN" = "$ROOT/build/hordec" ]; then
   say "building hordec"
-  bash "$ROOT/scripts/build.sh" -DHORDEC_TESTS=OFF >/dev/null
+  bash "$ROOT/scripts/build.sh" --target hordec >/dev/null
 fi
 
 say "compiling the Elixir client (no deps, no network)"

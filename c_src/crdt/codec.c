@@ -240,16 +240,8 @@ static int d_recs(dec *d, crdt_msg *m)
         uint32_t ne;
         if (d_tuple(d, 3) || d_raw(d, &r->key) || d_list(d, &ne))
             return HC_EDECODE;
-        if (pool_n + ne > pool_cap) {
-            size_t cap = pool_cap ? pool_cap * 2 : 16;
-            while (cap < pool_n + ne)
-                cap *= 2;
-            crdt_wire_elem *p = realloc(m->pool, cap * sizeof *p);
-            if (!p)
-                return HC_ENOMEM;
-            m->pool = p;
-            pool_cap = cap;
-        }
+        if (hc_array_reserve((void **)&m->pool, &pool_cap, pool_n + ne, sizeof *m->pool, 16))
+            return HC_ENOMEM;
         r->elems = (crdt_wire_elem *)(uintptr_t)pool_n; /* an index until the pool stops moving */
         r->n = ne;
         for (uint32_t k = 0; k < ne; k++)

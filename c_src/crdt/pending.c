@@ -29,14 +29,8 @@ crdt_pend_rec *crdt_pending_touch(crdt_pending *p, const uint8_t *key, size_t ke
                 return r;
     if (p->n >= p->nbuckets && grow(p))
         return NULL;
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 64;
-        crdt_pend_rec **recs = realloc(p->recs, cap * sizeof *recs);
-        if (!recs)
-            return NULL;
-        p->recs = recs;
-        p->cap = cap;
-    }
+    if (hc_array_reserve((void **)&p->recs, &p->cap, p->n + 1, sizeof *p->recs, 64))
+        return NULL;
     crdt_pend_rec *r = malloc(sizeof *r + key_len);
     if (!r)
         return NULL;

@@ -72,17 +72,7 @@ void crdt_session_free(crdt_session *s)
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem)
 {
-    if (need <= *cap)
-        return HC_OK;
-    size_t c = *cap ? *cap * 2 : 16;
-    while (c < need)
-        c *= 2;
-    void *p = realloc(*arr, c * elem);
-    if (!p)
-        return HC_ENOMEM;
-    *arr = p;
-    *cap = c;
-    return HC_OK;
+    return hc_array_reserve(arr, cap, need, elem, 16);
 }
 
 static int push_front(crdt_session *s, uint32_t level, uint32_t idx)

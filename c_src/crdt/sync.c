@@ -79,14 +79,8 @@ int hc_crdt_add_neighbour(hc_crdt *r, uint64_t peer, uint64_t now_ms)
 {
     if (crdt_peer_find(r, peer))
         return HC_EEXIST;
-    if (r->n_peers == r->cap_peers) {
-        size_t cap = r->cap_peers ? r->cap_peers * 2 : 8;
-        crdt_peer *ps = realloc(r->peers, cap * sizeof *ps);
-        if (!ps)
-            return HC_ENOMEM;
-        r->peers = ps;
-        r->cap_peers = cap;
-    }
+    if (hc_array_reserve((void **)&r->peers, &r->cap_peers, r->n_peers + 1, sizeof *r->peers, 8))
+        return HC_ENOMEM;
     crdt_peer *p = &r->peers[r->n_peers++];
     memset(p, 0, sizeof *p);
     p->handle = peer;
@@ -251,14 +245,8 @@ static int send_batch(hc_crdt *r, crdt_peer *p, crdt_unacked *u, uint64_t now)
 
 static int enqueue(hc_crdt *r, crdt_peer *p, crdt_batch *b, uint64_t now)
 {
-    if (p->qn == p->qcap) {
-        size_t cap = p->qcap ? p->qcap * 2 : 16;
-        crdt_unacked *q = realloc(p->q, cap * sizeof *q);
-        if (!q)
-            return HC_ENOMEM;
-        p->q = q;
-        p->qcap = cap;
-    }
+    if (hc_array_reserve((void **)&p->q, &p->qcap, p->qn + 1, sizeof *p->q, 16))
+        return HC_ENOMEM;
     b->refs++;
     p->q[p->qn++] = (crdt_unacked){b, 0, 0};
     p->q_bytes += b->len;
@@ -398,14 +386,8 @@ static int on_delta(hc_crdt *r, crdt_peer *p, const crdt_msg *m)
         if (rc)
             return rc;
     }
-    if (p->n_acks == p->cap_acks) {
-        size_t cap = p->cap_acks ? p->cap_acks * 2 : 16;
-        uint64_t *a = realloc(p->acks, cap * sizeof *a);
-        if (!a)
-            return HC_ENOMEM;
-        p->acks = a;
-        p->cap_acks = cap;
-    }
+    if (hc_array_reserve((void **)&p->acks, &p->cap_acks, p->n_acks + 1, sizeof *p->acks, 16))
+        return HC_ENOMEM;
     p->acks[p->n_acks++] = m->seq;
     return p->n_acks >= ACKS_PER_MESSAGE ? send_acks(r, p) : HC_OK;
 }

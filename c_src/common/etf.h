@@ -4,6 +4,10 @@
 
 enum {
     ETF_VERSION = 131,
+    /* Distribution header types (after 131) when DFLAG_DIST_HDR_ATOM_CACHE is negotiated. */
+    ETF_DIST_HEADER = 68,
+    ETF_DIST_FRAG_HEADER = 69,
+    ETF_DIST_FRAG_CONT = 70,
     ETF_NEW_FLOAT = 70,
     ETF_BIT_BINARY = 77,
     ETF_ATOM_CACHE_REF = 82,

@@ -14,7 +14,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/etf.h"
 #include "dist/epmd.h"
+#include "dist/flags.h"
 
 #define READ_BUDGET (4u << 20) /* bytes read per wake-up, so one flooding peer cannot starve the others */
 
@@ -41,6 +43,7 @@ void hc_conn_free(hc_conn *c)
         close(c->fd);
     hc_rbuf_free(&c->rb);
     hc_wq_free(&c->wq);
+    hc_ac_free(c->ac);
     free(c);
 }
 
@@ -148,10 +151,9 @@ uint32_t hc_conn_wanted_events(const hc_conn *c)
     }
 }
 
-int hc_conn_send(hc_conn *c, const uint8_t *ctrl, size_t clen, const uint8_t *msg, size_t mlen)
+/* 'p', 131, Control, [131, Message]: the framing of a connection without the atom cache. */
+static int send_pass_through(hc_conn *c, const uint8_t *ctrl, size_t clen, const uint8_t *msg, size_t mlen)
 {
-    if (c->state == HC_CONN_CLOSED)
-        return HC_ENOCONN;
     size_t total = clen + (msg ? 1 + mlen : 0);
     if (total > UINT32_MAX)
         return HC_ETOOBIG;
@@ -161,6 +163,75 @@ int hc_conn_send(hc_conn *c, const uint8_t *ctrl, size_t clen, const uint8_t *ms
     int rc = hc_wq_append(&c->wq, iov, msg ? 4 : 2);
     if (rc == HC_OK)
         c->packets_out++;
+    return rc;
+}
+
+int hc_conn_send(hc_conn *c, const uint8_t *ctrl, size_t clen, const uint8_t *msg, size_t mlen)
+{
+    if (c->state == HC_CONN_CLOSED)
+        return HC_ENOCONN;
+    if (!c->ac)
+        return send_pass_through(c, ctrl, clen, msg, mlen);
+    const struct iovec *iov;
+    int n;
+    int rc = hc_ac_encode(c->ac, ctrl, clen, msg, mlen, &iov, &n);
+    if (rc == HC_OK)
+        rc = hc_wq_append(&c->wq, iov, n);
+    if (rc != HC_OK)
+        return rc;
+    hc_ac_commit(c->ac); /* queued: the peer will see the new cache entries, in this order */
+    c->packets_out++;
+    return HC_OK;
+}
+
+typedef struct adopt_ctx {
+    hc_conn *c;
+    size_t dropped;
+} adopt_ctx;
+
+/* One chunk of a pending queue: whole packets, each re-sent through hc_conn_send. */
+static int adopt_chunk(const uint8_t *p, size_t len, void *ud)
+{
+    adopt_ctx *a = ud;
+    size_t i = 0;
+    while (len - i >= 4) {
+        size_t n = hc_get_be32(p + i);
+        i += 4;
+        if (n > len - i) { /* cannot happen (one append, one chunk): the rest is unusable */
+            a->dropped++;
+            return HC_OK;
+        }
+        const uint8_t *pk = p + i;
+        i += n;
+        if (n == 0)
+            continue; /* a tick: pointless once the link is up */
+        size_t j = 2;
+        if (n < 3 || pk[0] != 'p' || pk[1] != ETF_VERSION || hc_dec_skip(pk, n, &j) ||
+            (j < n && (pk[j] != ETF_VERSION || j + 1 == n))) {
+            a->dropped++;
+            continue;
+        }
+        int rc = j < n ? hc_conn_send(a->c, pk, j, pk + j + 1, n - j - 1) : hc_conn_send(a->c, pk, j, NULL, 0);
+        if (rc)
+            return rc;
+    }
+    if (i != len)
+        a->dropped++;
+    return HC_OK;
+}
+
+int hc_conn_adopt(hc_conn *c, hc_wqueue *pending, size_t *dropped)
+{
+    *dropped = 0;
+    if (!c->ac) {
+        hc_wq_splice(&c->wq, pending);
+        return HC_OK;
+    }
+    adopt_ctx a = {c, 0};
+    int rc = hc_wq_visit(pending, adopt_chunk, &a);
+    hc_wq_free(pending);
+    hc_wq_init(pending);
+    *dropped = a.dropped;
     return rc;
 }
 
@@ -302,6 +373,13 @@ static void handshake_packet(hc_conn *c, const uint8_t *p, size_t n, uint64_t no
         return;
     }
     if (rc == HC_HS_UP) {
+        if (c->hs.peer_flags & c->cfg->flags & DFLAG_DIST_HDR_ATOM_CACHE) {
+            c->ac = hc_ac_new();
+            if (!c->ac) {
+                hc_conn_close(c, HC_ENOMEM, "out of memory for the atom cache of %s", c->peer);
+                return;
+            }
+        }
         c->state = HC_CONN_UP;
         c->rb.header = 4;
         c->rb.max_packet = c->cfg->max_packet;
@@ -354,6 +432,17 @@ static void read_packets(hc_conn *c, uint64_t now)
                 handshake_packet(c, p, n, now);
             } else if (n > 0) { /* zero length = tick: receiving it is all it is for */
                 c->packets_in++;
+                if (c->ac) {
+                    /* The packet lies in our own read buffer, so it may be rewritten in place. */
+                    const char *why;
+                    int arc = hc_ac_normalize(c->ac, (uint8_t *)p, n, &p, &n, &why);
+                    if (arc) {
+                        hc_conn_close(c, arc == HC_ENOMEM ? HC_ENOMEM : HC_EDECODE,
+                                      "malformed input: %s (packet of %zu bytes)",
+                                      arc == HC_ENOMEM ? "out of memory" : why, n);
+                        return;
+                    }
+                }
                 if (c->hooks->packet(c, p, n, c->ud) < 0 && c->state != HC_CONN_CLOSED)
                     hc_conn_close(c, HC_EDECODE, "malformed input");
             }

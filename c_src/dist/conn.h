@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dist/atom_cache.h"
 #include "dist/framing.h"
 #include "dist/handshake.h"
 #include "dist/wqueue.h"
@@ -51,6 +52,7 @@ struct hc_conn {
     hc_hs hs;
     hc_rbuf rb;
     hc_wqueue wq;
+    hc_atom_cache *ac; /* set when both sides negotiated DFLAG_DIST_HDR_ATOM_CACHE: header framing */
     const hc_conn_config *cfg;
     const hc_conn_hooks *hooks;
     void *ud;
@@ -70,8 +72,14 @@ hc_conn *hc_conn_connect(const char *peer, const hc_conn_config *cfg, const hc_c
                          uint32_t challenge, uint64_t now_ms, char *err, size_t errlen);
 /* Drives the connection for the epoll events seen. */
 void hc_conn_handle(hc_conn *c, uint32_t events, uint64_t now_ms);
-/* Queues a data packet: ctrl is 'p' 131 Control...; msg (may be NULL) is the message term without 131. */
+/* Queues a data packet: ctrl is 'p' 131 Control...; msg (may be NULL) is the message term without 131.
+ * On a connection with the atom cache the packet goes out in the distribution-header form. */
 int hc_conn_send(hc_conn *c, const uint8_t *ctrl, size_t clen, const uint8_t *msg, size_t mlen);
+/* Takes over packets framed for hc_conn_send's 'p' form before the handshake ended (4-byte length,
+ * 'p', 131, Control, [131, Message] each, one per hc_wq_append); `pending` ends empty. Without the
+ * atom cache they are spliced as they are; with it each is rebuilt in header form, in order. A
+ * packet that does not parse is left out and counted in *dropped. HC_OK or HC_ENOMEM. */
+int hc_conn_adopt(hc_conn *c, hc_wqueue *pending, size_t *dropped);
 /* Writes what the socket takes; closes the connection on a write error. */
 void hc_conn_flush(hc_conn *c, uint64_t now_ms);
 /* Tick duty every ticktime/4: send a tick if nothing was sent for a quarter tick; close if nothing was

@@ -15,6 +15,7 @@
 #define DFLAG_EXPORT_PTR_TAG 0x200ULL
 #define DFLAG_BIT_BINARIES 0x400ULL
 #define DFLAG_NEW_FLOATS 0x800ULL
+#define DFLAG_DIST_HDR_ATOM_CACHE 0x2000ULL
 #define DFLAG_SMALL_ATOM_TAGS 0x4000ULL
 #define DFLAG_UTF8_ATOMS 0x10000ULL
 #define DFLAG_MAP_TAG 0x20000ULL
@@ -32,10 +33,12 @@
 
 /* ei's own set plus DIST_MONITOR_NAME: without that bit the BEAM never sends MONITOR_P to a C node, so
  * GenServer.call to an unknown name would time out instead of failing with noproc. No PUBLISHED: we
- * stay hidden (a visible node would be drawn into global's protocol, which we do not speak). */
+ * stay hidden (a visible node would be drawn into global's protocol, which we do not speak).
+ * DIST_HDR_ATOM_CACHE: atoms (node names in every pid and ref above all) travel as one-byte cache
+ * references, which saves the BEAM an atom-table lookup per atom on both encode and decode. */
 #define HC_DFLAGS_OURS                                                                                                 \
     (HC_DFLAGS_MANDATORY | DFLAG_DIST_MONITOR | DFLAG_DIST_MONITOR_NAME | DFLAG_SMALL_ATOM_TAGS | DFLAG_UNLINK_ID |   \
-     DFLAG_MANDATORY_25_DIGEST | DFLAG_V4_NC)
+     DFLAG_MANDATORY_25_DIGEST | DFLAG_V4_NC | DFLAG_DIST_HDR_ATOM_CACHE)
 
 enum hc_dop {
     HC_DOP_LINK = 1,

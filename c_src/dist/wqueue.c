@@ -72,6 +72,16 @@ void hc_wq_splice(hc_wqueue *dst, hc_wqueue *src)
     hc_wq_init(src);
 }
 
+int hc_wq_visit(const hc_wqueue *q, int (*cb)(const uint8_t *p, size_t len, void *ud), void *ud)
+{
+    for (const hc_wchunk *c = q->head; c; c = c->next) {
+        int rc = cb(c->data + c->off, c->len - c->off, ud);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int hc_wq_flush(hc_wqueue *q, int fd)
 {
     while (q->head) {

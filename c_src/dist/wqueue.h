@@ -21,6 +21,9 @@ void hc_wq_free(hc_wqueue *q);
 int hc_wq_append(hc_wqueue *q, const struct iovec *iov, int n);
 /* Moves everything queued in `src` to the end of `dst` (no copy); src ends empty. */
 void hc_wq_splice(hc_wqueue *dst, hc_wqueue *src);
+/* Calls cb on the unwritten bytes of each chunk, in order, until it returns non-zero (returned). One
+ * hc_wq_append lands in one chunk, so whole packets appended one per call never straddle two. */
+int hc_wq_visit(const hc_wqueue *q, int (*cb)(const uint8_t *p, size_t len, void *ud), void *ud);
 /* Writes as much as the socket takes. Returns 0 when the queue is empty, 1 if bytes remain (the socket
  * would block), or HC_EIO with errno set. */
 int hc_wq_flush(hc_wqueue *q, int fd);

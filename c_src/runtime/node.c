@@ -179,14 +179,24 @@ static void peer_up_hook(hc_conn *c, void *ud)
     watch_owner *o = ud;
     hc_rt *rt = o->rt;
     hc_peer *p = o->peer;
+    /* Everything queued while connecting goes out after the handshake, in order, in the framing the
+     * handshake chose (it was queued in 'p' form before the flags were known). On failure the peer
+     * stays down, so peer_after_io reports a failed connect. */
+    size_t dropped = 0;
+    if (hc_conn_adopt(c, &p->pending, &dropped)) {
+        hc_conn_close(c, HC_ENOMEM, "out of memory re-framing the packets queued for %s", hc_atom_name(p->node));
+        return;
+    }
+    if (dropped)
+        hc_log_warn("%zu packets queued for %s could not be re-framed and were dropped", dropped,
+                    hc_atom_name(p->node));
     p->up = true;
     p->waiting_incoming = false;
     p->backoff_ms = 0;
     p->retry_at = 0;
     p->flags = c->hs.peer_flags & rt->conn_cfg.flags;
-    /* Everything queued while connecting goes out after the handshake, in order. */
-    hc_wq_splice(&c->wq, &p->pending);
-    hc_log_info("node %s up (%s)", hc_atom_name(p->node), c->connector ? "we connected" : "it connected");
+    hc_log_info("node %s up (%s%s)", hc_atom_name(p->node), c->connector ? "we connected" : "it connected",
+                c->ac ? ", atom cache" : "");
     fire_connect_results(rt, p, true, "connected");
     notify_subs(rt, p->node, true, "connected");
 }

@@ -63,7 +63,8 @@ typedef struct rig {
     hc_conn_config cfg;
     ctx x;
     hc_hs hs;
-    hc_buf in; /* bytes the peer has read */
+    hc_buf in;           /* bytes the peer has read */
+    uint64_t peer_flags; /* what the played peer advertises; 0 = ours without the atom cache ('p' framing) */
 } rig;
 
 static void peer_write(rig *r, const void *p, size_t n)
@@ -136,8 +137,8 @@ static void handle(rig *r, uint64_t now) { hc_conn_handle(r->c, EPOLLIN | EPOLLO
 static void rig_up(rig *r, const uint8_t *extra, size_t extra_len, uint64_t now)
 {
     hc_buf out = {0};
-    assert_int_equal(hc_hs_start_connect(&r->hs, "peer@host", "hordec@host", COOKIE, HC_DFLAGS_OURS, 5, 99, &out),
-                     HC_OK);
+    uint64_t flags = r->peer_flags ? r->peer_flags : (HC_DFLAGS_OURS & ~DFLAG_DIST_HDR_ATOM_CACHE);
+    assert_int_equal(hc_hs_start_connect(&r->hs, "peer@host", "hordec@host", COOKIE, flags, 5, 99, &out), HC_OK);
     peer_write(r, out.data, out.len);
     hc_buf_reset(&out);
     handle(r, now);
@@ -378,11 +379,104 @@ static void test_connect_bad_names(void **state)
     }
 }
 
+/* Both sides advertise the atom cache: packets go out in header form, the hook sees 'p' form, packets
+ * queued before the handshake are re-framed, and a hostile header closes with a reason. */
+static void test_atom_cache_framing(void **state)
+{
+    (void)state;
+    rig r;
+    rig_open(&r, "ok", 0);
+    r.peer_flags = HC_DFLAGS_OURS;
+    rig_up(&r, NULL, 0, 0);
+    assert_non_null(r.c->ac);
+    hc_atom_cache *peer = hc_ac_new();
+
+    /* hordec -> peer: header form, which the peer's cache turns back into the same 'p' packet */
+    hc_pid a = {hc_atom_intern_cstr("peer@host"), 1, 0, 5};
+    hc_buf ctrl = {0}, msg = {0}, want = {0};
+    assert_int_equal(hc_ctrl_enc_send(&ctrl, &a), HC_OK);
+    hc_enc_atom_cstr(&msg, "hello");
+    assert_int_equal(hc_conn_send(r.c, ctrl.data, ctrl.len, msg.data, msg.len), HC_OK);
+    hc_conn_flush(r.c, 10);
+    peer_read_all(&r);
+    assert_true(r.in.len > 6);
+    assert_int_equal(r.in.data[4], 131);
+    assert_int_equal(r.in.data[5], 68);
+    hc_buf_append(&want, ctrl.data, ctrl.len);
+    hc_buf_put_u8(&want, 131);
+    hc_buf_append(&want, msg.data, msg.len);
+    const uint8_t *out;
+    size_t outlen;
+    const char *why;
+    assert_int_equal(hc_ac_normalize(peer, r.in.data + 4, r.in.len - 4, &out, &outlen, &why), HC_OK);
+    assert_int_equal(outlen, want.len);
+    assert_memory_equal(out, want.data, want.len);
+    hc_buf_reset(&r.in);
+
+    /* peer -> hordec: the hook gets the 'p' form */
+    const struct iovec *iov;
+    int n;
+    assert_int_equal(hc_ac_encode(peer, ctrl.data, ctrl.len, msg.data, msg.len, &iov, &n), HC_OK);
+    for (int k = 0; k < n; k++)
+        peer_write(&r, iov[k].iov_base, iov[k].iov_len);
+    hc_ac_commit(peer);
+    handle(&r, 20);
+    assert_int_equal(r.x.npackets, 1);
+    assert_int_equal(r.x.packets.len, 4 + want.len);
+    assert_memory_equal(r.x.packets.data + 4, want.data, want.len);
+
+    /* packets queued in 'p' form before the handshake: re-framed in order; a tick and junk are left out */
+    hc_wqueue pending;
+    hc_wq_init(&pending);
+    uint8_t len4[4] = {0, 0, 0, (uint8_t)want.len};
+    struct iovec one[2] = {{len4, 4}, {want.data, want.len}};
+    assert_int_equal(hc_wq_append(&pending, one, 2), HC_OK);
+    static const uint8_t tick[4] = {0, 0, 0, 0};
+    static const uint8_t junk[] = {0, 0, 0, 3, 'p', 131, 200};
+    struct iovec t = {(void *)tick, 4}, j = {(void *)junk, sizeof junk};
+    assert_int_equal(hc_wq_append(&pending, &t, 1), HC_OK);
+    assert_int_equal(hc_wq_append(&pending, &j, 1), HC_OK);
+    uint8_t len4b[4] = {0, 0, 0, (uint8_t)ctrl.len};
+    struct iovec two[2] = {{len4b, 4}, {ctrl.data, ctrl.len}};
+    assert_int_equal(hc_wq_append(&pending, two, 2), HC_OK);
+    size_t dropped = 99;
+    assert_int_equal(hc_conn_adopt(r.c, &pending, &dropped), HC_OK);
+    assert_int_equal(dropped, 1);
+    assert_int_equal(pending.bytes, 0);
+    hc_conn_flush(r.c, 30);
+    peer_read_all(&r);
+    size_t first = 4 + hc_get_be32(r.in.data);
+    assert_int_equal(r.in.data[4], 131);
+    assert_int_equal(hc_ac_normalize(peer, r.in.data + 4, first - 4, &out, &outlen, &why), HC_OK);
+    assert_memory_equal(out, want.data, want.len);
+    assert_int_equal(r.in.data[first + 4], 131);
+    assert_int_equal(hc_ac_normalize(peer, r.in.data + first + 4, r.in.len - first - 4, &out, &outlen, &why),
+                     HC_OK);
+    assert_int_equal(outlen, ctrl.len);
+    assert_memory_equal(out, ctrl.data, ctrl.len);
+
+    /* a reference to a slot the peer never filled: closed as malformed, with the reason */
+    static const uint8_t bad[] = {0, 0, 0, 9, 131, 68, 1, 0x07, 0xFF, 104, 1, 82, 0};
+    peer_write(&r, bad, sizeof bad);
+    handle(&r, 40);
+    assert_int_equal(r.c->state, HC_CONN_CLOSED);
+    assert_int_equal(r.c->close_code, HC_EDECODE);
+    assert_non_null(strstr(r.c->close_reason, "empty slot"));
+    assert_int_equal(r.x.npackets, 1);
+
+    hc_ac_free(peer);
+    hc_buf_free(&ctrl);
+    hc_buf_free(&msg);
+    hc_buf_free(&want);
+    rig_close(&r);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_and_data),
+        cmocka_unit_test(test_atom_cache_framing),
         cmocka_unit_test(test_ticks_and_timeout),
         cmocka_unit_test(test_too_big_packet),
         cmocka_unit_test(test_hook_rejects_packet),

@@ -83,7 +83,8 @@ static void cloud_remove(crdt_cloud *s, uint64_t v)
 
 /* ---- replicas ---- */
 
-static crdt_ctx_rep *rep_find(const crdt_ctx *c, uint64_t rid)
+/* Index of the first replica whose id is >= rid (reps are sorted by id). */
+static uint32_t rep_lower_bound(const crdt_ctx *c, uint64_t rid)
 {
     uint32_t lo = 0, hi = c->n;
     while (lo < hi) {
@@ -93,19 +94,18 @@ static crdt_ctx_rep *rep_find(const crdt_ctx *c, uint64_t rid)
         else
             hi = mid;
     }
+    return lo;
+}
+
+static crdt_ctx_rep *rep_find(const crdt_ctx *c, uint64_t rid)
+{
+    uint32_t lo = rep_lower_bound(c, rid);
     return lo < c->n && c->reps[lo].rid == rid ? &c->reps[lo] : NULL;
 }
 
 static crdt_ctx_rep *rep_get(crdt_ctx *c, uint64_t rid)
 {
-    uint32_t lo = 0, hi = c->n;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (c->reps[mid].rid < rid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    uint32_t lo = rep_lower_bound(c, rid);
     if (lo < c->n && c->reps[lo].rid == rid)
         return &c->reps[lo];
     if (c->n == c->cap) {

@@ -20,14 +20,17 @@ const char *hc_strerror(int code)
     case HC_EEXIST: return "already exists";
     case HC_EVERSION: return "unsupported protocol version";
     case HC_ESTATE: return "unexpected in current state";
+    case HC_ETIMEOUT: return "timed out";
     default: return "unknown error";
     }
 }
 
 int hc_buf_reserve(hc_buf *b, size_t extra)
 {
+    if (b->err)
+        return b->err;
     if (extra > SIZE_MAX - b->len)
-        return HC_ETOOBIG;
+        return b->err = HC_ETOOBIG;
     size_t need = b->len + extra;
     if (need <= b->cap)
         return HC_OK;
@@ -37,7 +40,7 @@ int hc_buf_reserve(hc_buf *b, size_t extra)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     uint8_t *p = realloc(b->data, cap);
     if (!p)
-        return HC_ENOMEM;
+        return b->err = HC_ENOMEM;
     b->data = p;
     b->cap = cap;
     return HC_OK;
@@ -91,11 +94,16 @@ int hc_buf_put_be64(hc_buf *b, uint64_t v)
     return rc ? rc : hc_buf_put_be32(b, (uint32_t)v);
 }
 
-void hc_buf_reset(hc_buf *b) { b->len = 0; }
+void hc_buf_reset(hc_buf *b)
+{
+    b->len = 0;
+    b->err = HC_OK;
+}
 
 void hc_buf_free(hc_buf *b)
 {
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+    b->err = HC_OK;
 }

@@ -23,7 +23,7 @@ void hc_crdt_config_init(hc_crdt_config *cfg, uint64_t replica_id)
     cfg->repair_window = 4;
 }
 
-int hc_crdt_new(const hc_crdt_config *cfg, uint64_t now_ms, hc_crdt **out)
+int hc_crdt_new(const hc_crdt_config *cfg, hc_time now, hc_crdt **out)
 {
     *out = NULL;
     if (!cfg || !cfg->replica_id || cfg->max_message_bytes < HC_CRDT_MIN_MESSAGE_BYTES ||
@@ -42,7 +42,7 @@ int hc_crdt_new(const hc_crdt_config *cfg, uint64_t now_ms, hc_crdt **out)
     r->rid = cfg->replica_id;
     r->inc = 1;
     r->flush_at = HC_CRDT_NO_DEADLINE;
-    r->hlc.last = crdt_hlc_pack(now_ms, 0);
+    r->hlc.last = crdt_hlc_pack(now.wall_ms, 0);
     crdt_ctx_init(&r->ctx);
     if (crdt_map_init(&r->map)) {
         free(r);
@@ -93,7 +93,7 @@ void hc_crdt_free(hc_crdt *r)
     free(r);
 }
 
-int hc_crdt_restart(hc_crdt *r, uint64_t now_ms)
+int hc_crdt_restart(hc_crdt *r, hc_time now)
 {
     /* what a reload from storage looks like: state survives, everything in flight does not */
     r->inc++;
@@ -101,13 +101,13 @@ int hc_crdt_restart(hc_crdt *r, uint64_t now_ms)
     events_clear(r);
     crdt_pending_clear(&r->pending);
     r->flush_at = HC_CRDT_NO_DEADLINE;
-    crdt_hlc_observe(&r->hlc, crdt_hlc_pack(now_ms, 0));
+    crdt_hlc_observe(&r->hlc, crdt_hlc_pack(now.wall_ms, 0));
     for (size_t i = 0; i < r->n_peers; i++) {
         crdt_peer *p = &r->peers[i];
         crdt_peer_reset(r, p);
         p->rid = p->inc = 0;
         p->up = 1;
-        p->hello_at = now_ms;
+        p->hello_at = now.mono_ms;
     }
     return HC_OK;
 }
@@ -139,11 +139,11 @@ int crdt_send(hc_crdt *r, crdt_peer *p, int type, hc_buf *msg)
     return HC_OK;
 }
 
-int hc_crdt_pop_message(hc_crdt *r, hc_crdt_msg *out)
+bool hc_crdt_pop_message(hc_crdt *r, hc_crdt_msg *out)
 {
     hc_buf_free(&r->popped_msg);
     if (!r->out_n)
-        return 0;
+        return false;
     crdt_out *o = &r->out[r->out_head];
     r->out_head = (r->out_head + 1) % r->out_cap;
     r->out_n--;
@@ -151,7 +151,7 @@ int hc_crdt_pop_message(hc_crdt *r, hc_crdt_msg *out)
     out->peer = o->peer;
     out->data = o->msg.data;
     out->len = o->msg.len;
-    return 1;
+    return true;
 }
 
 int crdt_emit_change(hc_crdt *r, const uint8_t *key, size_t key_len, crdt_blob *old_val, crdt_blob *new_val)
@@ -186,11 +186,11 @@ int crdt_emit_change(hc_crdt *r, const uint8_t *key, size_t key_len, crdt_blob *
     return HC_OK;
 }
 
-int hc_crdt_pop_event(hc_crdt *r, hc_crdt_event *out)
+bool hc_crdt_pop_event(hc_crdt *r, hc_crdt_event *out)
 {
     event_free(&r->popped_ev);
     if (!r->ev_n)
-        return 0;
+        return false;
     r->popped_ev = r->ev[r->ev_head];
     r->ev_head = (r->ev_head + 1) % r->ev_cap;
     r->ev_n--;
@@ -202,7 +202,7 @@ int hc_crdt_pop_event(hc_crdt *r, hc_crdt_event *out)
     out->old_len = e->old_val ? e->old_val->len : 0;
     out->new_value = e->new_val ? e->new_val->data : NULL;
     out->new_len = e->new_val ? e->new_val->len : 0;
-    return 1;
+    return true;
 }
 
 /* ---- local operations ---- */
@@ -238,7 +238,7 @@ static void schedule_flush(hc_crdt *r, uint64_t now)
 
 /* One local write (val != NULL) or delete: it removes every element this replica has observed for key. */
 static int local_op(hc_crdt *r, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len,
-                    uint64_t now)
+                    hc_time now)
 {
     uint64_t h = crdt_hash_bytes(key, key_len);
     crdt_entry *e = crdt_map_find(&r->map, key, key_len, h);
@@ -257,7 +257,7 @@ static int local_op(hc_crdt *r, const uint8_t *key, size_t key_len, const uint8_
     int rc;
     crdt_blob *nv = NULL;
     if (val) {
-        crdt_elem el = {r->rid, r->counter + 1, crdt_hlc_next(&r->hlc, now), crdt_blob_new(val, val_len)};
+        crdt_elem el = {r->rid, r->counter + 1, crdt_hlc_next(&r->hlc, now.wall_ms), crdt_blob_new(val, val_len)};
         if (!el.val || (rc = crdt_ctx_add(&r->ctx, r->rid, el.ctr))) {
             crdt_blob_unref(el.val);
             crdt_blob_unref(old);
@@ -275,24 +275,23 @@ static int local_op(hc_crdt *r, const uint8_t *key, size_t key_len, const uint8_
         rc = crdt_emit_change(r, key, key_len, old, nv);
     crdt_blob_unref(old);
     if (pr)
-        schedule_flush(r, now);
+        schedule_flush(r, now.mono_ms);
     return rc;
 }
 
-int hc_crdt_put(hc_crdt *r, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len,
-                uint64_t now_ms)
+int hc_crdt_put(hc_crdt *r, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len, hc_time now)
 {
     int rc = check_op(r, key, key_len, val, val_len, 1);
-    return rc ? rc : local_op(r, key, key_len, val, val_len, now_ms);
+    return rc ? rc : local_op(r, key, key_len, val, val_len, now);
 }
 
-int hc_crdt_delete(hc_crdt *r, const uint8_t *key, size_t key_len, uint64_t now_ms)
+int hc_crdt_delete(hc_crdt *r, const uint8_t *key, size_t key_len, hc_time now)
 {
     int rc = check_op(r, key, key_len, NULL, 0, 0);
-    return rc ? rc : local_op(r, key, key_len, NULL, 0, now_ms);
+    return rc ? rc : local_op(r, key, key_len, NULL, 0, now);
 }
 
-int hc_crdt_bulk(hc_crdt *r, const hc_crdt_kv *ops, size_t n, uint64_t now_ms)
+int hc_crdt_bulk(hc_crdt *r, const hc_crdt_kv *ops, size_t n, hc_time now)
 {
     if (n && !ops)
         return HC_EINVAL;
@@ -302,7 +301,7 @@ int hc_crdt_bulk(hc_crdt *r, const hc_crdt_kv *ops, size_t n, uint64_t now_ms)
             return rc;
     }
     for (size_t i = 0; i < n; i++) {
-        int rc = local_op(r, ops[i].key, ops[i].key_len, ops[i].value, ops[i].value_len, now_ms);
+        int rc = local_op(r, ops[i].key, ops[i].key_len, ops[i].value, ops[i].value_len, now);
         if (rc)
             return rc;
     }
@@ -438,18 +437,18 @@ int crdt_apply_absent(hc_crdt *r, crdt_entry *e, const crdt_ctx *sender_ctx)
 
 /* ---- reads ---- */
 
-int hc_crdt_get(const hc_crdt *r, const uint8_t *key, size_t key_len, const uint8_t **val, size_t *val_len)
+bool hc_crdt_get(const hc_crdt *r, const uint8_t *key, size_t key_len, const uint8_t **val, size_t *val_len)
 {
     if (!key)
-        return 0;
+        return false;
     crdt_entry *e = crdt_map_find(&r->map, key, key_len, crdt_hash_bytes(key, key_len));
     if (!e)
-        return 0;
+        return false;
     if (val)
         *val = e->elems[0].val->data;
     if (val_len)
         *val_len = e->elems[0].val->len;
-    return 1;
+    return true;
 }
 
 int hc_crdt_foreach(const hc_crdt *r, hc_crdt_visit_fn fn, void *ud)
@@ -483,7 +482,7 @@ uint64_t hc_crdt_incarnation(const hc_crdt *r) { return r->inc; }
 uint64_t hc_crdt_hlc_last(const hc_crdt *r) { return r->hlc.last; }
 uint64_t hc_crdt_root_hash(const hc_crdt *r) { return r->map.tree.sum[0]; }
 
-int hc_crdt_context_has(const hc_crdt *r, uint64_t replica_id, uint64_t counter)
+bool hc_crdt_context_has(const hc_crdt *r, uint64_t replica_id, uint64_t counter)
 {
     return crdt_ctx_has(&r->ctx, replica_id, counter);
 }

@@ -75,7 +75,7 @@ void crdt_peer_free(crdt_peer *p)
     memset(p, 0, sizeof *p);
 }
 
-int hc_crdt_add_neighbour(hc_crdt *r, uint64_t peer, uint64_t now_ms)
+int hc_crdt_add_neighbour(hc_crdt *r, uint64_t peer, hc_time now)
 {
     if (crdt_peer_find(r, peer))
         return HC_EEXIST;
@@ -87,13 +87,13 @@ int hc_crdt_add_neighbour(hc_crdt *r, uint64_t peer, uint64_t now_ms)
     p->up = 1;
     p->hello_at = 0; /* greet at the next tick */
     p->needs_repair = 1;
-    p->digest_at = now_ms + r->cfg.digest_interval_ms;
+    p->digest_at = now.mono_ms + r->cfg.digest_interval_ms;
     return HC_OK;
 }
 
-int hc_crdt_remove_neighbour(hc_crdt *r, uint64_t peer, uint64_t now_ms)
+int hc_crdt_remove_neighbour(hc_crdt *r, uint64_t peer, hc_time now)
 {
-    (void)now_ms;
+    (void)now;
     crdt_peer *p = crdt_peer_find(r, peer);
     if (!p)
         return HC_EINVAL;
@@ -104,7 +104,7 @@ int hc_crdt_remove_neighbour(hc_crdt *r, uint64_t peer, uint64_t now_ms)
     return HC_OK;
 }
 
-int hc_crdt_set_neighbours(hc_crdt *r, const uint64_t *peers, size_t n, uint64_t now_ms)
+int hc_crdt_set_neighbours(hc_crdt *r, const uint64_t *peers, size_t n, hc_time now)
 {
     if (n && !peers)
         return HC_EINVAL;
@@ -117,20 +117,20 @@ int hc_crdt_set_neighbours(hc_crdt *r, const uint64_t *peers, size_t n, uint64_t
         for (size_t k = 0; k < n && !keep; k++)
             keep = peers[k] == r->peers[i].handle;
         if (!keep)
-            hc_crdt_remove_neighbour(r, r->peers[i].handle, now_ms);
+            hc_crdt_remove_neighbour(r, r->peers[i].handle, now);
     }
     for (size_t k = 0; k < n; k++)
         if (!crdt_peer_find(r, peers[k])) {
-            int rc = hc_crdt_add_neighbour(r, peers[k], now_ms);
+            int rc = hc_crdt_add_neighbour(r, peers[k], now);
             if (rc)
                 return rc;
         }
     return HC_OK;
 }
 
-int hc_crdt_peer_down(hc_crdt *r, uint64_t peer, uint64_t now_ms)
+int hc_crdt_peer_down(hc_crdt *r, uint64_t peer, hc_time now)
 {
-    (void)now_ms;
+    (void)now;
     crdt_peer *p = crdt_peer_find(r, peer);
     if (!p)
         return HC_EINVAL;
@@ -138,9 +138,9 @@ int hc_crdt_peer_down(hc_crdt *r, uint64_t peer, uint64_t now_ms)
     return HC_OK;
 }
 
-int hc_crdt_peer_up(hc_crdt *r, uint64_t peer, uint64_t now_ms)
+int hc_crdt_peer_up(hc_crdt *r, uint64_t peer, hc_time now)
 {
-    (void)now_ms;
+    (void)now;
     crdt_peer *p = crdt_peer_find(r, peer);
     if (!p)
         return HC_EINVAL;
@@ -159,11 +159,11 @@ int crdt_peer_idle(const hc_crdt *r, const crdt_peer *p)
     return p->qn == 0 && !p->push && !p->needs_repair && r->pending.n == 0 && p->n_acks == 0;
 }
 
-int hc_crdt_idle(const hc_crdt *r)
+bool hc_crdt_idle(const hc_crdt *r)
 {
     for (size_t i = 0; i < r->n_peers; i++)
         if (!crdt_peer_idle(r, &r->peers[i]))
-            return 0;
+            return false;
     return r->pending.n == 0;
 }
 
@@ -375,7 +375,7 @@ int crdt_flush(hc_crdt *r, uint64_t now)
     return rc;
 }
 
-int hc_crdt_flush(hc_crdt *r, uint64_t now_ms) { return crdt_flush(r, now_ms); }
+int hc_crdt_flush(hc_crdt *r, hc_time now) { return crdt_flush(r, now.mono_ms); }
 
 /* ---- incoming ---- */
 
@@ -448,7 +448,7 @@ int crdt_dispatch(hc_crdt *r, crdt_peer *p, const crdt_msg *m, uint64_t now)
     }
 }
 
-int hc_crdt_receive(hc_crdt *r, uint64_t peer, const uint8_t *data, size_t len, uint64_t now_ms)
+int hc_crdt_receive(hc_crdt *r, uint64_t peer, const uint8_t *data, size_t len, hc_time now)
 {
     crdt_msg m;
     int rc = crdt_msg_decode(data, len, &m);
@@ -471,7 +471,7 @@ int hc_crdt_receive(hc_crdt *r, uint64_t peer, const uint8_t *data, size_t len, 
         rc = HC_ESTATE;
     } else {
         p->heard_me = 1;
-        rc = crdt_dispatch(r, p, &m, now_ms);
+        rc = crdt_dispatch(r, p, &m, now.mono_ms);
     }
     if (p && m.type == HC_CRDT_MSG_HELLO && rc == HC_ESTATE)
         r->stats.rejected[HC_CRDT_REJ_STALE]++;
@@ -533,7 +533,7 @@ int crdt_sync_tick(hc_crdt *r, uint64_t now)
     return HC_OK;
 }
 
-int hc_crdt_tick(hc_crdt *r, uint64_t now_ms) { return crdt_sync_tick(r, now_ms); }
+int hc_crdt_tick(hc_crdt *r, hc_time now) { return crdt_sync_tick(r, now.mono_ms); }
 
 static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 

@@ -409,7 +409,13 @@ static void read_packets(hc_conn *c, uint64_t now)
             return;
         }
         if (k == 0) {
-            hc_conn_close(c, HC_ENOCONN, "connection closed by peer");
+            /* A BEAM that finds our challenge reply's digest wrong (another cookie) just closes, so a close
+             * while we wait for the challenge ack is an authentication failure. */
+            if (c->state == HC_CONN_HANDSHAKE && c->hs.state == HC_HS_ST_WAIT_ACK)
+                hc_conn_close(c, HC_EAUTH, "%s closed the connection instead of acknowledging our challenge reply "
+                              "(it probably has another cookie)", c->peer);
+            else
+                hc_conn_close(c, HC_ENOCONN, "connection closed by peer");
             return;
         }
         hc_rbuf_commit(&c->rb, (size_t)k);
@@ -491,11 +497,11 @@ void hc_conn_tick(hc_conn *c, uint64_t now, uint32_t ticktime_ms)
         return;
     if (c->state != HC_CONN_UP) {
         if (now >= c->setup_deadline_ms)
-            hc_conn_close(c, HC_ENOCONN, "connection setup with %s timed out", c->peer[0] ? c->peer : "peer");
+            hc_conn_close(c, HC_ETIMEOUT, "connection setup with %s timed out", c->peer[0] ? c->peer : "peer");
         return;
     }
     if (now - c->last_rx_ms >= ticktime_ms) {
-        hc_conn_close(c, HC_ENOCONN, "net_tick_timeout: nothing received from %s for %u ms", c->peer,
+        hc_conn_close(c, HC_ETIMEOUT, "net_tick_timeout: nothing received from %s for %u ms", c->peer,
                       (unsigned)(now - c->last_rx_ms));
         return;
     }

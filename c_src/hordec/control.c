@@ -34,9 +34,12 @@ static void reply_ok_pid(hc_rt *rt, const hc_gen_from *from, const hc_proc *p)
 static void reply_unknown(hc_rt *rt, const hc_gen_from *from, const uint8_t *req, size_t len)
 {
     hc_buf b = {0};
-    if (!hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "error") && !hc_enc_tuple_header(&b, 2) &&
-        !hc_enc_atom_cstr(&b, "unknown_request") && !hc_buf_append(&b, req, len))
-        hc_gen_reply(rt, from, b.data, b.len);
+    hc_enc_tuple_header(&b, 2);
+    hc_enc_atom_cstr(&b, "error");
+    hc_enc_tuple_header(&b, 2);
+    hc_enc_atom_cstr(&b, "unknown_request");
+    hc_buf_append(&b, req, len);
+    hc_gen_reply_buf(rt, from, &b);
     hc_buf_free(&b);
 }
 
@@ -76,13 +79,13 @@ static void reply_info(hc_rt *rt, control_state *st, const hc_gen_from *from)
          hc_enc_ulong(&b, s.processes) || put_key(&b, "msgs_in") || hc_enc_ulong(&b, s.msgs_in) ||
          put_key(&b, "msgs_out") || hc_enc_ulong(&b, s.msgs_out) || put_key(&b, "ticktime") ||
          hc_enc_ulong(&b, hc_rt_config_get(rt)->ticktime_s);
-    if (!rc)
-        hc_gen_reply(rt, from, b.data, b.len);
+    (void)rc; /* the buffer's sticky error says it all */
+    hc_gen_reply_buf(rt, from, &b);
     hc_buf_free(&b);
 }
 
 /* Applies block/unblock to each node atom of a list. HC_EDECODE if it is not a list of atoms. */
-static int for_each_node(hc_rt *rt, const uint8_t *t, size_t len, size_t i, void (*fn)(hc_rt *, hc_atom))
+static int for_each_node(hc_rt *rt, const uint8_t *t, size_t len, size_t i, bool block)
 {
     /* Validate everything before acting, so a bad element changes nothing. */
     for (int pass = 0; pass < 2; pass++) {
@@ -96,8 +99,10 @@ static int for_each_node(hc_rt *rt, const uint8_t *t, size_t len, size_t i, void
             hc_atom a;
             if (hc_dec_atom(t, len, &k, &a) || !strchr(hc_atom_name(a), '@'))
                 return HC_EDECODE;
-            if (pass)
-                fn(rt, a);
+            if (pass && block)
+                hc_rt_block(rt, a);
+            else if (pass)
+                hc_rt_unblock(rt, a);
         }
         if (n && (hc_peek_type(t, len, k) != 106 || k + 1 != len))
             return HC_EDECODE;
@@ -105,35 +110,44 @@ static int for_each_node(hc_rt *rt, const uint8_t *t, size_t len, size_t i, void
     return HC_OK;
 }
 
-static void call_done(hc_rt *rt, hc_proc *caller, int status, const uint8_t *reply, size_t len, void *ud)
+static void undefer(deferred *d)
+{
+    hc_gen_from_release(&d->from);
+    free(d);
+}
+
+static void call_done(hc_rt *rt, hc_proc *caller, const hc_call_result *res, void *ud)
 {
     deferred *d = ud;
-    if (status == HC_OK) {
-        hc_gen_reply_ok(rt, &d->from, reply, len);
+    if (res->status == HC_OK) {
+        hc_gen_reply_ok(rt, &d->from, res->reply.p, res->reply.len);
     } else {
-        hc_gen_reply_error(rt, &d->from, status == HC_CALL_TIMEOUT ? "timeout" : status == HC_ENOCONN ? "noconnection"
-                                                                                                : "noproc");
+        hc_gen_reply_error(rt, &d->from, res->status == HC_ETIMEOUT  ? "timeout"
+                                         : res->status == HC_ENOCONN ? "noconnection"
+                                                                     : "noproc");
     }
-    free(d);
+    undefer(d);
     (void)caller;
 }
 
-static void connect_done(hc_rt *rt, hc_atom node, bool up, const char *reason, void *ud)
+static void connect_done(hc_rt *rt, const hc_node_event *ev, void *ud)
 {
     deferred *d = ud;
-    if (up)
+    if (ev->up)
         hc_gen_reply_atom(rt, &d->from, "ok");
     else
-        hc_gen_reply_error(rt, &d->from, strstr(reason, "cookie") || strstr(reason, "ack") ? "auth" : "noconnection");
-    free(d);
-    (void)node;
+        hc_gen_reply_error(rt, &d->from, ev->reason == HC_EAUTH ? "auth" : "noconnection");
+    undefer(d);
 }
 
+/* The caller, kept to answer after on_call returned. */
 static deferred *defer(const hc_gen_from *from)
 {
     deferred *d = malloc(sizeof *d);
-    if (d)
-        d->from = *from;
+    if (d && hc_gen_from_copy(&d->from, from)) {
+        free(d);
+        d = NULL;
+    }
     return d;
 }
 
@@ -213,7 +227,9 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
     }
     i = 0;
     if (hc_dec_is_atom(req, len, &i, "spawn_worker") && i == len) {
-        reply_ok_pid(rt, from, hordec_worker_spawn(rt));
+        hc_proc *w = NULL;
+        hordec_worker_spawn(rt, &w);
+        reply_ok_pid(rt, from, w);
         return;
     }
     i = 0;
@@ -239,8 +255,10 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
             return;
         }
         hc_buf b = {0};
-        if (!hc_enc_ref(&b, &ref))
-            hc_gen_reply_ok(rt, from, b.data, b.len);
+        hc_enc_tuple_header(&b, 2);
+        hc_enc_atom_cstr(&b, "ok");
+        hc_enc_ref(&b, &ref);
+        hc_gen_reply_buf(rt, from, &b);
         hc_buf_free(&b);
         return;
     }
@@ -251,14 +269,16 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
             reply_unknown(rt, from, req, len);
             return;
         }
-        reply_ok_pid(rt, from, hordec_link(rt, &target, &from->pid));
+        hc_proc *l = NULL;
+        hordec_link(rt, &target, &from->pid, &l);
+        reply_ok_pid(rt, from, l);
         return;
     }
     i = args;
     if (arity == 2 && (hc_dec_is_atom(req, len, &i, "block_peers") ||
                        (i = args, hc_dec_is_atom(req, len, &i, "unblock_peers")))) {
         bool block = req[args + 2] == 'b';
-        if (for_each_node(rt, req, len, i, block ? hc_rt_block : hc_rt_unblock))
+        if (for_each_node(rt, req, len, i, block))
             reply_unknown(rt, from, req, len);
         else
             hc_gen_reply_atom(rt, from, "ok");
@@ -273,7 +293,8 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
         }
         deferred *d = defer(from);
         if (!d || hc_rt_on_connect_result(rt, node, connect_done, d)) {
-            free(d);
+            if (d)
+                undefer(d);
             hc_gen_reply_error(rt, from, "enomem");
         }
         return;
@@ -303,7 +324,8 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
         int rc = d ? hc_gen_call(rt, self, NULL, name, node, req + r0, r1 - r0, (uint32_t)timeout, call_done, d)
                    : HC_ENOMEM;
         if (rc) {
-            free(d);
+            if (d)
+                undefer(d);
             hc_gen_reply_error(rt, from, rc == HC_ENOCONN ? "noconnection" : "enomem");
         }
         return;
@@ -337,10 +359,8 @@ int hordec_control_start(hc_rt *rt, uint64_t started_ms)
     if (!st)
         return HC_ENOMEM;
     st->started_ms = started_ms;
-    hc_proc *p = hc_proc_spawn(rt, &control_ops, st);
-    if (!p) {
-        free(st);
-        return HC_ENOMEM;
-    }
-    return hc_proc_register(rt, p, hc_atom_intern_cstr("hordec"));
+    int rc = hc_proc_spawn(rt, &control_ops, st, hc_atom_intern_cstr("hordec"), NULL);
+    if (rc)
+        free(st); /* nothing was created: the state is still ours */
+    return rc;
 }

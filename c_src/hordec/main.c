@@ -46,13 +46,13 @@ int main(int argc, char **argv)
     cfg.port = o.port;
     cfg.ticktime_s = o.ticktime_s;
     cfg.max_message_bytes = o.max_message_bytes;
-    hc_rt *rt = hc_rt_new(&cfg, err, sizeof err);
-    if (!rt) {
+    hc_rt *rt;
+    if (hc_rt_new(&cfg, &rt, err, sizeof err)) {
         fprintf(stderr, "hordec: %s\n", err);
         return 1;
     }
     the_rt = rt;
-    /* No SA_RESTART: a signal interrupts epoll_wait so the loop sees the stop flag at once. */
+    /* hc_rt_stop is async-signal-safe and wakes the loop, so the stop is seen at once. */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -78,6 +78,13 @@ int main(int argc, char **argv)
         hc_log_info("shutting down (%s)", stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
     else
         hc_log_error("event loop failed (%s); shutting down", hc_strerror(rc));
+    /* A signal from now on must not reach a runtime being freed. */
+    sigset_t stop_sigs;
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGTERM);
+    sigaddset(&stop_sigs, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_sigs, NULL);
+    the_rt = NULL;
     hc_rt_free(rt);
     hc_atom_table_reset();
     return rc == HC_OK ? 0 : 1;

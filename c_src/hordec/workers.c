@@ -31,8 +31,10 @@ static void worker_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const
         return;
     }
     hc_buf b = {0};
-    if (!hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "error") && !hc_buf_append(&b, req, len))
-        hc_gen_reply(rt, from, b.data, b.len);
+    hc_enc_tuple_header(&b, 2);
+    hc_enc_atom_cstr(&b, "error");
+    hc_buf_append(&b, req, len);
+    hc_gen_reply_buf(rt, from, &b);
     hc_buf_free(&b);
 }
 
@@ -46,7 +48,7 @@ static void worker_message(hc_rt *rt, hc_proc *self, const hc_pid *from, const u
 
 static const hc_proc_ops worker_ops = {.on_call = worker_call, .on_message = worker_message};
 
-hc_proc *hordec_worker_spawn(hc_rt *rt) { return hc_proc_spawn(rt, &worker_ops, NULL); }
+int hordec_worker_spawn(hc_rt *rt, hc_proc **out) { return hc_proc_spawn(rt, &worker_ops, NULL, 0, out); }
 
 /* ---- watcher ---- */
 
@@ -55,20 +57,19 @@ typedef struct notify_state {
     hc_pid target;
 } notify_state;
 
-static void watcher_down(hc_rt *rt, hc_proc *self, const hc_ref *ref, const hc_pid *pid, hc_atom name, hc_atom node,
-                         const uint8_t *reason, size_t rlen)
+static void watcher_down(hc_rt *rt, hc_proc *self, const hc_down *d)
 {
     notify_state *st = hc_proc_state(self);
     hc_buf b = {0};
-    if (!hc_enc_tuple_header(&b, 4) && !hc_enc_atom_cstr(&b, "hordec_down") && !hc_enc_ref(&b, ref) &&
-        !hc_enc_pid(&b, &st->target) && !hc_buf_append(&b, reason, rlen))
-        hc_send(rt, self, &st->notify, b.data, b.len);
+    hc_enc_tuple_header(&b, 4);
+    hc_enc_atom_cstr(&b, "hordec_down");
+    hc_enc_ref(&b, &d->ref);
+    hc_enc_pid(&b, &st->target);
+    hc_buf_append(&b, d->reason.p, d->reason.len);
+    hc_send_buf(rt, self, &st->notify, &b);
     hc_buf_free(&b);
     hc_term_span normal = hc_reason_normal();
     hc_proc_exit(rt, self, normal.p, normal.len);
-    (void)pid;
-    (void)name;
-    (void)node;
 }
 
 static void free_state(hc_rt *rt, hc_proc *self, const uint8_t *reason, size_t rlen)
@@ -88,12 +89,13 @@ int hordec_watch(hc_rt *rt, const hc_pid *target, const hc_pid *notify, hc_ref *
         return HC_ENOMEM;
     st->notify = *notify;
     st->target = *target;
-    hc_proc *p = hc_proc_spawn(rt, &watcher_ops, st);
-    if (!p) {
+    hc_proc *p;
+    int rc = hc_proc_spawn(rt, &watcher_ops, st, 0, &p);
+    if (rc) {
         free(st);
-        return HC_ENOMEM;
+        return rc;
     }
-    int rc = hc_monitor(rt, p, target, 0, 0, ref_out);
+    rc = hc_monitor(rt, p, target, 0, 0, ref_out);
     if (rc) {
         hc_term_span normal = hc_reason_normal();
         hc_proc_exit(rt, p, normal.p, normal.len);
@@ -103,13 +105,16 @@ int hordec_watch(hc_rt *rt, const hc_pid *target, const hc_pid *notify, hc_ref *
 
 /* ---- linker ---- */
 
-static void linker_exit(hc_rt *rt, hc_proc *self, const hc_pid *from, const uint8_t *reason, size_t rlen)
+static void linker_exit(hc_rt *rt, hc_proc *self, const hc_exit_info *e)
 {
     notify_state *st = hc_proc_state(self);
     hc_buf b = {0};
-    if (!hc_enc_tuple_header(&b, 4) && !hc_enc_atom_cstr(&b, "hordec_exit") && !hc_enc_pid(&b, hc_proc_pid(self)) &&
-        !hc_enc_pid(&b, from) && !hc_buf_append(&b, reason, rlen))
-        hc_send(rt, self, &st->notify, b.data, b.len);
+    hc_enc_tuple_header(&b, 4);
+    hc_enc_atom_cstr(&b, "hordec_exit");
+    hc_enc_pid(&b, hc_proc_pid(self));
+    hc_enc_pid(&b, &e->from);
+    hc_buf_append(&b, e->reason.p, e->reason.len);
+    hc_send_buf(rt, self, &st->notify, &b);
     hc_buf_free(&b);
     hc_term_span normal = hc_reason_normal();
     hc_proc_exit(rt, self, normal.p, normal.len);
@@ -117,19 +122,27 @@ static void linker_exit(hc_rt *rt, hc_proc *self, const hc_pid *from, const uint
 
 static const hc_proc_ops linker_ops = {.on_exit_signal = linker_exit, .on_terminate = free_state};
 
-hc_proc *hordec_link(hc_rt *rt, const hc_pid *target, const hc_pid *notify)
+int hordec_link(hc_rt *rt, const hc_pid *target, const hc_pid *notify, hc_proc **out)
 {
+    *out = NULL;
     notify_state *st = malloc(sizeof *st);
     if (!st)
-        return NULL;
+        return HC_ENOMEM;
     st->notify = *notify;
     st->target = *target;
-    hc_proc *p = hc_proc_spawn(rt, &linker_ops, st);
-    if (!p) {
+    hc_proc *p;
+    int rc = hc_proc_spawn(rt, &linker_ops, st, 0, &p);
+    if (rc) {
         free(st);
-        return NULL;
+        return rc;
     }
     hc_proc_set_trap_exit(p, true);
-    hc_link(rt, p, target);
-    return p;
+    rc = hc_link(rt, p, target);
+    if (rc) {
+        hc_term_span normal = hc_reason_normal();
+        hc_proc_exit(rt, p, normal.p, normal.len); /* frees st through on_terminate */
+        return rc;
+    }
+    *out = p;
+    return HC_OK;
 }

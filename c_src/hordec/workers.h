@@ -6,10 +6,11 @@
 
 #include "hordec/hc_runtime.h"
 
-hc_proc *hordec_worker_spawn(hc_rt *rt);
+/* Each returns HC_OK with the new process in *out, or an HC_E* code (then nothing was started). */
+int hordec_worker_spawn(hc_rt *rt, hc_proc **out);
 /* Monitors `target`; on DOWN sends {hordec_down, Ref, Target, Reason} to `notify`. */
 int hordec_watch(hc_rt *rt, const hc_pid *target, const hc_pid *notify, hc_ref *ref_out);
 /* Links to `target`; on its exit sends {hordec_exit, Self, Target, Reason} to `notify`. */
-hc_proc *hordec_link(hc_rt *rt, const hc_pid *target, const hc_pid *notify);
+int hordec_link(hc_rt *rt, const hc_pid *target, const hc_pid *notify, hc_proc **out);
 
 #endif

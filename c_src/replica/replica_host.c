@@ -32,7 +32,7 @@ typedef struct replica {
     size_t npeers, cappeers;
     uint64_t next_handle;
     hc_timer_id timer;
-    uint64_t timer_at; /* wall-clock deadline the timer is armed for */
+    uint64_t timer_at; /* monotonic deadline the timer is armed for */
     subscriber *subs;
     size_t nsubs, capsubs;
     uint64_t node_sub;
@@ -45,19 +45,18 @@ static const hc_proc_ops replica_ops;
 
 bool hordec_is_replica(const hc_proc *p) { return p && hc_proc_get_ops(p) == &replica_ops; }
 
-/* The engine's clock is wall-clock milliseconds: HLC timestamps must be comparable across nodes. */
-static uint64_t wall_ms(void)
+/* Deadlines are the loop's monotonic time; wall-clock time only stamps HLC timestamps, which must be
+ * comparable across nodes. */
+static hc_time host_now(const hc_rt *rt)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return (hc_time){hc_rt_now_ms(rt), (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000};
 }
 
 /* ------------------------------------------------------------------ effects */
 
 static void on_timer(hc_rt *rt, void *ud);
-
-#define MAX_WAIT_MS 1000
 
 static void arm_timer(replica *r)
 {
@@ -68,12 +67,9 @@ static void arm_timer(replica *r)
         return;
     if (r->timer)
         hc_timer_cancel(r->rt, r->timer);
-    uint64_t now = wall_ms();
-    /* Deadlines are wall-clock (the engine's time base); the loop's timers are monotonic. Capping the
-     * wait means a wall clock stepped backwards delays sync by at most MAX_WAIT_MS, not by the step. */
-    uint64_t wait = d > now ? d - now : 0;
+    uint64_t now = hc_rt_now_ms(r->rt);
     r->timer_at = d;
-    r->timer = hc_timer_start(r->rt, wait < MAX_WAIT_MS ? wait : MAX_WAIT_MS, on_timer, r);
+    hc_timer_start(r->rt, d > now ? d - now : 0, on_timer, r, &r->timer);
 }
 
 static peer_slot *peer_by_handle(replica *r, uint64_t h)
@@ -96,7 +92,7 @@ static void send_messages(replica *r)
 {
     hc_crdt_msg m;
     hc_buf b = {0};
-    while (hc_crdt_pop_message(r->crdt, &m) == 1) {
+    while (hc_crdt_pop_message(r->crdt, &m)) {
         peer_slot *p = peer_by_handle(r, m.peer);
         if (!p)
             continue;
@@ -117,7 +113,7 @@ static void send_events(replica *r)
     hc_crdt_event e;
     hc_buf body = {0}, msg = {0};
     uint32_t n = 0;
-    while (hc_crdt_pop_event(r->crdt, &e) == 1) {
+    while (hc_crdt_pop_event(r->crdt, &e)) {
         if (!r->nsubs)
             continue;
         int rc = e.kind == HC_CRDT_REMOVED
@@ -150,7 +146,7 @@ static void on_timer(hc_rt *rt, void *ud)
 {
     replica *r = ud;
     r->timer = 0;
-    hc_crdt_tick(r->crdt, wall_ms());
+    hc_crdt_tick(r->crdt, host_now(rt));
     pump(r);
     (void)rt;
 }
@@ -172,13 +168,15 @@ static void reconnect_tick(hc_rt *rt, void *ud)
         }
     }
     if (missing)
-        r->reconnect_timer = hc_timer_start(rt, RECONNECT_MS, reconnect_tick, r);
+        hc_timer_start(rt, RECONNECT_MS, reconnect_tick, r, &r->reconnect_timer);
 }
 
-static void on_node_event(hc_rt *rt, hc_atom node, bool up, const char *reason, void *ud)
+static void on_node_event(hc_rt *rt, const hc_node_event *ev, void *ud)
 {
     replica *r = ud;
-    uint64_t now = wall_ms();
+    hc_atom node = ev->node;
+    bool up = ev->up;
+    hc_time now = host_now(rt);
     bool ours = false;
     for (size_t i = 0; i < r->npeers; i++)
         if (r->peers[i].node == node) {
@@ -186,9 +184,8 @@ static void on_node_event(hc_rt *rt, hc_atom node, bool up, const char *reason, 
             ours = true;
         }
     if (ours && !up && !r->reconnect_timer)
-        r->reconnect_timer = hc_timer_start(rt, RECONNECT_MS, reconnect_tick, r);
+        hc_timer_start(rt, RECONNECT_MS, reconnect_tick, r, &r->reconnect_timer);
     pump(r);
-    (void)reason;
 }
 
 /* ------------------------------------------------------------------ replies */
@@ -237,7 +234,7 @@ static void reply_take(replica *r, const hc_gen_from *from, const uint8_t *req, 
     size_t kl, vl;
     int more;
     while ((more = hc_list_next(&it, &k, &kl)) == 1) {
-        if (hc_crdt_get(r->crdt, k, kl, &v, &vl) == 1) {
+        if (hc_crdt_get(r->crdt, k, kl, &v, &vl)) {
             hc_buf_append(&body, k, kl);
             hc_buf_append(&body, v, vl);
             n++;
@@ -317,7 +314,7 @@ static int set_neighbours(replica *r, const uint8_t *req, size_t len, size_t i)
         k++;
     }
     if (rc == HC_OK)
-        rc = hc_crdt_set_neighbours(r->crdt, handles, k, wall_ms());
+        rc = hc_crdt_set_neighbours(r->crdt, handles, k, host_now(r->rt));
     if (rc == HC_OK) {
         free(r->peers);
         r->peers = next;
@@ -363,7 +360,7 @@ static int merge_map(replica *r, const uint8_t *req, size_t len, size_t i)
     if (rc == HC_OK && i != len)
         rc = HC_EINVAL;
     if (rc == HC_OK)
-        rc = hc_crdt_bulk(r->crdt, ops, n, wall_ms());
+        rc = hc_crdt_bulk(r->crdt, ops, n, host_now(r->rt));
     free(ops);
     return rc;
 }
@@ -395,7 +392,7 @@ static int drop_keys(replica *r, const uint8_t *req, size_t len, size_t i)
         ops[k].key_len = tl;
         k++;
     }
-    int rc = hc_crdt_bulk(r->crdt, ops, k, wall_ms());
+    int rc = hc_crdt_bulk(r->crdt, ops, k, host_now(r->rt));
     free(small);
     free(ops);
     return rc;
@@ -435,7 +432,7 @@ static bool is_op(const uint8_t *req, size_t len, size_t *i, uint32_t arity, uin
 static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uint8_t *req, size_t len)
 {
     replica *r = hc_proc_state(self);
-    uint64_t now = wall_ms();
+    hc_time now = host_now(rt);
     size_t i = 0;
     uint32_t arity = 0;
     if (hc_dec_is_atom(req, len, &i, "to_map") && i == len) {
@@ -472,7 +469,7 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
         size_t vl;
         if (hc_dec_skip(req, len, &i) || i != len) {
             hc_gen_reply_error(rt, from, "badarg");
-        } else if (hc_crdt_get(r->crdt, req + k0, len - k0, &v, &vl) == 1) {
+        } else if (hc_crdt_get(r->crdt, req + k0, len - k0, &v, &vl)) {
             hc_gen_reply_ok(rt, from, v, vl);
         } else {
             hc_gen_reply_atom(rt, from, "error");
@@ -522,10 +519,10 @@ static void on_message(hc_rt *rt, hc_proc *self, const hc_pid *from, const uint8
         r->dropped_in++;
         return;
     }
-    uint64_t now = wall_ms();
+    hc_time now = host_now(rt);
     int rc = hc_crdt_receive(r->crdt, p->handle, msg + i, len - i, now);
-    if (rc && rc != HC_ESTATE && (now < r->last_warn_ms || now - r->last_warn_ms >= 1000)) {
-        r->last_warn_ms = now;
+    if (rc && rc != HC_ESTATE && (!r->last_warn_ms || now.mono_ms - r->last_warn_ms >= 1000)) {
+        r->last_warn_ms = now.mono_ms;
         hc_log_warn("replica %s: rejected a message from %s on %s: %s (counted in stats)", hc_atom_name(r->name),
                     hc_atom_name(sender), hc_atom_name(from->node), hc_strerror(rc));
     }
@@ -533,16 +530,15 @@ static void on_message(hc_rt *rt, hc_proc *self, const hc_pid *from, const uint8
     (void)rt;
 }
 
-static void on_down(hc_rt *rt, hc_proc *self, const hc_ref *ref, const hc_pid *pid, hc_atom name, hc_atom node,
-                    const uint8_t *reason, size_t rlen)
+static void on_down(hc_rt *rt, hc_proc *self, const hc_down *d)
 {
     replica *r = hc_proc_state(self);
     for (size_t i = 0; i < r->nsubs; i++)
-        if (hc_ref_eq(&r->subs[i].mon, ref)) {
+        if (hc_ref_eq(&r->subs[i].mon, &d->ref)) {
             unsubscribe_at(r, i, false);
             return;
         }
-    (void)rt, (void)pid, (void)name, (void)node, (void)reason, (void)rlen;
+    (void)rt;
 }
 
 static void on_terminate(hc_rt *rt, hc_proc *self, const uint8_t *reason, size_t rlen)
@@ -587,25 +583,25 @@ int hordec_replica_start(hc_rt *rt, hc_atom name, const hordec_replica_opts *opt
     replica *r = calloc(1, sizeof *r);
     if (!r)
         return HC_ENOMEM;
-    int rc = hc_crdt_new(&cfg, wall_ms(), &r->crdt);
+    int rc = hc_crdt_new(&cfg, host_now(rt), &r->crdt);
     if (rc) {
         free(r);
         return rc;
     }
     r->rt = rt;
     r->name = name;
-    r->self = hc_proc_spawn(rt, &replica_ops, r);
-    if (!r->self || hc_proc_register(rt, r->self, name)) {
-        if (r->self) {
-            hc_term_span n = hc_reason_normal();
-            hc_proc_exit(rt, r->self, n.p, n.len); /* frees r through on_terminate */
-        } else {
-            hc_crdt_free(r->crdt);
-            free(r);
-        }
-        return HC_ENOMEM;
+    rc = hc_proc_spawn(rt, &replica_ops, r, name, &r->self);
+    if (rc) { /* nothing was created: r is still ours */
+        hc_crdt_free(r->crdt);
+        free(r);
+        return rc;
     }
-    r->node_sub = hc_rt_subscribe_nodes(rt, on_node_event, r);
+    rc = hc_rt_subscribe_nodes(rt, on_node_event, r, &r->node_sub);
+    if (rc) {
+        hc_term_span n = hc_reason_normal();
+        hc_proc_exit(rt, r->self, n.p, n.len); /* frees r through on_terminate */
+        return rc;
+    }
     hc_log_info("replica %s started (id %016llx)", hc_atom_name(name), (unsigned long long)id);
     *out = r->self;
     return HC_OK;

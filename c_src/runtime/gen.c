@@ -7,6 +7,92 @@
 #include "hordec/hc_log.h"
 #include "runtime/rt_internal.h"
 
+/* ------------------------------------------------------------------ the caller's tag */
+
+/* How an hc_gen_from holds its tag (kind_). The zero value is empty. */
+enum { FROM_EMPTY, FROM_REF, FROM_ALIAS, FROM_INLINE, FROM_HEAP };
+
+/* gen:call's own tags are held as a compact ref and re-encoded on reply. Only NEWER_REFERENCE_EXT (what
+ * OTP 23+ sends, and what hc_enc_ref writes) takes this path, so the reply's tag is the very same term;
+ * the node atom may come in any atom encoding, they all decode to the same atom. */
+static bool tag_is_ref(const uint8_t *t, size_t n, hc_ref *ref)
+{
+    size_t i = 0;
+    return n && t[0] == ETF_NEWER_REFERENCE && hc_dec_ref(t, n, &i, ref) == HC_OK && i == n;
+}
+
+/* [alias | Ref] (OTP 24+): the improper list gen:call uses when the reply may go to an alias, so that a
+ * reply arriving after the caller gave up is dropped by the caller's node instead of reaching its
+ * mailbox. */
+static bool tag_is_alias(const uint8_t *t, size_t n, hc_ref *ref)
+{
+    size_t i = 0;
+    uint32_t elems;
+    if (hc_dec_list_header(t, n, &i, &elems) || elems != 1 || !hc_dec_is_atom(t, n, &i, "alias"))
+        return false;
+    return tag_is_ref(t + i, n - i, ref);
+}
+
+/* Captures the tag of a call into *f (which the caller releases). HC_OK or HC_ENOMEM. */
+static int from_capture(hc_gen_from *f, const hc_pid *pid, const uint8_t *tag, size_t n)
+{
+    memset(f, 0, sizeof *f);
+    f->pid = *pid;
+    if (tag_is_ref(tag, n, &f->in_.ref)) {
+        f->kind_ = FROM_REF;
+    } else if (tag_is_alias(tag, n, &f->in_.ref)) {
+        f->kind_ = FROM_ALIAS;
+    } else if (n <= sizeof f->in_.bytes) {
+        memcpy(f->in_.bytes, tag, n);
+        f->len_ = (uint32_t)n;
+        f->kind_ = FROM_INLINE;
+    } else {
+        if (n > UINT32_MAX || !(f->heap_ = malloc(n)))
+            return HC_ENOMEM;
+        memcpy(f->heap_, tag, n);
+        f->len_ = (uint32_t)n;
+        f->kind_ = FROM_HEAP;
+    }
+    return HC_OK;
+}
+
+/* Appends the tag term. */
+static int from_enc_tag(hc_buf *b, const hc_gen_from *f)
+{
+    switch (f->kind_) {
+    case FROM_REF: return hc_enc_ref(b, &f->in_.ref);
+    case FROM_ALIAS:
+        /* [alias | Ref]: one element, then the ref as the tail */
+        if (hc_enc_list_header(b, 1) || hc_enc_atom_cstr(b, "alias"))
+            return b->err ? b->err : HC_ENOMEM;
+        return hc_enc_ref(b, &f->in_.ref);
+    case FROM_INLINE: return hc_buf_append(b, f->in_.bytes, f->len_);
+    case FROM_HEAP: return hc_buf_append(b, f->heap_, f->len_);
+    default: return HC_EINVAL;
+    }
+}
+
+int hc_gen_from_copy(hc_gen_from *dst, const hc_gen_from *src)
+{
+    *dst = *src;
+    if (src->kind_ != FROM_HEAP)
+        return HC_OK;
+    dst->heap_ = malloc(src->len_);
+    if (!dst->heap_) {
+        memset(dst, 0, sizeof *dst);
+        return HC_ENOMEM;
+    }
+    memcpy(dst->heap_, src->heap_, src->len_);
+    return HC_OK;
+}
+
+void hc_gen_from_release(hc_gen_from *from)
+{
+    if (from->kind_ == FROM_HEAP)
+        free(from->heap_);
+    memset(from, 0, sizeof *from);
+}
+
 /* ------------------------------------------------------------------ serving calls */
 
 bool rt_gen_try_call(hc_rt *rt, hc_proc *p, const uint8_t *msg, size_t len)
@@ -15,55 +101,46 @@ bool rt_gen_try_call(hc_rt *rt, hc_proc *p, const uint8_t *msg, size_t len)
     uint32_t arity;
     if (hc_dec_tuple_header(msg, len, &i, &arity) || arity != 3 || !hc_dec_is_atom(msg, len, &i, "$gen_call"))
         return false;
-    hc_gen_from from;
-    if (hc_dec_tuple_header(msg, len, &i, &arity) || arity != 2 || hc_dec_pid(msg, len, &i, &from.pid))
+    hc_pid pid;
+    if (hc_dec_tuple_header(msg, len, &i, &arity) || arity != 2 || hc_dec_pid(msg, len, &i, &pid))
         return false;
     size_t tag_start = i;
     if (hc_dec_skip(msg, len, &i))
         return false;
-    size_t tag_len = i - tag_start;
-    if (tag_len > sizeof from.tag) {
-        hc_log_warn("dropped a call with an oversized tag (%zu bytes)", tag_len);
-        return true;
-    }
-    memcpy(from.tag, msg + tag_start, tag_len);
-    from.tag_len = (uint16_t)tag_len;
-    size_t req_start = i;
+    size_t tag_end = i;
     if (hc_dec_skip(msg, len, &i) || i != len)
         return false;
-    p->ops->on_call(rt, p, &from, msg + req_start, len - req_start);
-    (void)rt;
+    hc_gen_from from;
+    if (from_capture(&from, &pid, msg + tag_start, tag_end - tag_start)) {
+        hc_log_warn("out of memory: dropped a call with a %zu-byte tag", tag_end - tag_start);
+        return true;
+    }
+    p->ops->on_call(rt, p, &from, msg + tag_end, len - tag_end);
+    hc_gen_from_release(&from);
     return true;
-}
-
-/* A tag of the form [alias | Ref] (OTP 24+): the reply may go to the alias, so a reply arriving after
- * the caller gave up is dropped by the caller's node instead of landing in its mailbox. */
-static bool tag_alias(const hc_gen_from *from, hc_ref *alias)
-{
-    const uint8_t *t = from->tag;
-    size_t n = from->tag_len, i = 0;
-    uint32_t elems;
-    if (hc_dec_list_header(t, n, &i, &elems) || elems != 1 || !hc_dec_is_atom(t, n, &i, "alias"))
-        return false;
-    return hc_dec_ref(t, n, &i, alias) == HC_OK && i == n;
 }
 
 int hc_gen_reply(hc_rt *rt, const hc_gen_from *from, const uint8_t *reply, size_t len)
 {
+    if (from->kind_ == FROM_EMPTY)
+        return HC_EINVAL;
     hc_buf msg = {0};
-    if (hc_enc_tuple_header(&msg, 2) || hc_buf_append(&msg, from->tag, from->tag_len) ||
-        hc_buf_append(&msg, reply, len)) {
+    hc_enc_tuple_header(&msg, 2);
+    int rc = from_enc_tag(&msg, from);
+    if (!rc)
+        rc = hc_buf_append(&msg, reply, len);
+    if (!rc)
+        rc = msg.err;
+    if (rc) {
         hc_buf_free(&msg);
-        return HC_ENOMEM;
+        return rc;
     }
-    int rc;
-    hc_ref alias;
-    if (from->pid.node != rt->node && tag_alias(from, &alias)) {
+    if (from->kind_ == FROM_ALIAS && from->pid.node != rt->node) {
         /* ALIAS_SEND carries a sender pid; any pid of ours will do, the receiver does not use it. */
         hc_pid me = {.node = rt->node, .num = 0, .serial = 0, .creation = rt->creation};
         hc_buf *b = &rt->scratch;
         hc_buf_reset(b);
-        rc = hc_ctrl_enc_alias_send(b, &me, &alias);
+        rc = hc_ctrl_enc_alias_send(b, &me, &from->in_.ref);
         if (!rc)
             rc = rt_send_packet(rt, from->pid.node, b, msg.data, msg.len);
         rt->stats.msgs_out++;
@@ -71,6 +148,57 @@ int hc_gen_reply(hc_rt *rt, const hc_gen_from *from, const uint8_t *reply, size_
         rc = hc_send(rt, NULL, &from->pid, msg.data, msg.len);
     }
     hc_buf_free(&msg);
+    return rc;
+}
+
+const char *hc_err_atom(int code)
+{
+    switch (code) {
+    case HC_ENOMEM: return "enomem";
+    case HC_EINVAL: return "einval";
+    case HC_EDECODE: return "edecode";
+    case HC_ETOOBIG: return "etoobig";
+    case HC_ENOPROC: return "enoproc";
+    case HC_ENOCONN: return "enoconn";
+    case HC_EBUSY: return "ebusy";
+    case HC_EIO: return "eio";
+    case HC_EAUTH: return "eauth";
+    case HC_EEXIST: return "eexist";
+    case HC_EVERSION: return "eversion";
+    case HC_ESTATE: return "estate";
+    case HC_ETIMEOUT: return "etimeout";
+    default: return "unknown";
+    }
+}
+
+int hc_gen_reply_buf(hc_rt *rt, const hc_gen_from *from, const hc_buf *b)
+{
+    if (!b->err)
+        return hc_gen_reply(rt, from, b->data, b->len);
+    /* {error, {encode_failed, Code}}: the request is answered even though its reply could not be built. */
+    hc_buf e = {0};
+    hc_enc_tuple_header(&e, 2);
+    hc_enc_atom_cstr(&e, "error");
+    hc_enc_tuple_header(&e, 2);
+    hc_enc_atom_cstr(&e, "encode_failed");
+    hc_enc_atom_cstr(&e, hc_err_atom(b->err));
+    if (!e.err)
+        hc_gen_reply(rt, from, e.data, e.len);
+    hc_buf_free(&e);
+    return b->err;
+}
+
+static int reply_pair(hc_rt *rt, const hc_gen_from *from, const char *atom, const char *atom2, const uint8_t *term,
+                      size_t len)
+{
+    hc_buf b = {0};
+    int rc = hc_enc_tuple_header(&b, 2) || hc_enc_atom_cstr(&b, atom) ||
+                     (atom2 ? hc_enc_atom_cstr(&b, atom2) : hc_buf_append(&b, term, len))
+                 ? (b.err ? b.err : HC_ENOMEM)
+                 : HC_OK;
+    if (!rc)
+        rc = hc_gen_reply(rt, from, b.data, b.len);
+    hc_buf_free(&b);
     return rc;
 }
 
@@ -86,24 +214,12 @@ int hc_gen_reply_atom(hc_rt *rt, const hc_gen_from *from, const char *name)
 
 int hc_gen_reply_error(hc_rt *rt, const hc_gen_from *from, const char *reason)
 {
-    hc_buf b = {0};
-    int rc = hc_enc_tuple_header(&b, 2) || hc_enc_atom_cstr(&b, "error") || hc_enc_atom_cstr(&b, reason) ? HC_ENOMEM
-                                                                                                      : HC_OK;
-    if (!rc)
-        rc = hc_gen_reply(rt, from, b.data, b.len);
-    hc_buf_free(&b);
-    return rc;
+    return reply_pair(rt, from, "error", reason, NULL, 0);
 }
 
 int hc_gen_reply_ok(hc_rt *rt, const hc_gen_from *from, const uint8_t *term, size_t len)
 {
-    hc_buf b = {0};
-    int rc = hc_enc_tuple_header(&b, 2) || hc_enc_atom_cstr(&b, "ok") || hc_buf_append(&b, term, len) ? HC_ENOMEM
-                                                                                                     : HC_OK;
-    if (!rc)
-        rc = hc_gen_reply(rt, from, b.data, b.len);
-    hc_buf_free(&b);
-    return rc;
+    return reply_pair(rt, from, "ok", NULL, term, len);
 }
 
 /* ------------------------------------------------------------------ making calls */
@@ -137,8 +253,10 @@ static void call_timeout(hc_rt *rt, void *ud)
     if (caller)
         hc_demonitor(rt, caller, &c->ref);
     call_remove(rt, c);
-    if (caller)
-        cb(rt, caller, HC_CALL_TIMEOUT, NULL, 0, cud);
+    if (caller) {
+        hc_call_result res = {.status = HC_ETIMEOUT};
+        cb(rt, caller, &res, cud);
+    }
 }
 
 bool rt_gen_try_reply(hc_rt *rt, hc_proc *p, const uint8_t *msg, size_t len)
@@ -156,7 +274,8 @@ bool rt_gen_try_reply(hc_rt *rt, hc_proc *p, const uint8_t *msg, size_t len)
     void *ud = c->ud;
     hc_demonitor(rt, p, &ref);
     call_remove(rt, c);
-    cb(rt, p, HC_OK, msg + i, len - i, ud);
+    hc_call_result res = {.status = HC_OK, .reply = {msg + i, len - i}};
+    cb(rt, p, &res, ud);
     return true;
 }
 
@@ -169,8 +288,9 @@ void rt_gen_on_down(hc_rt *rt, hc_proc *p, const hc_ref *ref, const uint8_t *rea
     hc_call_cb cb = c->cb;
     void *ud = c->ud;
     call_remove(rt, c);
-    int status = rt_term_is(reason, rlen, rt_atom_noconnection, rt_atom_noconnection_len) ? HC_ENOCONN : HC_ENOPROC;
-    cb(rt, p, status, NULL, 0, ud);
+    hc_call_result res = {
+        .status = rt_term_is(reason, rlen, rt_atom_noconnection, rt_atom_noconnection_len) ? HC_ENOCONN : HC_ENOPROC};
+    cb(rt, p, &res, ud);
 }
 
 void rt_gen_drop_caller(hc_rt *rt, hc_proc *p)
@@ -208,18 +328,26 @@ int hc_gen_call(hc_rt *rt, hc_proc *caller, const hc_pid *pid, hc_atom name, hc_
         free(c);
         return HC_ENOMEM;
     }
-    c->timer = hc_timer_start(rt, timeout_ms, call_timeout, c);
+    rc = hc_timer_start(rt, timeout_ms, call_timeout, c, &c->timer);
     hc_buf msg = {0};
-    rc = hc_enc_tuple_header(&msg, 3) || hc_enc_atom_cstr(&msg, "$gen_call") || hc_enc_tuple_header(&msg, 2) ||
-                 hc_enc_pid(&msg, &caller->pid) || hc_enc_ref(&msg, &c->ref) || hc_buf_append(&msg, req, len)
-             ? HC_ENOMEM
-             : HC_OK;
+    if (!rc) {
+        hc_enc_tuple_header(&msg, 3);
+        hc_enc_atom_cstr(&msg, "$gen_call");
+        hc_enc_tuple_header(&msg, 2);
+        hc_enc_pid(&msg, &caller->pid);
+        hc_enc_ref(&msg, &c->ref);
+        hc_buf_append(&msg, req, len);
+        rc = msg.err;
+    }
     if (!rc)
         rc = pid ? hc_send(rt, caller, pid, msg.data, msg.len)
                  : hc_send_name(rt, caller, node ? node : rt->node, name, msg.data, msg.len);
     hc_buf_free(&msg);
-    if (rc == HC_ENOPROC)
-        rc = HC_OK; /* local name missing: the monitor's noproc DOWN answers the call */
+    /* A monitor that is already gone has queued its DOWN (noproc: the target is missing; noconnection: its
+     * node is unreachable). That DOWN answers the call, so the call stands whatever the send said; failing
+     * here instead would leave the DOWN to reach the caller's on_down with a ref it never saw. */
+    if (rc && !rt_mon_find(rt, &c->ref))
+        rc = HC_OK;
     if (rc) {
         hc_demonitor(rt, caller, &c->ref);
         call_remove(rt, c);

@@ -146,7 +146,9 @@ static uint64_t timer_add(hc_loop *l, uint64_t after_ms, hc_loop_timer_cb cb, vo
     timer *t = malloc(sizeof *t);
     if (!t)
         return 0;
-    *t = (timer){.deadline = l->now + after_ms, .id = l->next_id++, .pos = l->nheap, .cb = cb, .ud = ud,
+    /* A wait too long to add is a deadline that never comes, not one that wrapped into the past. */
+    uint64_t deadline = after_ms > UINT64_MAX - l->now ? UINT64_MAX : l->now + after_ms;
+    *t = (timer){.deadline = deadline, .id = l->next_id++, .pos = l->nheap, .cb = cb, .ud = ud,
                  .owns_ud = owns};
     if (hc_hmap_put(&l->by_id, t->id, t)) {
         free(t);
@@ -167,15 +169,16 @@ uint64_t hc_loop_timer_add_owned(hc_loop *l, uint64_t after_ms, hc_loop_timer_cb
     return timer_add(l, after_ms, cb, ud, true);
 }
 
-void hc_loop_timer_cancel(hc_loop *l, uint64_t id)
+bool hc_loop_timer_cancel(hc_loop *l, uint64_t id)
 {
     timer *t = id ? hc_hmap_get(&l->by_id, id) : NULL;
     if (!t)
-        return;
+        return false;
     heap_remove(l, t);
     if (t->owns_ud)
         free(t->ud);
     free(t);
+    return true;
 }
 
 static void run_timers(hc_loop *l)

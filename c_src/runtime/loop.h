@@ -32,7 +32,8 @@ uint64_t hc_loop_timer_add(hc_loop *l, uint64_t after_ms, hc_loop_timer_cb cb, v
 /* As hc_loop_timer_add, but the loop free()s `ud` if the timer is cancelled or the loop freed before it
  * fires (when it fires, the callback owns ud). */
 uint64_t hc_loop_timer_add_owned(hc_loop *l, uint64_t after_ms, hc_loop_timer_cb cb, void *ud);
-void hc_loop_timer_cancel(hc_loop *l, uint64_t id);
+/* True if the timer was armed (it is now gone and will not fire). */
+bool hc_loop_timer_cancel(hc_loop *l, uint64_t id);
 
 /* Waits for events (at most timeout_ms, less if a timer is due), runs fd callbacks, then due timers. */
 int hc_loop_poll(hc_loop *l, int timeout_ms);

@@ -13,10 +13,7 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
         hc_gen_reply(rt, from, yes, sizeof yes - 1);
         return;
     }
-    hc_buf b = {0};
-    if (!hc_enc_tuple_header(&b, 2) && !hc_enc_atom_cstr(&b, "error") && !hc_enc_atom_cstr(&b, "not_supported"))
-        hc_gen_reply(rt, from, b.data, b.len);
-    hc_buf_free(&b);
+    hc_gen_reply_error(rt, from, "not_supported");
     (void)self;
 }
 
@@ -24,8 +21,5 @@ static const hc_proc_ops net_kernel_ops = {.on_call = on_call};
 
 int hc_net_kernel_start(hc_rt *rt)
 {
-    hc_proc *p = hc_proc_spawn(rt, &net_kernel_ops, NULL);
-    if (!p)
-        return HC_ENOMEM;
-    return hc_proc_register(rt, p, hc_atom_intern_cstr("net_kernel"));
+    return hc_proc_spawn(rt, &net_kernel_ops, NULL, hc_atom_intern_cstr("net_kernel"), NULL);
 }

@@ -84,19 +84,37 @@ static void sync_watch(hc_rt *rt, hc_watch *w, unsigned *gen, hc_conn *c)
         hc_conn_close(c, HC_EIO, "epoll_ctl failed: %s", strerror(errno));
 }
 
-static void notify_subs(hc_rt *rt, hc_atom node, bool up, const char *reason)
+/* Subscribers may unsubscribe (themselves or others) from inside their callback: while we walk the list
+ * an unsubscribe only clears `cb`, and the entries are freed after the walk. Subscriptions made during the
+ * walk go to the head of the list, before where the walk started, so they see the next event. */
+static void notify_subs(hc_rt *rt, hc_atom node, bool up, int code, const char *detail)
 {
+    hc_node_event ev = {.node = node, .up = up, .reason = up ? HC_OK : code, .detail = detail};
+    rt->notifying++;
     for (node_sub *s = rt->subs; s; s = s->next)
-        s->cb(rt, node, up, reason, s->ud);
+        if (s->cb)
+            s->cb(rt, &ev, s->ud);
+    if (--rt->notifying)
+        return;
+    for (node_sub **pp = &rt->subs; *pp;) {
+        node_sub *s = *pp;
+        if (s->cb) {
+            pp = &s->next;
+        } else {
+            *pp = s->next;
+            free(s);
+        }
+    }
 }
 
-static void fire_connect_results(hc_rt *rt, hc_peer *p, bool up, const char *reason)
+static void fire_connect_results(hc_rt *rt, hc_peer *p, bool up, int code, const char *detail)
 {
+    hc_node_event ev = {.node = p->node, .up = up, .reason = up ? HC_OK : code, .detail = detail};
     conn_cb *list = p->on_result;
     p->on_result = NULL;
     while (list) {
         conn_cb *n = list->next;
-        list->cb(rt, p->node, up, reason, list->ud);
+        list->cb(rt, &ev, list->ud);
         free(list);
         list = n;
     }
@@ -105,7 +123,7 @@ static void fire_connect_results(hc_rt *rt, hc_peer *p, bool up, const char *rea
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 1000
 
-static void peer_failed(hc_rt *rt, hc_peer *p, const char *reason)
+static void peer_failed(hc_rt *rt, hc_peer *p, int code, const char *reason)
 {
     p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (p->backoff_ms > BACKOFF_MAX_MS)
@@ -114,19 +132,22 @@ static void peer_failed(hc_rt *rt, hc_peer *p, const char *reason)
     hc_wq_free(&p->pending);
     hc_wq_init(&p->pending);
     p->waiting_incoming = false;
-    fire_connect_results(rt, p, false, reason);
+    fire_connect_results(rt, p, false, code, reason);
     rt_node_down_signals(rt, p->node); /* monitors and links requested meanwhile get noconnection */
 }
 
-static void peer_down(hc_rt *rt, hc_peer *p, const char *reason)
+static void peer_down(hc_rt *rt, hc_peer *p, int code, const char *reason)
 {
     p->up = false;
     hc_log_info("node %s down: %s", hc_atom_name(p->node), reason);
     hc_wq_free(&p->pending);
     hc_wq_init(&p->pending);
     rt_node_down_signals(rt, p->node);
-    notify_subs(rt, p->node, false, reason);
+    notify_subs(rt, p->node, false, code, reason);
 }
+
+/* Why a connection closed, as a node event reports it. */
+static int close_code(const hc_conn *c) { return c->close_code ? c->close_code : HC_ENOCONN; }
 
 /* After any I/O on a peer's connection: re-arm epoll, or handle its closing. */
 static void peer_after_io(hc_rt *rt, hc_peer *p)
@@ -148,8 +169,10 @@ static void peer_after_io(hc_rt *rt, hc_peer *p)
             rt->stats.dropped_conns++;
             hc_log_warn("dropped connection to %s: %s", hc_atom_name(p->node), c->close_reason);
         }
-        peer_down(rt, p, c->close_reason);
-    } else if (c->aborted_quietly && strstr(c->close_reason, "simultaneous")) {
+        peer_down(rt, p, close_code(c), c->close_reason);
+    } else if (c->aborted_quietly) {
+        /* A connection we dialled ends quietly only when the peer answered "nok": a simultaneous connect
+         * that its own attempt wins, so its connection is on the way in. */
         hc_log_debug("%s", c->close_reason);
         p->waiting_incoming = true;
         p->wait_deadline = hc_loop_now(rt->loop) + SETUP_TIMEOUT_MS;
@@ -157,7 +180,7 @@ static void peer_after_io(hc_rt *rt, hc_peer *p)
         /* Repeated failures are logged once per backoff cycle reaching its cap, not per attempt. */
         if (p->backoff_ms < BACKOFF_MAX_MS)
             hc_log_warn("cannot connect to %s: %s", hc_atom_name(p->node), c->close_reason);
-        peer_failed(rt, p, c->close_reason);
+        peer_failed(rt, p, close_code(c), c->close_reason);
     }
 }
 
@@ -197,8 +220,8 @@ static void peer_up_hook(hc_conn *c, void *ud)
     p->flags = c->hs.peer_flags & rt->conn_cfg.flags;
     hc_log_info("node %s up (%s%s)", hc_atom_name(p->node), c->connector ? "we connected" : "it connected",
                 c->ac ? ", atom cache" : "");
-    fire_connect_results(rt, p, true, "connected");
-    notify_subs(rt, p->node, true, "connected");
+    fire_connect_results(rt, p, true, HC_OK, "connected");
+    notify_subs(rt, p->node, true, HC_OK, "connected");
 }
 
 static int peer_packet_hook(hc_conn *c, const uint8_t *pkt, size_t len, void *ud)
@@ -222,7 +245,7 @@ static void start_dial(hc_rt *rt, hc_peer *p)
     if (!o) {
         o = calloc(1, sizeof *o);
         if (!o) {
-            peer_failed(rt, p, "out of memory");
+            peer_failed(rt, p, HC_ENOMEM, "out of memory");
             return;
         }
         o->rt = rt;
@@ -234,7 +257,7 @@ static void start_dial(hc_rt *rt, hc_peer *p)
                                  hc_loop_now(rt->loop), err, sizeof err);
     if (!c) {
         hc_log_warn("cannot connect to %s: %s", hc_atom_name(p->node), err);
-        peer_failed(rt, p, err);
+        peer_failed(rt, p, HC_ENOCONN, err);
         return;
     }
     hc_log_debug("connecting to %s", hc_atom_name(p->node));
@@ -260,15 +283,17 @@ int hc_rt_connect(hc_rt *rt, hc_atom node)
 
 int hc_rt_on_connect_result(hc_rt *rt, hc_atom node, hc_node_event_cb cb, void *ud)
 {
+    if (!cb)
+        return HC_EINVAL;
     hc_peer *p = peer_get_or_create(rt, node);
     if (!p)
         return HC_ENOMEM;
-    if (p->up) {
-        cb(rt, node, true, "connected", ud);
-        return HC_OK;
-    }
-    if (p->blocked) {
-        cb(rt, node, false, "blocked", ud);
+    if (p->up || p->blocked) {
+        hc_node_event ev = {.node = node,
+                            .up = p->up,
+                            .reason = p->up ? HC_OK : HC_ENOCONN,
+                            .detail = p->up ? "connected" : "blocked by fault injection"};
+        cb(rt, &ev, ud);
         return HC_OK;
     }
     conn_cb *e = malloc(sizeof *e);
@@ -587,7 +612,7 @@ void rt_nodes_tick(hc_rt *rt)
             hc_conn_tick(p->conn, now, tt);
             peer_after_io(rt, p);
         } else if (p->waiting_incoming && now >= p->wait_deadline) {
-            peer_failed(rt, p, "simultaneous connect: the peer's connection never came");
+            peer_failed(rt, p, HC_ETIMEOUT, "simultaneous connect: the peer's connection never came");
         }
     }
     for (anon_conn *a = rt->anon, *n; a; a = n) {
@@ -631,19 +656,20 @@ bool hc_rt_peer_busy(const hc_rt *rt, hc_atom node)
     return q > rt->cfg.busy_limit_bytes;
 }
 
-void hc_rt_block(hc_rt *rt, hc_atom node)
+int hc_rt_block(hc_rt *rt, hc_atom node)
 {
     hc_peer *p = peer_get_or_create(rt, node);
     if (!p)
-        return;
+        return HC_ENOMEM;
     p->blocked = true;
     if (p->conn) {
         hc_conn_close(p->conn, HC_ENOCONN, "blocked by fault injection");
         peer_after_io(rt, p);
     }
     if (p->waiting_incoming)
-        peer_failed(rt, p, "blocked");
+        peer_failed(rt, p, HC_ENOCONN, "blocked by fault injection");
     hc_log_info("blocked %s", hc_atom_name(node));
+    return HC_OK;
 }
 
 void hc_rt_unblock(hc_rt *rt, hc_atom node)
@@ -657,21 +683,31 @@ void hc_rt_unblock(hc_rt *rt, hc_atom node)
     }
 }
 
-uint64_t hc_rt_subscribe_nodes(hc_rt *rt, hc_node_event_cb cb, void *ud)
+int hc_rt_subscribe_nodes(hc_rt *rt, hc_node_event_cb cb, void *ud, uint64_t *handle)
 {
+    if (handle)
+        *handle = 0;
+    if (!cb)
+        return HC_EINVAL;
     node_sub *s = malloc(sizeof *s);
     if (!s)
-        return 0;
+        return HC_ENOMEM;
     *s = (node_sub){rt->subs, rt->next_sub++, cb, ud};
     rt->subs = s;
-    return s->handle;
+    if (handle)
+        *handle = s->handle;
+    return HC_OK;
 }
 
 void hc_rt_unsubscribe_nodes(hc_rt *rt, uint64_t handle)
 {
     for (node_sub **pp = &rt->subs; *pp; pp = &(*pp)->next)
-        if ((*pp)->handle == handle) {
+        if ((*pp)->handle == handle && (*pp)->cb) {
             node_sub *s = *pp;
+            if (rt->notifying) { /* notify_subs is walking the list: it frees the entry afterwards */
+                s->cb = NULL;
+                return;
+            }
             *pp = s->next;
             free(s);
             return;

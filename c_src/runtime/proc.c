@@ -19,13 +19,21 @@ hc_proc *rt_proc_by_pid(const hc_rt *rt, const hc_pid *pid)
 
 hc_proc *hc_proc_lookup(const hc_rt *rt, const hc_pid *pid) { return rt_proc_by_pid(rt, pid); }
 
-hc_proc *hc_proc_spawn(hc_rt *rt, const hc_proc_ops *ops, void *state)
+int hc_proc_spawn(hc_rt *rt, const hc_proc_ops *ops, void *state, hc_atom name, hc_proc **out)
 {
+    if (out)
+        *out = NULL;
+    if (!ops)
+        return HC_EINVAL;
+    /* Everything that can fail is checked before the process exists, so a failure leaves nothing behind
+     * and the caller still owns `state`. */
+    if (name && hc_hmap_get(&rt->names, name))
+        return HC_EEXIST;
     if (rt->procs.count >= PID_ID_LIMIT / 2)
-        return NULL;
+        return HC_EBUSY;
     hc_proc *p = calloc(1, sizeof *p);
     if (!p)
-        return NULL;
+        return HC_ENOMEM;
     uint32_t id;
     do { /* ids wrap; skip those still in use */
         id = rt->next_proc_id++ % PID_ID_LIMIT;
@@ -36,9 +44,19 @@ hc_proc *hc_proc_spawn(hc_rt *rt, const hc_proc_ops *ops, void *state)
     p->state = state;
     if (hc_hmap_put(&rt->procs, id, p)) {
         free(p);
-        return NULL;
+        return HC_ENOMEM;
     }
-    return p;
+    if (name) {
+        if (hc_hmap_put(&rt->names, name, p)) {
+            hc_hmap_del(&rt->procs, id, p);
+            free(p);
+            return HC_ENOMEM;
+        }
+        p->name = name;
+    }
+    if (out)
+        *out = p;
+    return HC_OK;
 }
 
 int hc_proc_register(hc_rt *rt, hc_proc *p, hc_atom name)
@@ -122,8 +140,10 @@ void rt_deliver_exit(hc_rt *rt, hc_proc *p, const hc_pid *from, const uint8_t *r
         return;
     }
     if (p->trap_exit) {
-        if (p->ops->on_exit_signal)
-            p->ops->on_exit_signal(rt, p, from, reason, rlen);
+        if (p->ops->on_exit_signal) {
+            hc_exit_info e = {.from = *from, .linked = !is_exit2, .reason = {reason, rlen}};
+            p->ops->on_exit_signal(rt, p, &e);
+        }
         return;
     }
     if (rt_term_is(reason, rlen, rt_atom_normal, rt_atom_normal_len))
@@ -141,6 +161,7 @@ void hc_proc_exit(hc_rt *rt, hc_proc *p, const uint8_t *reason, size_t rlen)
     if (p->ops->on_terminate)
         p->ops->on_terminate(rt, p, reason, rlen);
     hc_proc_unregister(rt, p);
+    rt_proc_timers_cancel_all(rt, p);
     rt_gen_drop_caller(rt, p);
     /* Links: every linked process gets an exit signal with our reason. */
     hc_buf *b = &rt->scratch;
@@ -168,6 +189,7 @@ void rt_reap_procs(hc_rt *rt)
         rt->dead = p->next_dead;
         hc_hmap_del(&rt->procs, p->id, p);
         free(p->links);
+        free(p->timers);
         free(p->watchers.v);
         free(p->watching.v);
         free(p);

@@ -1,4 +1,4 @@
-/* rt.c — runtime lifecycle, the loop turn, timers, references and the pre-encoded reasons. */
+/* rt.c — runtime lifecycle, the loop turn, references and the pre-encoded reasons. */
 #include <errno.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -45,25 +45,29 @@ void hc_rt_config_defaults(hc_rt_config *cfg)
 
 static void tick_all(void *ud);
 
-hc_rt *hc_rt_new(const hc_rt_config *cfg, char *err, size_t errlen)
+int hc_rt_new(const hc_rt_config *cfg, hc_rt **out, char *err, size_t errlen)
 {
+    char scratch[8];
+    if (!err) { /* the message is optional */
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    *out = NULL;
+    if (!cfg->node_name || strlen(cfg->node_name) >= HC_NODE_NAME_MAX || !strchr(cfg->node_name, '@')) {
+        snprintf(err, errlen, "invalid node name");
+        return HC_EINVAL;
+    }
+    if (!cfg->cookie || strlen(cfg->cookie) >= RT_COOKIE_MAX) {
+        snprintf(err, errlen, "invalid cookie");
+        return HC_EINVAL;
+    }
     hc_rt *rt = calloc(1, sizeof *rt);
     if (!rt) {
         snprintf(err, errlen, "out of memory");
-        return NULL;
+        return HC_ENOMEM;
     }
     rt->cfg = *cfg;
-    rt->listen_fd = rt->epmd_fd = -1;
-    if (!cfg->node_name || strlen(cfg->node_name) >= sizeof rt->node_name || !strchr(cfg->node_name, '@')) {
-        snprintf(err, errlen, "invalid node name");
-        free(rt);
-        return NULL;
-    }
-    if (!cfg->cookie || strlen(cfg->cookie) >= sizeof rt->cookie) {
-        snprintf(err, errlen, "invalid cookie");
-        free(rt);
-        return NULL;
-    }
+    rt->listen_fd = rt->epmd_fd = rt->wake_fd = -1;
     snprintf(rt->node_name, sizeof rt->node_name, "%s", cfg->node_name);
     snprintf(rt->cookie, sizeof rt->cookie, "%s", cfg->cookie);
     rt->cfg.node_name = rt->node_name;
@@ -79,19 +83,23 @@ hc_rt *hc_rt_new(const hc_rt_config *cfg, char *err, size_t errlen)
     if (!rt->loop) {
         snprintf(err, errlen, "cannot create the event loop");
         free(rt);
-        return NULL;
+        return HC_EIO;
     }
-    if (rt_nodes_init(rt, err, errlen)) {
+    int rc = rt_post_init(rt, err, errlen);
+    if (!rc)
+        rc = rt_nodes_init(rt, err, errlen);
+    if (rc) {
         hc_rt_free(rt);
-        return NULL;
+        return rc;
     }
     rt->tick_timer = hc_loop_timer_add(rt->loop, rt->cfg.ticktime_s * 1000 / 16 + 1, tick_all, rt);
-    if (hc_net_kernel_start(rt)) {
+    if (!rt->tick_timer || hc_net_kernel_start(rt)) {
         snprintf(err, errlen, "cannot start net_kernel");
         hc_rt_free(rt);
-        return NULL;
+        return HC_ENOMEM;
     }
-    return rt;
+    *out = rt;
+    return HC_OK;
 }
 
 /* Tick duty runs four times per tick interval (ticktime/16) so detection stays within ticktime plus a
@@ -119,7 +127,7 @@ int hc_rt_run_once(hc_rt *rt, int timeout_ms)
 
 int hc_rt_run(hc_rt *rt)
 {
-    while (!rt->stopping) {
+    while (!atomic_load(&rt->stopping)) {
         if (hc_rt_run_once(rt, 1000)) {
             hc_log_error("epoll_wait failed: %s", strerror(errno));
             return HC_EIO;
@@ -128,12 +136,11 @@ int hc_rt_run(hc_rt *rt)
     return HC_OK;
 }
 
-void hc_rt_stop(hc_rt *rt) { rt->stopping = 1; }
-
 void hc_rt_free(hc_rt *rt)
 {
     if (!rt)
         return;
+    rt_post_close(rt); /* pending posts run while everything still works; later ones are refused */
     /* Exit every process so monitors and links on other nodes see a proper reason. */
     for (size_t i = 0; i < rt->procs.cap; i++) {
         if (hc_hmap_live(&rt->procs, i))
@@ -158,7 +165,8 @@ void hc_rt_free(hc_rt *rt)
         n = s->next;
         free(s);
     }
-    /* rt_timer wrappers still armed are owned by the loop and freed with it */
+    rt_post_free(rt);
+    /* timer wrappers still armed are owned by the loop and freed with it */
     hc_loop_free(rt->loop);
     free(rt->graveyard);
     hc_buf_free(&rt->scratch);
@@ -179,32 +187,6 @@ void hc_rt_stats_get(const hc_rt *rt, hc_rt_stats *out)
     for (size_t i = 0; i < rt->peers.cap; i++)
         if (hc_hmap_live(&rt->peers, i) && ((hc_peer *)rt->peers.vals[i])->up)
             out->peers++;
-}
-
-/* ---- timers: the public API wraps loop timers so callbacks get the runtime ---- */
-
-static void rt_timer_fire(void *ud)
-{
-    rt_timer t = *(rt_timer *)ud;
-    free(ud);
-    t.cb(t.rt, t.ud);
-}
-
-hc_timer_id hc_timer_start(hc_rt *rt, uint64_t after_ms, hc_timer_cb cb, void *ud)
-{
-    rt_timer *t = malloc(sizeof *t);
-    if (!t)
-        return 0;
-    *t = (rt_timer){rt, cb, ud};
-    hc_timer_id id = hc_loop_timer_add_owned(rt->loop, after_ms, rt_timer_fire, t);
-    if (!id)
-        free(t);
-    return id;
-}
-
-void hc_timer_cancel(hc_rt *rt, hc_timer_id id)
-{
-    hc_loop_timer_cancel(rt->loop, id); /* frees the wrapper: it is an owned ud */
 }
 
 void hc_make_ref(hc_rt *rt, hc_ref *out)

@@ -2,7 +2,8 @@
 #ifndef HORDEC_RUNTIME_RT_INTERNAL_H
 #define HORDEC_RUNTIME_RT_INTERNAL_H
 
-#include <signal.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "common/hmap.h"
 #include "dist/conn.h"
@@ -46,8 +47,23 @@ struct hc_proc {
     size_t nlinks, caplinks;
     mon_vec watchers; /* monitors on this process */
     mon_vec watching; /* monitors this process holds */
+    struct proc_timer **timers; /* pending timers this process owns, cancelled when it exits */
+    size_t ntimers, captimers;
     hc_proc *next_dead;
 };
+
+/* A timer owned by a process (hc_proc_timer_start / hc_proc_send_after). The loop owns the struct while
+ * it is armed (an owned ud): cancelling it, or freeing the loop, frees it. */
+typedef struct proc_timer {
+    hc_rt *rt;
+    hc_proc *proc;
+    hc_timer_id id;
+    size_t idx; /* in proc->timers */
+    hc_proc_timer_cb cb; /* NULL: deliver msg[] as a message (send_after) */
+    void *ud;
+    size_t len;
+    uint8_t msg[];
+} proc_timer;
 
 typedef struct conn_cb {
     struct conn_cb *next;
@@ -111,16 +127,12 @@ typedef struct node_sub {
     void *ud;
 } node_sub;
 
-typedef struct rt_timer {
-    hc_rt *rt;
-    hc_timer_cb cb;
-    void *ud;
-} rt_timer;
+#define RT_COOKIE_MAX 1024 /* bytes, with the terminating NUL */
 
 struct hc_rt {
     hc_rt_config cfg;
     char node_name[HC_NODE_NAME_MAX];
-    char cookie[1024];
+    char cookie[RT_COOKIE_MAX];
     hc_atom node;
     uint32_t creation;
     uint16_t port;
@@ -130,7 +142,7 @@ struct hc_rt {
     int listen_fd;
     hc_watch listen_watch;
     int epmd_fd;
-    volatile sig_atomic_t stopping;
+    atomic_int stopping; /* set by hc_rt_stop from any thread or a signal handler */
 
     hc_hmap procs;    /* id -> hc_proc */
     hc_hmap names;    /* atom -> hc_proc */
@@ -150,6 +162,15 @@ struct hc_rt {
     node_sub *subs;
     uint64_t next_sub;
     hc_timer_id tick_timer;
+
+    /* hc_rt_post: the only state other threads touch, behind post_lock. */
+    pthread_mutex_t post_lock;
+    struct post_item *post_head, *post_tail;
+    bool post_closed; /* hc_rt_free has begun */
+    bool post_lock_ready;
+    int wake_fd;      /* eventfd: a post or a stop wakes the loop */
+    hc_watch wake_watch;
+    unsigned notifying; /* > 0 while node subscribers are being called (unsubscribe then only marks) */
 
     hc_buf scratch; /* reused control-message encoding buffer */
     hc_rt_stats stats;
@@ -173,6 +194,15 @@ void rt_deliver(hc_rt *rt, hc_proc *p, const hc_pid *from, const uint8_t *msg, s
 void rt_deliver_exit(hc_rt *rt, hc_proc *p, const hc_pid *from, const uint8_t *reason, size_t rlen, bool is_exit2);
 bool rt_link_add(hc_proc *p, const hc_pid *other);
 bool rt_link_del(hc_proc *p, const hc_pid *other);
+
+/* post.c */
+int rt_post_init(hc_rt *rt, char *err, size_t errlen);
+void rt_post_close(hc_rt *rt); /* refuses new posts and runs the pending ones */
+void rt_post_free(hc_rt *rt);
+void rt_wake(hc_rt *rt);       /* async-signal-safe */
+
+/* timer.c */
+void rt_proc_timers_cancel_all(hc_rt *rt, hc_proc *p);
 
 /* signal.c */
 void rt_local_enqueue(hc_rt *rt, local_kind kind, const hc_pid *to, const hc_pid *from, const uint8_t *data,

@@ -77,9 +77,14 @@ void rt_local_run(hc_rt *rt)
             case LS_DOWN: {
                 bool handled = false;
                 rt_gen_on_down(rt, p, &s->ref, s->data, s->len, &handled);
-                if (!handled && p->ops->on_down && !p->dead)
-                    p->ops->on_down(rt, p, &s->ref, s->by_name ? NULL : &s->from, s->name, s->node, s->data,
-                                    s->len);
+                if (!handled && p->ops->on_down && !p->dead) {
+                    hc_down d = {.ref = s->ref,
+                                 .pid = s->by_name ? NULL : &s->from,
+                                 .name = s->by_name ? s->name : 0,
+                                 .node = s->node,
+                                 .reason = {s->data, s->len}};
+                    p->ops->on_down(rt, p, &d);
+                }
                 break;
             }
             }
@@ -243,6 +248,13 @@ int hc_send(hc_rt *rt, hc_proc *from, const hc_pid *to, const uint8_t *msg, size
     if (hc_ctrl_enc_send(b, to))
         return HC_ENOMEM;
     return rt_send_packet(rt, to->node, b, msg, len);
+}
+
+int hc_send_buf(hc_rt *rt, hc_proc *from, const hc_pid *to, const hc_buf *b)
+{
+    if (b->err)
+        return b->err; /* a half-built term never reaches the wire */
+    return hc_send(rt, from, to, b->data, b->len);
 }
 
 int hc_send_name(hc_rt *rt, hc_proc *from, hc_atom node, hc_atom name, const uint8_t *msg, size_t len)

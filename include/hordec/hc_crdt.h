@@ -2,13 +2,14 @@
  * protocol, as a sans-I/O state machine.
  *
  * The replica never touches sockets, clocks or randomness. The host feeds it local operations, messages
- * from peers and the current time (`now_ms`, wall-clock milliseconds; it may jump backwards, the core
- * never assumes it is monotonic), and after every call drains the effects:
+ * from peers and the current time as an hc_time (hc_common.h): every deadline is in its monotonic
+ * milliseconds, and only the hybrid-logical-clock stamps of local writes read its wall-clock milliseconds
+ * (which may jump either way: the HLC never goes backwards). After every call the host drains the effects:
  *
  *   hc_crdt_pop_message()  outgoing messages, each addressed to a peer handle (send as an Erlang message
  *                          to that peer replica's registered name);
  *   hc_crdt_pop_event()    change events of the *resolved* map (added / updated / removed);
- *   hc_crdt_next_deadline() when to call hc_crdt_tick() next.
+ *   hc_crdt_next_deadline() when to call hc_crdt_tick() next (monotonic milliseconds).
  *
  * Keys and values are Erlang terms in external term format WITHOUT the leading 131 version byte. Key
  * identity is byte equality of that encoding. Wire messages produced here are also ETF without the
@@ -18,14 +19,16 @@
  * talks to its neighbours (hc_crdt_set_neighbours and friends). All replicas of one map must use the same
  * max_message_bytes. Single-threaded: one replica must only be used from one thread at a time.
  *
- * Return codes are HC_OK or a negative HC_E* from hc_common.h. */
+ * Return codes are HC_OK or a negative HC_E* from hc_common.h; predicates and pops return bool. */
 #ifndef HORDEC_HC_CRDT_H
 #define HORDEC_HC_CRDT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "hordec/hc_common.h"
+#include "hordec/hc_core.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,7 +41,7 @@ typedef struct hc_crdt hc_crdt;
 /* Bytes of a message reserved for framing around one key and one value. The largest value a put accepts
  * is max_message_bytes - HC_CRDT_VALUE_OVERHEAD - key_len; anything bigger fails with HC_ETOOBIG. */
 #define HC_CRDT_VALUE_OVERHEAD 512
-#define HC_CRDT_NO_DEADLINE UINT64_MAX
+#define HC_CRDT_NO_DEADLINE HC_NO_DEADLINE
 
 typedef struct hc_crdt_config {
     uint64_t replica_id;         /* non-zero; must be new whenever a replica starts without its old state */
@@ -57,22 +60,21 @@ void hc_crdt_config_init(hc_crdt_config *cfg, uint64_t replica_id);
 
 /* Creates an empty replica. *out is owned by the caller (hc_crdt_free). HC_EINVAL on a zero replica id or
  * max_message_bytes < HC_CRDT_MIN_MESSAGE_BYTES; HC_ENOMEM. */
-int hc_crdt_new(const hc_crdt_config *cfg, uint64_t now_ms, hc_crdt **out);
+int hc_crdt_new(const hc_crdt_config *cfg, hc_time now, hc_crdt **out);
 void hc_crdt_free(hc_crdt *r); /* NULL is fine */
 
 /* "Restart with state": keeps the map, its causal context and the HLC, bumps the incarnation and forgets
  * every session, queued effect and in-flight message, as a crashed-and-reloaded process would. Neighbours
  * are kept but must re-handshake. (Restarting *empty* is hc_crdt_free + hc_crdt_new with a new id.) */
-int hc_crdt_restart(hc_crdt *r, uint64_t now_ms);
+int hc_crdt_restart(hc_crdt *r, hc_time now);
 
 /* ---- local operations (each may queue change events; deltas leave on the next flush) ---- */
 
 /* Puts key => value (both ETF, copied). HC_EINVAL if either is not one well-formed term, HC_ETOOBIG if
  * the pair cannot fit in one message (see HC_CRDT_VALUE_OVERHEAD). */
-int hc_crdt_put(hc_crdt *r, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len,
-                uint64_t now_ms);
+int hc_crdt_put(hc_crdt *r, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len, hc_time now);
 /* Removes key (every value this replica has observed for it). Deleting an absent key is HC_OK. */
-int hc_crdt_delete(hc_crdt *r, const uint8_t *key, size_t key_len, uint64_t now_ms);
+int hc_crdt_delete(hc_crdt *r, const uint8_t *key, size_t key_len, hc_time now);
 
 typedef struct hc_crdt_kv {
     const uint8_t *key;
@@ -82,11 +84,11 @@ typedef struct hc_crdt_kv {
 } hc_crdt_kv;
 /* Applies ops in order as one batch (Horde's merge/drop). Validates all of them first: on error nothing
  * is applied. */
-int hc_crdt_bulk(hc_crdt *r, const hc_crdt_kv *ops, size_t n, uint64_t now_ms);
+int hc_crdt_bulk(hc_crdt *r, const hc_crdt_kv *ops, size_t n, hc_time now);
 
-/* Looks up the resolved value. Returns 1 and sets *val and *val_len (borrowed, valid until the next call that
- * takes `r` non-const), or 0 when absent. */
-int hc_crdt_get(const hc_crdt *r, const uint8_t *key, size_t key_len, const uint8_t **val, size_t *val_len);
+/* Looks up the resolved value. Returns true and sets *val and *val_len (borrowed, valid until the next call
+ * that takes `r` non-const), or false when absent. */
+bool hc_crdt_get(const hc_crdt *r, const uint8_t *key, size_t key_len, const uint8_t **val, size_t *val_len);
 
 /* Calls fn for every key with its resolved value, in no particular order (to_map). A non-zero return from
  * fn stops the walk and is returned. The map must not be modified from inside fn. */
@@ -99,24 +101,24 @@ size_t hc_crdt_size(const hc_crdt *r);
 
 /* Replaces the neighbour set. New neighbours are greeted and repaired; removed ones are forgotten
  * (their queued deltas and sessions dropped). HC_EINVAL on duplicates. */
-int hc_crdt_set_neighbours(hc_crdt *r, const uint64_t *peers, size_t n, uint64_t now_ms);
-int hc_crdt_add_neighbour(hc_crdt *r, uint64_t peer, uint64_t now_ms);    /* HC_EEXIST if present */
-int hc_crdt_remove_neighbour(hc_crdt *r, uint64_t peer, uint64_t now_ms); /* HC_EINVAL if absent */
+int hc_crdt_set_neighbours(hc_crdt *r, const uint64_t *peers, size_t n, hc_time now);
+int hc_crdt_add_neighbour(hc_crdt *r, uint64_t peer, hc_time now);    /* HC_EEXIST if present */
+int hc_crdt_remove_neighbour(hc_crdt *r, uint64_t peer, hc_time now); /* HC_EINVAL if absent */
 /* The host's view of reachability (nodedown / nodeup). While down nothing is sent to the peer; deltas
  * keep queueing up to the bound. On up the peer is re-greeted and unacknowledged data re-sent. */
-int hc_crdt_peer_down(hc_crdt *r, uint64_t peer, uint64_t now_ms);
-int hc_crdt_peer_up(hc_crdt *r, uint64_t peer, uint64_t now_ms);
+int hc_crdt_peer_down(hc_crdt *r, uint64_t peer, hc_time now);
+int hc_crdt_peer_up(hc_crdt *r, uint64_t peer, hc_time now);
 
 /* ---- input from the network and from the timer ---- */
 
 /* Feeds one message received from `peer`. The bytes are only read during the call. HC_OK when applied;
  * HC_EDECODE (malformed), HC_EVERSION (other protocol version), HC_ESTATE (not a neighbour, stale session,
  * unexpected). A rejected message changes nothing but the stats. */
-int hc_crdt_receive(hc_crdt *r, uint64_t peer, const uint8_t *data, size_t len, uint64_t now_ms);
+int hc_crdt_receive(hc_crdt *r, uint64_t peer, const uint8_t *data, size_t len, hc_time now);
 /* Ships batched local changes now instead of at the flush deadline. */
-int hc_crdt_flush(hc_crdt *r, uint64_t now_ms);
-/* Runs everything due at now_ms: flush, acks, retransmits, handshakes, repairs, digests. */
-int hc_crdt_tick(hc_crdt *r, uint64_t now_ms);
+int hc_crdt_flush(hc_crdt *r, hc_time now);
+/* Runs everything due at now.mono_ms: flush, acks, retransmits, handshakes, repairs, digests. */
+int hc_crdt_tick(hc_crdt *r, hc_time now);
 /* The earliest time hc_crdt_tick must be called (HC_CRDT_NO_DEADLINE if nothing is pending). */
 uint64_t hc_crdt_next_deadline(const hc_crdt *r);
 
@@ -127,8 +129,8 @@ typedef struct hc_crdt_msg {
     const uint8_t *data; /* ETF, no version byte; borrowed until the next pop or mutating call */
     size_t len;
 } hc_crdt_msg;
-/* Pops the oldest outgoing message. Returns 1 with *out filled, 0 when there is none. */
-int hc_crdt_pop_message(hc_crdt *r, hc_crdt_msg *out);
+/* Pops the oldest outgoing message. Returns true with *out filled, false when there is none. */
+bool hc_crdt_pop_message(hc_crdt *r, hc_crdt_msg *out);
 
 enum { HC_CRDT_ADDED = 1, HC_CRDT_UPDATED = 2, HC_CRDT_REMOVED = 3 };
 typedef struct hc_crdt_event {
@@ -140,9 +142,9 @@ typedef struct hc_crdt_event {
     const uint8_t *new_value;   /* NULL for REMOVED */
     size_t new_len;
 } hc_crdt_event;
-/* Pops the oldest change event (pointers borrowed until the next pop or mutating call). 1 or 0. Events
- * are only produced when the resolved value of a key actually changes. */
-int hc_crdt_pop_event(hc_crdt *r, hc_crdt_event *out);
+/* Pops the oldest change event (pointers borrowed until the next pop or mutating call); false when there
+ * is none. Events are only produced when the resolved value of a key actually changes. */
+bool hc_crdt_pop_event(hc_crdt *r, hc_crdt_event *out);
 
 /* ---- observability ---- */
 
@@ -186,13 +188,25 @@ uint64_t hc_crdt_replica_id(const hc_crdt *r);
 uint64_t hc_crdt_incarnation(const hc_crdt *r);
 uint64_t hc_crdt_hlc_last(const hc_crdt *r); /* the last timestamp issued or observed */
 uint64_t hc_crdt_root_hash(const hc_crdt *r); /* digest of all stored elements: equal maps, equal hashes */
-/* 1 if the causal context contains dot (rid, counter). */
-int hc_crdt_context_has(const hc_crdt *r, uint64_t replica_id, uint64_t counter);
+/* True if the causal context contains dot (rid, counter). */
+bool hc_crdt_context_has(const hc_crdt *r, uint64_t replica_id, uint64_t counter);
 /* Checks every internal invariant (index counts, range hashes, context covers stored dots, resolved
  * winner, HLC bound). HC_OK or HC_ESTATE with a description in why (may be NULL). Slow: O(map). */
 int hc_crdt_check(const hc_crdt *r, char *why, size_t why_len);
-/* 1 when nothing is queued, unacknowledged or being repaired for any neighbour. */
-int hc_crdt_idle(const hc_crdt *r);
+/* True when nothing is queued, unacknowledged or being repaired for any neighbour. */
+bool hc_crdt_idle(const hc_crdt *r);
+
+/* ---- the map as an hc_core (hc_core.h), so a host can run it ----
+ *
+ * Requests it answers (each with exactly one reply):
+ *   {put, K, V} | {delete, K} | {merge, #{K => V}} | {drop, [K]}  -> ok | {error, badarg | too_big | enomem}
+ *   {get, K} -> {ok, V} | error       {take, [K]} -> #{K => V}       to_map -> #{K => V}
+ * and anything else -> {error, badarg}. Its observable map (change streams) is the resolved map. */
+extern const hc_core_ops hc_crdt_core_ops;
+/* Creates the core around a new replica. HC_OK, or hc_crdt_new's errors. */
+int hc_crdt_core_new(const hc_crdt_config *cfg, hc_time now, void **out);
+/* The engine inside a core made by hc_crdt_core_new (tests, the simulator). */
+hc_crdt *hc_crdt_core_engine(void *core);
 
 #ifdef __cplusplus
 }

@@ -125,6 +125,7 @@ typedef struct slot {
     int life;
     uint64_t last_hlc;
     int64_t skew;
+    uint64_t mono_origin; /* where its monotonic clock started */
     uint64_t *shadow; /* per key index: op id of the resolved value according to the event stream */
     int nb[MAX_REPLICAS]; /* neighbour flags */
 } slot;
@@ -186,6 +187,10 @@ static msg heap_pop(void)
 }
 
 static uint64_t local_time(int i) { return (uint64_t)((int64_t)now_t + S[i].skew); }
+/* A replica's monotonic clock starts at its own origin (as after a boot) and never jumps; its wall clock
+ * is skewed. Deadlines use the first, HLC stamps the second: the engine must never mix them. */
+static uint64_t mono_time(int i) { return now_t + S[i].mono_origin; }
+static hc_time sim_time(int i) { return (hc_time){mono_time(i), local_time(i)}; }
 
 static void net_send(int from, int to, const uint8_t *data, size_t len)
 {
@@ -328,7 +333,7 @@ static int do_put(int i, uint32_t k, size_t pad)
     size_t n = hc_crdt_elements(S[i].r, key, kl, el, MAX_ELEMS);
     uint64_t op = next_op++;
     uint8_t *v = value_term(op, pad, &vl);
-    int rc = hc_crdt_put(S[i].r, key, kl, v, vl, local_time(i));
+    int rc = hc_crdt_put(S[i].r, key, kl, v, vl, sim_time(i));
     free(v);
     if (rc)
         FAIL("replica %d: put failed: %s", i, hc_strerror(rc));
@@ -342,7 +347,7 @@ static int do_delete(int i, uint32_t k)
     size_t kl = key_term(key, k);
     hc_crdt_elem_info el[MAX_ELEMS];
     size_t n = hc_crdt_elements(S[i].r, key, kl, el, MAX_ELEMS);
-    int rc = hc_crdt_delete(S[i].r, key, kl, local_time(i));
+    int rc = hc_crdt_delete(S[i].r, key, kl, sim_time(i));
     if (rc)
         FAIL("replica %d: delete failed: %s", i, hc_strerror(rc));
     log_removals(i, k, el, n < MAX_ELEMS ? n : MAX_ELEMS);
@@ -381,7 +386,7 @@ static int do_bulk(int i)
         }
         ops[j] = (hc_crdt_kv){keys[j], kl, vals[j], vals[j] ? vlens[j] : 0};
     }
-    int rc = hc_crdt_bulk(S[i].r, ops, (size_t)m, local_time(i));
+    int rc = hc_crdt_bulk(S[i].r, ops, (size_t)m, sim_time(i));
     for (int j = 0; j < m; j++)
         if (!rc && vals[j] && after_put(i, ks[j], opids[j], vlens[j]))
             rc = -1;
@@ -397,7 +402,7 @@ static int do_too_big(int i)
     uint8_t key[16];
     size_t kl = key_term(key, pick_key()), vl;
     uint8_t *v = value_term(0, base_cfg.max_message_bytes, &vl);
-    int rc = hc_crdt_put(S[i].r, key, kl, v, vl, local_time(i));
+    int rc = hc_crdt_put(S[i].r, key, kl, v, vl, sim_time(i));
     free(v);
     if (rc != HC_ETOOBIG)
         FAIL("replica %d: an oversized value was not rejected with HC_ETOOBIG (rc %d)", i, rc);
@@ -410,7 +415,7 @@ static int replica_new(int i)
 {
     hc_crdt_config cfg = base_cfg;
     cfg.replica_id = ++next_rid * 0x10001 + 7; /* arbitrary, distinct ids */
-    if (hc_crdt_new(&cfg, local_time(i), &S[i].r))
+    if (hc_crdt_new(&cfg, sim_time(i), &S[i].r))
         FAIL("hc_crdt_new failed");
     S[i].life = n_lives++;
     life_lost = realloc(life_lost, (size_t)n_lives);
@@ -422,7 +427,7 @@ static int replica_new(int i)
     for (int j = 0; j < R; j++)
         if (S[i].nb[j])
             peers[np++] = (uint64_t)j;
-    if (hc_crdt_set_neighbours(S[i].r, peers, np, local_time(i)))
+    if (hc_crdt_set_neighbours(S[i].r, peers, np, sim_time(i)))
         FAIL("set_neighbours failed");
     S[i].alive = 1;
     return 0;
@@ -432,7 +437,7 @@ static void notify(int about, int up)
 {
     for (int j = 0; j < R; j++)
         if (j != about && S[j].alive && S[j].nb[about])
-            (up ? hc_crdt_peer_up : hc_crdt_peer_down)(S[j].r, (uint64_t)about, local_time(j));
+            (up ? hc_crdt_peer_up : hc_crdt_peer_down)(S[j].r, (uint64_t)about, sim_time(j));
 }
 
 static int crash(int i, int keep_state)
@@ -450,7 +455,7 @@ static int crash(int i, int keep_state)
 static int restart(int i)
 {
     if (S[i].r) {
-        if (hc_crdt_restart(S[i].r, local_time(i)))
+        if (hc_crdt_restart(S[i].r, sim_time(i)))
             FAIL("restart failed");
         S[i].alive = 1;
     } else if (replica_new(i)) {
@@ -467,8 +472,8 @@ static int set_nb(int i, int j, int on)
     S[i].nb[j] = on;
     if (!S[i].r)
         return 0;
-    int rc = on ? hc_crdt_add_neighbour(S[i].r, (uint64_t)j, local_time(i))
-                : hc_crdt_remove_neighbour(S[i].r, (uint64_t)j, local_time(i));
+    int rc = on ? hc_crdt_add_neighbour(S[i].r, (uint64_t)j, sim_time(i))
+                : hc_crdt_remove_neighbour(S[i].r, (uint64_t)j, sim_time(i));
     if (rc)
         FAIL("replica %d: neighbour change failed: %s", i, hc_strerror(rc));
     return 0;
@@ -486,7 +491,7 @@ static int deliver(msg *m)
     int to = m->to;
     if (!S[to].alive || (faults_on && partition_group[to] != partition_group[m->from]))
         return 0;
-    int rc = hc_crdt_receive(S[to].r, (uint64_t)m->from, m->data, m->len, local_time(to));
+    int rc = hc_crdt_receive(S[to].r, (uint64_t)m->from, m->data, m->len, sim_time(to));
     if (rc == HC_ENOMEM)
         FAIL("replica %d: out of memory on receive", to);
     if (rc && rc != HC_ESTATE && rc != HC_EDECODE && rc != HC_EVERSION)
@@ -508,8 +513,7 @@ static int advance(uint64_t t)
             if (S[i].alive) {
                 uint64_t d = hc_crdt_next_deadline(S[i].r);
                 if (d != HC_CRDT_NO_DEADLINE) {
-                    int64_t g = (int64_t)d - S[i].skew;
-                    uint64_t gd = g < (int64_t)now_t ? now_t : (uint64_t)g;
+                    uint64_t gd = d < mono_time(i) ? now_t : d - S[i].mono_origin;
                     if (gd < next)
                         next = gd;
                 }
@@ -525,8 +529,8 @@ static int advance(uint64_t t)
                 return rc;
         }
         for (int i = 0; i < R; i++)
-            if (S[i].alive && hc_crdt_next_deadline(S[i].r) <= local_time(i)) {
-                int rc = hc_crdt_tick(S[i].r, local_time(i));
+            if (S[i].alive && hc_crdt_next_deadline(S[i].r) <= mono_time(i)) {
+                int rc = hc_crdt_tick(S[i].r, sim_time(i));
                 if (rc)
                     FAIL("replica %d: tick failed: %s", i, hc_strerror(rc));
                 if (drain(i))
@@ -803,6 +807,7 @@ static int run(uint64_t seed, const run_opts *o)
     for (int i = 0; i < R; i++) {
         S[i].shadow = calloc((size_t)n_keys + 1, sizeof *S[i].shadow);
         S[i].skew = (int64_t)below(300) - 150;
+        S[i].mono_origin = 1000003u * (uint64_t)(i + 1); /* not from the PRNG: seeds replay as before */
         for (int j = 0; j < R; j++)
             S[i].nb[j] = i != j;
     }
@@ -904,7 +909,7 @@ static void pump(hc_crdt **reps, int n, uint64_t *t, uint64_t *bytes)
     for (int round = 0; round < 100000; round++) {
         int any = 0;
         for (int i = 0; i < n; i++) {
-            hc_crdt_tick(reps[i], *t);
+            hc_crdt_tick(reps[i], (hc_time){*t, *t});
             hc_crdt_msg m;
             while (hc_crdt_pop_message(reps[i], &m)) {
                 any = 1;
@@ -913,7 +918,7 @@ static void pump(hc_crdt **reps, int n, uint64_t *t, uint64_t *bytes)
                 memcpy(copy, m.data, m.len);
                 size_t len = m.len;
                 int to = (int)m.peer;
-                hc_crdt_receive(reps[to], (uint64_t)i, copy, len, *t);
+                hc_crdt_receive(reps[to], (uint64_t)i, copy, len, (hc_time){*t, *t});
                 free(copy);
             }
             hc_crdt_event ev;
@@ -939,7 +944,7 @@ static int bench(void)
     hc_crdt_config_init(&cfg, 11);
     hc_crdt *a;
     size_t before = heap_used();
-    hc_crdt_new(&cfg, 1, &a);
+    hc_crdt_new(&cfg, (hc_time){1, 1}, &a);
     size_t val_len = 5 + 8;
     double t0 = secs();
     for (uint32_t k = 0; k < N; k++) {
@@ -947,7 +952,7 @@ static int bench(void)
         uint8_t *v = value_term(k + 1, 0, &vl);
         memcpy(val, v, vl);
         free(v);
-        hc_crdt_put(a, key, kl, val, vl, 1000 + k / 1000);
+        hc_crdt_put(a, key, kl, val, vl, (hc_time){1000 + k / 1000, 1000 + k / 1000});
     }
     double t1 = secs();
     size_t after = heap_used();
@@ -960,7 +965,7 @@ static int bench(void)
     for (uint32_t i = 0; i < 10 * N; i++) {
         size_t kl = key_term(key, i % N);
         val[12] = (uint8_t)i;
-        hc_crdt_put(a, key, kl, val, val_len, 2000 + i / 1000);
+        hc_crdt_put(a, key, kl, val, val_len, (hc_time){2000 + i / 1000, 2000 + i / 1000});
         if ((i & 1023) == 0)
             while (hc_crdt_pop_event(a, &ev))
                 ;
@@ -976,11 +981,11 @@ static int bench(void)
     hc_crdt_config cb;
     hc_crdt_config_init(&cb, 12);
     hc_crdt *b;
-    hc_crdt_new(&cb, 1, &b);
+    hc_crdt_new(&cb, (hc_time){1, 1}, &b);
     hc_crdt *reps[2] = {a, b};
     uint64_t t = 10000, bytes = 0;
-    hc_crdt_add_neighbour(a, 1, t);
-    hc_crdt_add_neighbour(b, 0, t);
+    hc_crdt_add_neighbour(a, 1, (hc_time){t, t});
+    hc_crdt_add_neighbour(b, 0, (hc_time){t, t});
     double t4 = secs();
     pump(reps, 2, &t, &bytes);
     double t5 = secs();
@@ -995,9 +1000,9 @@ static int bench(void)
     for (uint32_t i = 0; i < U; i++) {
         size_t kl = key_term(key, i * 7 % N);
         val[12] = (uint8_t)(i + 3);
-        hc_crdt_put(a, key, kl, val, val_len, t);
+        hc_crdt_put(a, key, kl, val, val_len, (hc_time){t, t});
         if (i % 100 == 99) {
-            hc_crdt_flush(a, t);
+            hc_crdt_flush(a, (hc_time){t, t});
             pump(reps, 2, &t, &bytes);
         }
     }
@@ -1009,8 +1014,8 @@ static int bench(void)
     for (uint32_t i = 0; i < 2000; i++) {
         size_t kl = key_term(key, i * 13 % N);
         val[12] = (uint8_t)(i + 5);
-        hc_crdt_put(a, key, kl, val, val_len, t);
-        hc_crdt_flush(a, t);
+        hc_crdt_put(a, key, kl, val, val_len, (hc_time){t, t});
+        hc_crdt_flush(a, (hc_time){t, t});
         pump(reps, 2, &t, &bytes);
     }
     printf("hordec-sim bench: single updates: %.1f bytes/update on the wire (delta+ack)\n", (double)bytes / 2000);

@@ -280,21 +280,21 @@ static void test_replica_rejects_hostile(void **state)
     hc_crdt_config cfg;
     hc_crdt_config_init(&cfg, 5);
     hc_crdt *r;
-    assert_int_equal(hc_crdt_new(&cfg, 1, &r), HC_OK);
-    hc_crdt_add_neighbour(r, 1, 1);
-    assert_int_equal(hc_crdt_put(r, KEY, sizeof KEY, VAL, sizeof VAL, 2), HC_OK);
+    assert_int_equal(hc_crdt_new(&cfg, (hc_time){1, 1}, &r), HC_OK);
+    hc_crdt_add_neighbour(r, 1, (hc_time){1, 1});
+    assert_int_equal(hc_crdt_put(r, KEY, sizeof KEY, VAL, sizeof VAL, (hc_time){2, 2}), HC_OK);
     uint64_t root = hc_crdt_root_hash(r);
     hc_buf b = {0};
     for (int t = 0; t < HC_CRDT_MSG__COUNT; t++) {
         build(&b, t);
         /* from an unknown sender identity / to someone else: stale */
-        int rc = hc_crdt_receive(r, 1, b.data, b.len, 3);
+        int rc = hc_crdt_receive(r, 1, b.data, b.len, (hc_time){3, 3});
         assert_true(t == HC_CRDT_MSG_HELLO ? rc == HC_OK : rc == HC_ESTATE); /* a greeting is how identities are learnt */
         /* from a non-neighbour */
-        assert_int_equal(hc_crdt_receive(r, 9, b.data, b.len, 3), HC_ESTATE);
-        assert_int_equal(hc_crdt_receive(r, 1, b.data, b.len / 2, 3), HC_EDECODE);
+        assert_int_equal(hc_crdt_receive(r, 9, b.data, b.len, (hc_time){3, 3}), HC_ESTATE);
+        assert_int_equal(hc_crdt_receive(r, 1, b.data, b.len / 2, (hc_time){3, 3}), HC_EDECODE);
     }
-    assert_int_equal(hc_crdt_receive(r, 1, NULL, 0, 3), HC_EDECODE);
+    assert_int_equal(hc_crdt_receive(r, 1, NULL, 0, (hc_time){3, 3}), HC_EDECODE);
     hc_crdt_stats st;
     hc_crdt_get_stats(r, &st);
     assert_true(st.rejected[HC_CRDT_REJ_NOT_NEIGHBOUR] == HC_CRDT_MSG__COUNT);

@@ -13,6 +13,9 @@
 #include "crdt/hlc.h"
 #include "crdt/replica.h"
 
+/* Tests give both clocks the same reading unless a test is about their difference. */
+static hc_time T(uint64_t ms) { return (hc_time){ms, ms}; }
+
 static uint64_t seed = 12345;
 static uint64_t rnd(void)
 {
@@ -34,7 +37,7 @@ static hc_crdt *replica(uint64_t rid)
     hc_crdt_config cfg;
     hc_crdt_config_init(&cfg, rid);
     hc_crdt *r;
-    assert_int_equal(hc_crdt_new(&cfg, 1000, &r), HC_OK);
+    assert_int_equal(hc_crdt_new(&cfg, T(1000), &r), HC_OK);
     return r;
 }
 
@@ -90,7 +93,7 @@ static void assert_same_state(const hc_crdt *a, const hc_crdt *b)
         for (crdt_entry *e = a->map.buckets[bk]; e; e = e->next) {
             const uint8_t *v;
             size_t vl;
-            assert_int_equal(hc_crdt_get(b, e->key, e->key_len, &v, &vl), 1);
+            assert_int_equal(hc_crdt_get(b, e->key, e->key_len, &v, &vl), true);
             assert_int_equal(vl, e->elems[0].val->len);
             assert_memory_equal(v, e->elems[0].val->data, vl);
         }
@@ -103,10 +106,10 @@ static void random_ops(hc_crdt *r, int n, uint64_t *now)
         size_t kl = key_term(key, (uint32_t)(rnd() % 40));
         *now += rnd() % 3;
         if (rnd() % 4 == 0) {
-            assert_int_equal(hc_crdt_delete(r, key, kl, *now), HC_OK);
+            assert_int_equal(hc_crdt_delete(r, key, kl, T(*now)), HC_OK);
         } else {
             val[1] = (uint8_t)rnd();
-            assert_int_equal(hc_crdt_put(r, key, kl, val, 2, *now), HC_OK);
+            assert_int_equal(hc_crdt_put(r, key, kl, val, 2, T(*now)), HC_OK);
         }
     }
     drain_events(r);
@@ -188,7 +191,7 @@ static void test_join_idempotent(void **state)
 /* Makes `r` treat peer 1 as a known, greeted neighbour so flushes produce delta messages. */
 static void fake_peer(hc_crdt *r)
 {
-    assert_int_equal(hc_crdt_add_neighbour(r, 1, 0), HC_OK);
+    assert_int_equal(hc_crdt_add_neighbour(r, 1, T(0)), HC_OK);
     crdt_peer *p = crdt_peer_find(r, 1);
     p->rid = 77;
     p->inc = 1;
@@ -209,7 +212,7 @@ static void test_delta_join_equals_state_join(void **state)
             ;
         uint64_t now = 5000;
         random_ops(x[0], 40, &now);
-        assert_int_equal(hc_crdt_flush(x[0], now), HC_OK);
+        assert_int_equal(hc_crdt_flush(x[0], T(now)), HC_OK);
         while (hc_crdt_pop_message(x[0], &m)) {
             crdt_msg dm;
             assert_int_equal(crdt_msg_decode(m.data, m.len, &dm), HC_OK);
@@ -239,7 +242,7 @@ static void test_deltas_alone_converge(void **state)
     fake_peer(a);
     uint64_t now = 1000;
     random_ops(a, 50, &now);
-    hc_crdt_flush(a, now);
+    hc_crdt_flush(a, T(now));
     hc_crdt *b = replica(2);
     hc_crdt_msg m;
     while (hc_crdt_pop_message(a, &m)) {
@@ -281,13 +284,13 @@ static void test_write_after_observing_wins(void **state)
     hc_crdt *fast = replica(9), *slow = replica(1); /* fast's clock is an hour ahead */
     uint8_t key[8], v1[2] = {97, 1}, v2[2] = {97, 2};
     size_t kl = key_term(key, 7);
-    assert_int_equal(hc_crdt_put(fast, key, kl, v1, 2, 3600000 + 1000), HC_OK);
+    assert_int_equal(hc_crdt_put(fast, key, kl, v1, 2, T(3600000 + 1000)), HC_OK);
     join_into(slow, fast);
-    assert_int_equal(hc_crdt_put(slow, key, kl, v2, 2, 1000), HC_OK);
+    assert_int_equal(hc_crdt_put(slow, key, kl, v2, 2, T(1000)), HC_OK);
     join_into(fast, slow);
     const uint8_t *v;
     size_t vl;
-    assert_int_equal(hc_crdt_get(fast, key, kl, &v, &vl), 1);
+    assert_true(hc_crdt_get(fast, key, kl, &v, &vl));
     assert_int_equal(v[1], 2);
     hc_crdt_free(fast);
     hc_crdt_free(slow);
@@ -299,16 +302,16 @@ static void test_concurrent_adds_keep_both(void **state)
     hc_crdt *a = replica(1), *b = replica(2);
     uint8_t key[8], v1[2] = {97, 1}, v2[2] = {97, 2};
     size_t kl = key_term(key, 1);
-    hc_crdt_put(a, key, kl, v1, 2, 1000);
-    hc_crdt_put(b, key, kl, v2, 2, 1000);
+    hc_crdt_put(a, key, kl, v1, 2, T(1000));
+    hc_crdt_put(b, key, kl, v2, 2, T(1000));
     join_into(a, b);
     hc_crdt_elem_info el[4];
     assert_int_equal(hc_crdt_elements(a, key, kl, el, 4), 2);
     assert_int_equal(el[0].replica_id, 2); /* same HLC: replica id breaks the tie */
     /* a delete at a removes both (it observed both); b's concurrent-free state then loses its element */
-    hc_crdt_delete(a, key, kl, 1001);
+    hc_crdt_delete(a, key, kl, T(1001));
     join_into(b, a);
-    assert_int_equal(hc_crdt_get(b, key, kl, NULL, NULL), 0);
+    assert_false(hc_crdt_get(b, key, kl, NULL, NULL));
     hc_crdt_free(a);
     hc_crdt_free(b);
 }
@@ -320,18 +323,18 @@ static void test_events_only_on_change(void **state)
     uint8_t key[8], v1[2] = {97, 1};
     size_t kl = key_term(key, 1);
     hc_crdt_event ev;
-    hc_crdt_put(a, key, kl, v1, 2, 1000);
-    assert_int_equal(hc_crdt_pop_event(a, &ev), 1);
+    hc_crdt_put(a, key, kl, v1, 2, T(1000));
+    assert_true(hc_crdt_pop_event(a, &ev));
     assert_int_equal(ev.kind, HC_CRDT_ADDED);
     assert_null(ev.old_value);
-    hc_crdt_put(a, key, kl, v1, 2, 1001); /* same value: no event */
-    assert_int_equal(hc_crdt_pop_event(a, &ev), 0);
-    hc_crdt_delete(a, key, kl, 1002);
-    assert_int_equal(hc_crdt_pop_event(a, &ev), 1);
+    hc_crdt_put(a, key, kl, v1, 2, T(1001)); /* same value: no event */
+    assert_false(hc_crdt_pop_event(a, &ev));
+    hc_crdt_delete(a, key, kl, T(1002));
+    assert_true(hc_crdt_pop_event(a, &ev));
     assert_int_equal(ev.kind, HC_CRDT_REMOVED);
     assert_memory_equal(ev.old_value, v1, 2);
-    hc_crdt_delete(a, key, kl, 1003);
-    assert_int_equal(hc_crdt_pop_event(a, &ev), 0);
+    hc_crdt_delete(a, key, kl, T(1003));
+    assert_false(hc_crdt_pop_event(a, &ev));
     hc_crdt_free(a);
 }
 
@@ -341,16 +344,16 @@ static void test_put_validation(void **state)
     hc_crdt *a = replica(1);
     uint8_t key[8], bad[2] = {200, 1};
     size_t kl = key_term(key, 1);
-    assert_int_equal(hc_crdt_put(a, key, kl, bad, 2, 1), HC_EINVAL);
-    assert_int_equal(hc_crdt_put(a, bad, 2, key, kl, 1), HC_EINVAL);
+    assert_int_equal(hc_crdt_put(a, key, kl, bad, 2, T(1)), HC_EINVAL);
+    assert_int_equal(hc_crdt_put(a, bad, 2, key, kl, T(1)), HC_EINVAL);
     size_t big = a->cfg.max_message_bytes;
     uint8_t *v = calloc(1, big + 5);
     v[0] = 109;
     v[1] = (uint8_t)(big >> 24), v[2] = (uint8_t)(big >> 16), v[3] = (uint8_t)(big >> 8), v[4] = (uint8_t)big;
-    assert_int_equal(hc_crdt_put(a, key, kl, v, big + 5, 1), HC_ETOOBIG);
+    assert_int_equal(hc_crdt_put(a, key, kl, v, big + 5, T(1)), HC_ETOOBIG);
     size_t ok = big - HC_CRDT_VALUE_OVERHEAD - kl - 5;
     v[1] = (uint8_t)(ok >> 24), v[2] = (uint8_t)(ok >> 16), v[3] = (uint8_t)(ok >> 8), v[4] = (uint8_t)ok;
-    assert_int_equal(hc_crdt_put(a, key, kl, v, ok + 5, 1), HC_OK);
+    assert_int_equal(hc_crdt_put(a, key, kl, v, ok + 5, T(1)), HC_OK);
     free(v);
     assert_int_equal(hc_crdt_size(a), 1);
     hc_crdt_free(a);

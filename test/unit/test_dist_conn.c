@@ -249,7 +249,7 @@ static void test_ticks_and_timeout(void **state)
     /* a whole ticktime with nothing received: closed */
     hc_conn_tick(r.c, 7000, tt);
     assert_int_equal(r.c->state, HC_CONN_CLOSED);
-    assert_int_equal(r.c->close_code, HC_ENOCONN);
+    assert_int_equal(r.c->close_code, HC_ETIMEOUT);
     assert_non_null(strstr(r.c->close_reason, "net_tick_timeout"));
     assert_int_equal(r.c->fd, -1);
     assert_int_equal(hc_conn_wanted_events(r.c), 0);
@@ -361,6 +361,7 @@ static void test_refused_and_setup_timeout(void **state)
     assert_int_equal(r.c->state, HC_CONN_HANDSHAKE);
     hc_conn_tick(r.c, 6000, 60000);
     assert_int_equal(r.c->state, HC_CONN_CLOSED);
+    assert_int_equal(r.c->close_code, HC_ETIMEOUT);
     assert_non_null(strstr(r.c->close_reason, "timed out"));
     rig_close(&r);
 }

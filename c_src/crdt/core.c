@@ -1,0 +1,446 @@
+/* core.c — the CRDT map as an hc_core (hc_core.h): the engine plus the decoding of its client requests,
+ * so that the host (and the simulator) can run it like any other core.
+ *
+ * Requests, each answered with exactly one reply:
+ *   {put, K, V} | {delete, K} | {merge, #{K => V}} | {drop, [K]}   -> ok | {error, badarg | too_big | enomem}
+ *   {get, K} -> {ok, V} | error        {take, [K]} -> #{K => V}        to_map -> #{K => V}
+ * anything else -> {error, badarg}. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/etf.h"
+#include "hordec/hc_crdt.h"
+
+typedef struct queued_reply {
+    uint64_t token;
+    hc_buf body;
+} queued_reply;
+
+typedef struct crdt_core {
+    hc_crdt *crdt;
+    queued_reply *replies;
+    size_t nrep, caprep, headrep;
+    hc_buf popped; /* the reply handed out by the last pop, freed at the next */
+} crdt_core;
+
+/* ------------------------------------------------------------------ replies */
+
+static void queue_reply(crdt_core *c, uint64_t token, hc_buf *body)
+{
+    if (body->err) { /* whatever failed, the caller still gets an answer */
+        hc_buf_reset(body);
+        hc_enc_tuple_header(body, 2);
+        hc_enc_atom_cstr(body, "error");
+        hc_enc_atom_cstr(body, "enomem");
+    }
+    if (c->headrep && c->headrep == c->nrep)
+        c->headrep = c->nrep = 0;
+    if (hc_array_reserve((void **)&c->replies, &c->caprep, c->nrep + 1, sizeof *c->replies, 4)) {
+        hc_buf_free(body); /* out of memory for the queue itself: the call times out on the caller's side */
+        return;
+    }
+    c->replies[c->nrep++] = (queued_reply){token, *body};
+    *body = (hc_buf){0};
+}
+
+static void reply_status(crdt_core *c, uint64_t token, int rc)
+{
+    hc_buf b = {0};
+    if (rc == HC_OK) {
+        hc_enc_atom_cstr(&b, "ok");
+    } else {
+        hc_enc_tuple_header(&b, 2);
+        hc_enc_atom_cstr(&b, "error");
+        hc_enc_atom_cstr(&b, rc == HC_ETOOBIG ? "too_big" : rc == HC_ENOMEM ? "enomem" : "badarg");
+    }
+    queue_reply(c, token, &b);
+}
+
+/* ------------------------------------------------------------------ requests */
+
+typedef struct req {
+    crdt_core *c;
+    uint64_t token;
+    const uint8_t *p;
+    size_t len, i; /* i: the first argument */
+    hc_time now;
+} req;
+
+/* The span of the next whole term as the request's last argument: HC_OK only if it ends the request. */
+static int last_arg(req *r, const uint8_t **t, size_t *tl)
+{
+    size_t s = r->i;
+    if (hc_dec_skip(r->p, r->len, &r->i) || r->i != r->len)
+        return HC_EINVAL;
+    *t = r->p + s;
+    *tl = r->len - s;
+    return HC_OK;
+}
+
+static void do_put(req *r)
+{
+    size_t k0 = r->i;
+    const uint8_t *v;
+    size_t vl;
+    if (hc_dec_skip(r->p, r->len, &r->i)) {
+        reply_status(r->c, r->token, HC_EINVAL);
+        return;
+    }
+    size_t k1 = r->i;
+    int rc = last_arg(r, &v, &vl);
+    if (!rc)
+        rc = hc_crdt_put(r->c->crdt, r->p + k0, k1 - k0, v, vl, r->now);
+    reply_status(r->c, r->token, rc);
+}
+
+static void do_delete(req *r)
+{
+    const uint8_t *k;
+    size_t kl;
+    int rc = last_arg(r, &k, &kl);
+    reply_status(r->c, r->token, rc ? rc : hc_crdt_delete(r->c->crdt, k, kl, r->now));
+}
+
+static void do_get(req *r)
+{
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    hc_buf b = {0};
+    if (last_arg(r, &k, &kl)) {
+        reply_status(r->c, r->token, HC_EINVAL);
+        return;
+    }
+    if (hc_crdt_get(r->c->crdt, k, kl, &v, &vl)) {
+        hc_enc_tuple_header(&b, 2);
+        hc_enc_atom_cstr(&b, "ok");
+        hc_buf_append(&b, v, vl);
+    } else {
+        hc_enc_atom_cstr(&b, "error");
+    }
+    queue_reply(r->c, r->token, &b);
+}
+
+/* Splits a list argument into key spans. STRING_EXT (a list of small integers) yields keys re-encoded as
+ * SMALL_INTEGER_EXT into `small`. */
+static int list_keys(req *r, hc_crdt_kv **out, size_t *n, uint8_t (**small)[2])
+{
+    size_t i = r->i;
+    *out = NULL;
+    *small = NULL;
+    *n = 0;
+    if (hc_peek_type(r->p, r->len, i) == ETF_STRING) {
+        if (r->len - i < 3)
+            return HC_EINVAL;
+        size_t cnt = hc_get_be16(r->p + i + 1);
+        i += 3;
+        if (r->len - i != cnt)
+            return HC_EINVAL;
+        *out = calloc(cnt ? cnt : 1, sizeof **out);
+        *small = calloc(cnt ? cnt : 1, 2);
+        if (!*out || !*small)
+            return HC_ENOMEM;
+        for (size_t k = 0; k < cnt; k++) {
+            (*small)[k][0] = ETF_SMALL_INTEGER;
+            (*small)[k][1] = r->p[i + k];
+            (*out)[k] = (hc_crdt_kv){(*small)[k], 2, NULL, 0};
+        }
+        *n = cnt;
+        return HC_OK;
+    }
+    uint32_t cnt;
+    if (hc_dec_list_header(r->p, r->len, &i, &cnt) || cnt > r->len - i)
+        return HC_EINVAL;
+    *out = calloc(cnt ? cnt : 1, sizeof **out);
+    if (!*out)
+        return HC_ENOMEM;
+    for (uint32_t k = 0; k < cnt; k++) {
+        size_t s = i;
+        if (hc_dec_skip(r->p, r->len, &i))
+            return HC_EINVAL;
+        (*out)[k] = (hc_crdt_kv){r->p + s, i - s, NULL, 0};
+    }
+    if (cnt && (hc_peek_type(r->p, r->len, i) != ETF_NIL || ++i != r->len))
+        return HC_EINVAL; /* improper list */
+    if (!cnt && i != r->len)
+        return HC_EINVAL;
+    *n = cnt;
+    return HC_OK;
+}
+
+static void do_drop(req *r)
+{
+    hc_crdt_kv *ops;
+    uint8_t(*small)[2];
+    size_t n;
+    int rc = list_keys(r, &ops, &n, &small);
+    if (!rc)
+        rc = hc_crdt_bulk(r->c->crdt, ops, n, r->now);
+    free(ops);
+    free(small);
+    reply_status(r->c, r->token, rc);
+}
+
+static void do_take(req *r)
+{
+    hc_crdt_kv *keys;
+    uint8_t(*small)[2];
+    size_t n;
+    int rc = list_keys(r, &keys, &n, &small);
+    hc_buf body = {0}, b = {0};
+    uint32_t found = 0;
+    for (size_t k = 0; !rc && k < n; k++) {
+        const uint8_t *v;
+        size_t vl;
+        if (hc_crdt_get(r->c->crdt, keys[k].key, keys[k].key_len, &v, &vl)) {
+            hc_buf_append(&body, keys[k].key, keys[k].key_len);
+            hc_buf_append(&body, v, vl);
+            found++;
+        }
+    }
+    free(keys);
+    free(small);
+    if (rc) {
+        reply_status(r->c, r->token, rc);
+    } else {
+        hc_enc_map_header(&b, found);
+        hc_buf_append(&b, body.data, body.len);
+        if (body.err && !b.err)
+            b.err = body.err;
+        queue_reply(r->c, r->token, &b);
+    }
+    hc_buf_free(&body);
+    hc_buf_free(&b);
+}
+
+static void do_merge(req *r)
+{
+    size_t i = r->i;
+    if (hc_peek_type(r->p, r->len, i) != ETF_MAP || r->len - i < 5) {
+        reply_status(r->c, r->token, HC_EINVAL);
+        return;
+    }
+    uint32_t n = hc_get_be32(r->p + i + 1);
+    i += 5;
+    if (n > (r->len - i) / 2) {
+        reply_status(r->c, r->token, HC_EINVAL);
+        return;
+    }
+    hc_crdt_kv *ops = calloc(n ? n : 1, sizeof *ops);
+    int rc = ops ? HC_OK : HC_ENOMEM;
+    for (uint32_t k = 0; k < n && rc == HC_OK; k++) {
+        size_t s = i;
+        if (hc_dec_skip(r->p, r->len, &i)) {
+            rc = HC_EINVAL;
+            break;
+        }
+        size_t v = i;
+        if (hc_dec_skip(r->p, r->len, &i)) {
+            rc = HC_EINVAL;
+            break;
+        }
+        ops[k] = (hc_crdt_kv){r->p + s, v - s, r->p + v, i - v};
+    }
+    if (rc == HC_OK && i != r->len)
+        rc = HC_EINVAL;
+    if (rc == HC_OK)
+        rc = hc_crdt_bulk(r->c->crdt, ops, n, r->now);
+    free(ops);
+    reply_status(r->c, r->token, rc);
+}
+
+typedef struct map_builder {
+    hc_buf *b;
+} map_builder;
+
+static int add_pair(void *ud, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    hc_buf *b = ud;
+    hc_buf_append(b, k, kl);
+    return hc_buf_append(b, v, vl);
+}
+
+static void do_to_map(req *r)
+{
+    hc_buf b = {0};
+    hc_enc_map_header(&b, (uint32_t)hc_crdt_size(r->c->crdt));
+    hc_crdt_foreach(r->c->crdt, add_pair, &b);
+    queue_reply(r->c, r->token, &b);
+}
+
+static const struct {
+    const char *name;
+    uint32_t arity; /* 0: the bare atom */
+    void (*fn)(req *r);
+} requests[] = {
+    {"put", 2, do_put},   {"delete", 1, do_delete}, {"get", 1, do_get},     {"take", 1, do_take},
+    {"merge", 1, do_merge}, {"drop", 1, do_drop},   {"to_map", 0, do_to_map},
+};
+
+static void core_request(void *core, uint64_t token, const hc_pid *from, const uint8_t *p, size_t len, hc_time now)
+{
+    crdt_core *c = core;
+    size_t i = 0;
+    uint32_t arity = 0;
+    bool tuple = hc_dec_tuple_header(p, len, &i, &arity) == HC_OK && arity >= 1;
+    if (!tuple)
+        i = 0;
+    for (size_t k = 0; k < sizeof requests / sizeof requests[0]; k++) {
+        size_t j = i;
+        if ((tuple ? arity - 1 : 0) != requests[k].arity || (!tuple && requests[k].arity) ||
+            !hc_dec_is_atom(p, len, &j, requests[k].name) || (!tuple && j != len))
+            continue;
+        req r = {c, token, p, len, j, now};
+        requests[k].fn(&r);
+        return;
+    }
+    reply_status(c, token, HC_EINVAL);
+    (void)from;
+}
+
+/* ------------------------------------------------------------------ the rest of hc_core_ops */
+
+static int core_receive(void *core, uint64_t peer, const uint8_t *msg, size_t len, hc_time now)
+{
+    return hc_crdt_receive(((crdt_core *)core)->crdt, peer, msg, len, now);
+}
+
+static int core_tick(void *core, hc_time now) { return hc_crdt_tick(((crdt_core *)core)->crdt, now); }
+
+static uint64_t core_deadline(const void *core)
+{
+    const crdt_core *c = core;
+    /* a queued reply is due now, so the host drains it even if no input follows */
+    return c->nrep > c->headrep ? 0 : hc_crdt_next_deadline(c->crdt);
+}
+
+static int core_set_peers(void *core, const uint64_t *peers, size_t n, hc_time now)
+{
+    return hc_crdt_set_neighbours(((crdt_core *)core)->crdt, peers, n, now);
+}
+
+static int core_peer_up(void *core, uint64_t peer, hc_time now)
+{
+    return hc_crdt_peer_up(((crdt_core *)core)->crdt, peer, now);
+}
+
+static int core_peer_down(void *core, uint64_t peer, hc_time now)
+{
+    return hc_crdt_peer_down(((crdt_core *)core)->crdt, peer, now);
+}
+
+/* Order: messages to peers, then change events, then replies, so that the host has queued a request's
+ * changes for subscribers before the reply goes out. */
+static bool core_pop(void *core, hc_effect *out)
+{
+    crdt_core *c = core;
+    hc_buf_free(&c->popped);
+    hc_crdt_msg m;
+    if (hc_crdt_pop_message(c->crdt, &m)) {
+        *out = (hc_effect){.kind = HC_EFF_SEND_PEER, .peer = m.peer, .data = m.data, .len = m.len};
+        return true;
+    }
+    hc_crdt_event e;
+    if (hc_crdt_pop_event(c->crdt, &e)) {
+        *out = (hc_effect){.kind = HC_EFF_EVENT, .data = e.key, .len = e.key_len, .value = e.new_value,
+                           .value_len = e.new_len};
+        return true;
+    }
+    if (c->headrep < c->nrep) {
+        queued_reply *q = &c->replies[c->headrep++];
+        c->popped = q->body;
+        *out = (hc_effect){.kind = HC_EFF_REPLY, .token = q->token, .data = q->body.data, .len = q->body.len};
+        return true;
+    }
+    return false;
+}
+
+static int core_snapshot(const void *core, hc_core_visit_fn fn, void *ud)
+{
+    return hc_crdt_foreach(((const crdt_core *)core)->crdt, fn, ud);
+}
+
+static void put_stat(hc_buf *b, const char *k, uint64_t v)
+{
+    hc_enc_atom_cstr(b, k);
+    hc_enc_ulong(b, v);
+}
+
+static int core_stats(const void *core, const hc_host_stats *hs, hc_buf *b)
+{
+    const crdt_core *c = core;
+    hc_crdt_stats s;
+    hc_crdt_get_stats(c->crdt, &s);
+    uint64_t sent = 0, recv = 0, sentb = 0, recvb = 0, rej = hs->dropped_in;
+    for (int i = 0; i < HC_CRDT_MSG__COUNT; i++) {
+        sent += s.sent_msgs[i];
+        recv += s.recv_msgs[i];
+        sentb += s.sent_bytes[i];
+        recvb += s.recv_bytes[i];
+    }
+    for (int i = 0; i < HC_CRDT_REJ__COUNT; i++)
+        rej += s.rejected[i];
+    hc_enc_map_header(b, 15);
+    put_stat(b, "keys", s.keys);
+    put_stat(b, "elements", s.elements);
+    put_stat(b, "key_bytes", s.key_bytes);
+    put_stat(b, "value_bytes", s.value_bytes);
+    put_stat(b, "replica_id", hc_crdt_replica_id(c->crdt));
+    put_stat(b, "neighbours", hs->neighbours);
+    put_stat(b, "subscribers", hs->subscribers);
+    put_stat(b, "msgs_sent", sent);
+    put_stat(b, "msgs_received", recv);
+    put_stat(b, "bytes_sent", sentb);
+    put_stat(b, "bytes_received", recvb);
+    put_stat(b, "rejected", rej);
+    put_stat(b, "repairs_completed", s.repairs_completed);
+    put_stat(b, "retransmits", s.retransmits);
+    hc_enc_atom_cstr(b, "idle");
+    hc_enc_atom_cstr(b, hc_crdt_idle(c->crdt) ? "true" : "false");
+    return b->err;
+}
+
+static void core_free(void *core)
+{
+    crdt_core *c = core;
+    if (!c)
+        return;
+    hc_crdt_free(c->crdt);
+    for (size_t i = c->headrep; i < c->nrep; i++)
+        hc_buf_free(&c->replies[i].body);
+    free(c->replies);
+    hc_buf_free(&c->popped);
+    free(c);
+}
+
+const hc_core_ops hc_crdt_core_ops = {
+    .kind = "crdt",
+    .receive = core_receive,
+    .request = core_request,
+    .tick = core_tick,
+    .next_deadline = core_deadline,
+    .set_peers = core_set_peers,
+    .peer_up = core_peer_up,
+    .peer_down = core_peer_down,
+    .monitor_down = NULL,
+    .pop_effect = core_pop,
+    .snapshot = core_snapshot,
+    .stats = core_stats,
+    .free = core_free,
+};
+
+int hc_crdt_core_new(const hc_crdt_config *cfg, hc_time now, void **out)
+{
+    *out = NULL;
+    crdt_core *c = calloc(1, sizeof *c);
+    if (!c)
+        return HC_ENOMEM;
+    int rc = hc_crdt_new(cfg, now, &c->crdt);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return HC_OK;
+}
+
+hc_crdt *hc_crdt_core_engine(void *core) { return ((crdt_core *)core)->crdt; }

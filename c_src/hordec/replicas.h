@@ -1,0 +1,19 @@
+/* replicas.h — the daemon's replicated cores: starting a named replica of the CRDT map in this node. */
+#ifndef HORDEC_DAEMON_REPLICAS_H
+#define HORDEC_DAEMON_REPLICAS_H
+
+#include "hordec/hc_runtime.h"
+
+typedef struct hordec_crdt_opts {
+    uint32_t flush_interval_ms; /* 0 = the engine's default */
+    size_t max_message_bytes;   /* 0 = the engine's default */
+    size_t stream_batch_bytes;  /* 0 = the host's default */
+} hordec_crdt_opts;
+
+/* Starts CRDT replica `name` (or returns the running one in *out). HC_OK, HC_EEXIST if the name is taken by
+ * something that is not a CRDT replica, HC_ENOMEM. */
+int hordec_crdt_start(hc_rt *rt, hc_atom name, const hordec_crdt_opts *opts, hc_proc **out);
+/* True if `p` is a CRDT replica process. */
+bool hordec_is_crdt(const hc_proc *p);
+
+#endif

@@ -1,0 +1,340 @@
+/* host.c — see host.h. */
+#include "host/host.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/stream.h"
+#include "hordec/hc_log.h"
+
+typedef struct host_peer {
+    uint64_t handle;
+    hc_atom name, node;
+} host_peer;
+
+struct hc_host {
+    hc_host_config cfg;
+    hc_host_env env;
+    const hc_core_ops *ops;
+    void *core;
+    host_peer *peers;
+    size_t npeers;
+    uint64_t next_handle;
+    hc_stream stream;
+    uint64_t dropped_in;
+    uint64_t redial_at; /* monotonic; HC_NO_DEADLINE while every neighbour's node is connected */
+    uint64_t armed_at;  /* what env->wake_at was last told */
+    uint64_t last_warn_ms;
+    hc_buf out; /* scratch for envelopes */
+};
+
+int hc_host_new(const hc_host_config *cfg, const hc_host_env *env, const hc_core_ops *ops, void *core,
+                hc_host **out)
+{
+    *out = NULL;
+    hc_host *h = cfg && env && ops && core ? calloc(1, sizeof *h) : NULL;
+    if (!h) {
+        if (ops && core)
+            ops->free(core);
+        return cfg && env && ops && core ? HC_ENOMEM : HC_EINVAL;
+    }
+    h->cfg = *cfg;
+    if (!h->cfg.stream_batch_bytes)
+        h->cfg.stream_batch_bytes = HC_HOST_STREAM_BATCH_BYTES;
+    h->env = *env;
+    h->ops = ops;
+    h->core = core;
+    h->redial_at = HC_NO_DEADLINE;
+    h->armed_at = HC_NO_DEADLINE;
+    hc_stream_init(&h->stream, cfg->name, h->cfg.stream_batch_bytes, cfg->epoch_base);
+    *out = h;
+    return HC_OK;
+}
+
+void hc_host_free(hc_host *h)
+{
+    if (!h)
+        return;
+    h->ops->free(h->core);
+    hc_stream_free(&h->stream);
+    free(h->peers);
+    hc_buf_free(&h->out);
+    free(h);
+}
+
+void *hc_host_core(const hc_host *h) { return h->core; }
+size_t hc_host_subscribers(const hc_host *h) { return h->stream.nsubs; }
+uint64_t hc_host_dropped_in(const hc_host *h) { return h->dropped_in; }
+
+/* ------------------------------------------------------------------ peers */
+
+static host_peer *peer_by_handle(hc_host *h, uint64_t handle)
+{
+    for (size_t i = 0; i < h->npeers; i++)
+        if (h->peers[i].handle == handle)
+            return &h->peers[i];
+    return NULL;
+}
+
+static host_peer *peer_by_id(hc_host *h, hc_atom name, hc_atom node)
+{
+    for (size_t i = 0; i < h->npeers; i++)
+        if (h->peers[i].name == name && h->peers[i].node == node)
+            return &h->peers[i];
+    return NULL;
+}
+
+/* While a neighbour's node is unreachable the core sends it nothing, so nothing would dial it again: the
+ * host keeps re-dialling (the runtime backs off between failed attempts), as DeltaCrdt re-monitors absent
+ * neighbours every sync interval. */
+static void redial(hc_host *h, hc_time now)
+{
+    bool missing = false;
+    for (size_t i = 0; i < h->npeers; i++)
+        if (!h->env.is_connected(h->env.ud, h->peers[i].node)) {
+            h->env.connect(h->env.ud, h->peers[i].node);
+            missing = true;
+        }
+    h->redial_at = missing ? now.mono_ms + HC_HOST_REDIAL_MS : HC_NO_DEADLINE;
+}
+
+/* ------------------------------------------------------------------ effects */
+
+static void send_peer(hc_host *h, uint64_t handle, const uint8_t *msg, size_t len)
+{
+    host_peer *p = peer_by_handle(h, handle);
+    if (!p)
+        return; /* a neighbour removed since the core queued this */
+    hc_buf *b = &h->out;
+    hc_buf_reset(b);
+    hc_enc_tuple_header(b, 3);
+    hc_enc_atom_cstr(b, "$hordec_replica");
+    hc_enc_atom(b, h->cfg.name);
+    hc_buf_append(b, msg, len);
+    if (!b->err)
+        h->env.send_name(h->env.ud, p->node, p->name, b->data, b->len);
+}
+
+static void rearm(hc_host *h)
+{
+    uint64_t at = h->ops->next_deadline(h->core);
+    if (h->redial_at < at)
+        at = h->redial_at;
+    if (at != h->armed_at) {
+        h->armed_at = at;
+        h->env.wake_at(h->env.ud, at);
+    }
+}
+
+/* Drains the core's effects, then sends pending stream diffs and re-arms the wake-up. */
+static void pump(hc_host *h)
+{
+    hc_effect e;
+    while (h->ops->pop_effect(h->core, &e)) {
+        switch (e.kind) {
+        case HC_EFF_SEND_PEER: send_peer(h, e.peer, e.data, e.len); break;
+        case HC_EFF_SEND_PID: h->env.send_pid(h->env.ud, &e.pid, e.data, e.len); break;
+        case HC_EFF_REPLY:
+            hc_stream_flush(&h->stream, &h->env); /* changes travel before the reply that caused them */
+            h->env.reply(h->env.ud, e.token, e.data, e.len);
+            break;
+        case HC_EFF_MONITOR: h->env.monitor(h->env.ud, &e.pid, e.id << 1); break;
+        case HC_EFF_DEMONITOR: h->env.demonitor(h->env.ud, e.id << 1); break;
+        case HC_EFF_EXIT: h->env.exit(h->env.ud, &e.pid, e.data, e.len); break;
+        case HC_EFF_EVENT: hc_stream_change(&h->stream, &h->env, e.data, e.len, e.value, e.value_len); break;
+        }
+    }
+    hc_stream_flush(&h->stream, &h->env);
+    rearm(h);
+}
+
+/* ------------------------------------------------------------------ inputs */
+
+void hc_host_message(hc_host *h, const hc_pid *from, const uint8_t *msg, size_t len, hc_time now)
+{
+    size_t i = 0;
+    uint32_t arity;
+    hc_atom sender;
+    if (!from || hc_dec_tuple_header(msg, len, &i, &arity) || arity != 3 ||
+        !hc_dec_is_atom(msg, len, &i, "$hordec_replica") || hc_dec_atom(msg, len, &i, &sender)) {
+        h->dropped_in++;
+        hc_log_debug("%s: dropped a message that is not a replica message", hc_atom_name(h->cfg.name));
+        return;
+    }
+    host_peer *p = peer_by_id(h, sender, from->node);
+    if (!p) {
+        h->dropped_in++;
+        return;
+    }
+    int rc = h->ops->receive(h->core, p->handle, msg + i, len - i, now);
+    if (rc && rc != HC_ESTATE && (!h->last_warn_ms || now.mono_ms - h->last_warn_ms >= 1000)) {
+        h->last_warn_ms = now.mono_ms; /* at most one line a second: a bad peer cannot flood the log */
+        hc_log_warn("%s: rejected a message from %s on %s: %s (counted in stats)", hc_atom_name(h->cfg.name),
+                    hc_atom_name(sender), hc_atom_name(from->node), hc_strerror(rc));
+    }
+    pump(h);
+}
+
+void hc_host_tick(hc_host *h, hc_time now)
+{
+    h->armed_at = HC_NO_DEADLINE; /* the wake-up that brought us here is spent */
+    if (now.mono_ms >= h->redial_at)
+        redial(h, now);
+    if (now.mono_ms >= h->ops->next_deadline(h->core))
+        h->ops->tick(h->core, now);
+    pump(h);
+}
+
+void hc_host_node_event(hc_host *h, hc_atom node, bool up, hc_time now)
+{
+    bool ours = false;
+    for (size_t i = 0; i < h->npeers; i++)
+        if (h->peers[i].node == node) {
+            (up ? h->ops->peer_up : h->ops->peer_down)(h->core, h->peers[i].handle, now);
+            ours = true;
+        }
+    if (ours && !up && h->redial_at == HC_NO_DEADLINE)
+        h->redial_at = now.mono_ms + HC_HOST_REDIAL_MS;
+    pump(h);
+}
+
+void hc_host_monitor_down(hc_host *h, uint64_t id, const hc_pid *pid, const uint8_t *reason, size_t len,
+                          hc_time now)
+{
+    if (hc_stream_is_mon(id))
+        hc_stream_down(&h->stream, id);
+    else if (h->ops->monitor_down)
+        h->ops->monitor_down(h->core, id >> 1, pid, reason, len, now);
+    pump(h);
+}
+
+/* ------------------------------------------------------------------ requests every core shares */
+
+static void reply_buf(hc_host *h, uint64_t token, hc_buf *b)
+{
+    if (b->err) {
+        hc_buf_reset(b);
+        hc_enc_tuple_header(b, 2);
+        hc_enc_atom_cstr(b, "error");
+        hc_enc_atom_cstr(b, "enomem");
+    }
+    h->env.reply(h->env.ud, token, b->data, b->len);
+}
+
+static void reply_atom(hc_host *h, uint64_t token, const char *atom)
+{
+    hc_buf b = {0};
+    hc_enc_atom_cstr(&b, atom);
+    reply_buf(h, token, &b);
+    hc_buf_free(&b);
+}
+
+static void reply_error(hc_host *h, uint64_t token, const char *reason)
+{
+    hc_buf b = {0};
+    hc_enc_tuple_header(&b, 2);
+    hc_enc_atom_cstr(&b, "error");
+    hc_enc_atom_cstr(&b, reason);
+    reply_buf(h, token, &b);
+    hc_buf_free(&b);
+}
+
+/* {set_neighbours, [{Name, Node}]}: the whole list is validated before anything changes. Horde lists every
+ * member, this replica included, so an entry naming ourselves is skipped; duplicates collapse. */
+static int set_neighbours(hc_host *h, const uint8_t *req, size_t len, size_t i, hc_time now)
+{
+    uint32_t n;
+    if (hc_dec_list_header(req, len, &i, &n) || n > (len - i) / 3)
+        return HC_EINVAL;
+    host_peer *next = calloc(n ? n : 1, sizeof *next);
+    uint64_t *handles = calloc(n ? n : 1, sizeof *handles);
+    int rc = next && handles ? HC_OK : HC_ENOMEM;
+    size_t k = 0;
+    for (uint32_t e = 0; rc == HC_OK && e < n; e++) {
+        uint32_t arity;
+        hc_atom name, node;
+        if (hc_dec_tuple_header(req, len, &i, &arity) || arity != 2 || hc_dec_atom(req, len, &i, &name) ||
+            hc_dec_atom(req, len, &i, &node) || !name || !strchr(hc_atom_name(node), '@')) {
+            rc = HC_EINVAL;
+            break;
+        }
+        if (node == h->cfg.node && name == h->cfg.name)
+            continue;
+        bool dup = false;
+        for (size_t q = 0; q < k; q++)
+            dup |= next[q].name == name && next[q].node == node;
+        if (dup)
+            continue;
+        host_peer *old = peer_by_id(h, name, node);
+        next[k] = (host_peer){old ? old->handle : ++h->next_handle, name, node};
+        handles[k] = next[k].handle;
+        k++;
+    }
+    if (rc == HC_OK && (n ? hc_peek_type(req, len, i) != 106 || i + 1 != len : i != len))
+        rc = HC_EINVAL; /* improper list or trailing bytes */
+    if (rc == HC_OK)
+        rc = h->ops->set_peers(h->core, handles, k, now);
+    if (rc == HC_OK) {
+        free(h->peers);
+        h->peers = next;
+        h->npeers = k;
+        redial(h, now);
+    } else {
+        free(next);
+    }
+    free(handles);
+    return rc;
+}
+
+static bool is_call(const uint8_t *req, size_t len, size_t *i, uint32_t arity, const char *op)
+{
+    size_t j = 0;
+    uint32_t a;
+    if (hc_dec_tuple_header(req, len, &j, &a) || a != arity || !hc_dec_is_atom(req, len, &j, op))
+        return false;
+    *i = j;
+    return true;
+}
+
+void hc_host_request(hc_host *h, uint64_t token, const hc_pid *from, const uint8_t *req, size_t len, hc_time now)
+{
+    size_t i = 0;
+    hc_pid pid;
+    if (hc_dec_is_atom(req, len, &i, "stats") && i == len) {
+        hc_host_stats hs = {h->npeers, h->stream.nsubs, h->dropped_in};
+        hc_buf b = {0};
+        h->ops->stats(h->core, &hs, &b);
+        reply_buf(h, token, &b);
+        hc_buf_free(&b);
+    } else if (is_call(req, len, &i, 2, "set_neighbours")) {
+        int rc = set_neighbours(h, req, len, i, now);
+        if (rc)
+            reply_error(h, token, rc == HC_ENOMEM ? "enomem" : "badarg");
+        else
+            reply_atom(h, token, "ok");
+    } else if (is_call(req, len, &i, 2, "stream_subscribe")) {
+        uint64_t epoch;
+        if (hc_dec_pid(req, len, &i, &pid) || i != len) {
+            reply_error(h, token, "badarg");
+        } else if (hc_stream_subscribe(&h->stream, &h->env, &pid, h->ops, h->core, &epoch)) {
+            reply_error(h, token, "enomem");
+        } else {
+            hc_buf b = {0};
+            hc_enc_tuple_header(&b, 2);
+            hc_enc_atom_cstr(&b, "ok");
+            hc_enc_ulong(&b, epoch);
+            reply_buf(h, token, &b);
+            hc_buf_free(&b);
+        }
+    } else if (is_call(req, len, &i, 2, "stream_unsubscribe")) {
+        if (hc_dec_pid(req, len, &i, &pid) || i != len) {
+            reply_error(h, token, "badarg");
+        } else {
+            hc_stream_unsubscribe(&h->stream, &h->env, &pid, true);
+            reply_atom(h, token, "ok");
+        }
+    } else {
+        h->ops->request(h->core, token, from, req, len, now);
+    }
+    pump(h);
+}

@@ -1,0 +1,26 @@
+/* host_rt.h — a host (host.h) running as a C process of the runtime: the replica of a core, registered
+ * under its name, reached by peers with envelopes and by clients with GenServer calls.
+ *
+ * The binding is the only place where runtime types meet the host: it keeps the hc_gen_from of each call
+ * behind the opaque token the core sees, turns monitor ids into runtime refs and back, arms one process
+ * timer for the host's wake-up, and feeds node up/down events in. */
+#ifndef HORDEC_HOST_HOST_RT_H
+#define HORDEC_HOST_HOST_RT_H
+
+#include "host/host.h"
+#include "hordec/hc_runtime.h"
+
+typedef struct hc_host_rt_opts {
+    size_t stream_batch_bytes; /* 0: HC_HOST_STREAM_BATCH_BYTES */
+} hc_host_rt_opts;
+
+/* Spawns the replica process registered as `name`, hosting `core` (owned from now on, also on failure).
+ * HC_OK with the process in *out (may be NULL), HC_EEXIST if the name is taken, HC_ENOMEM. */
+int hc_host_rt_start(hc_rt *rt, hc_atom name, const hc_core_ops *ops, void *core, const hc_host_rt_opts *opts,
+                     hc_proc **out);
+/* The time to give a core: the loop's monotonic milliseconds and the wall clock's. */
+hc_time hc_host_rt_now(const hc_rt *rt);
+/* The core operations of a replica process, or NULL if `p` is not one (tells a CRDT from a registry). */
+const hc_core_ops *hc_host_rt_kind(const hc_proc *p);
+
+#endif

@@ -1,0 +1,96 @@
+/* hc_core.h — the one interface between a replicated sans-I/O core (the CRDT map today; the registry and
+ * the supervisor next) and the host that runs it.
+ *
+ * A core is a pure state machine. Events go in through the functions of hc_core_ops, always with the time
+ * (hc_time: monotonic milliseconds for deadlines, wall-clock milliseconds only for HLC stamps); effects come
+ * out as data, popped one at a time with pop_effect until it returns false. The core never does I/O, never
+ * reads a clock and never sees a runtime type: peers are opaque handles the host chose, callers are opaque
+ * tokens, monitors are ids the core chose. The same core therefore runs under the real runtime (hordec) and
+ * under the deterministic simulator, unchanged.
+ *
+ * The host owns everything that is the same for every core: the peer table ({name, node} <-> handle), the
+ * envelope around peer messages, timers, re-dialling, subscribers and change streams, and turning effects
+ * into sends, replies, monitors and exit signals. A core only decodes its own requests. */
+#ifndef HORDEC_HC_CORE_H
+#define HORDEC_HC_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hordec/hc_common.h"
+#include "hordec/hc_term.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum hc_effect_kind {
+    HC_EFF_SEND_PEER = 1, /* `data` to the replica behind peer handle `peer` */
+    HC_EFF_SEND_PID,      /* `data` (a message) to `pid` */
+    HC_EFF_REPLY,         /* `data` is the reply to the request behind `token`; exactly one per request */
+    HC_EFF_MONITOR,       /* monitor `pid`; the core names the monitor `id` (unique among its live monitors) */
+    HC_EFF_DEMONITOR,     /* drop monitor `id`; no down arrives for it afterwards */
+    HC_EFF_EXIT,          /* exit signal to `pid` with reason `data` */
+    HC_EFF_EVENT,         /* the observable map changed: key `data` now maps to `value` (NULL: removed) */
+} hc_effect_kind;
+
+/* One effect. Pointers are borrowed: valid until the next pop_effect or any other call into the core. */
+typedef struct hc_effect {
+    hc_effect_kind kind;
+    uint64_t peer;  /* SEND_PEER */
+    uint64_t token; /* REPLY */
+    uint64_t id;    /* MONITOR, DEMONITOR */
+    hc_pid pid;     /* SEND_PID, MONITOR, EXIT */
+    const uint8_t *data; /* ETF without the version byte: message, reply, reason, or the event's key */
+    size_t len;
+    const uint8_t *value; /* EVENT: the key's new value, NULL when the key was removed */
+    size_t value_len;
+} hc_effect;
+
+/* Called for each entry of a core's observable map (change-stream snapshots). Non-zero stops the walk. */
+typedef int (*hc_core_visit_fn)(void *ud, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len);
+
+/* What the host knows that a core's stats reply may include. */
+typedef struct hc_host_stats {
+    size_t neighbours;
+    size_t subscribers;
+    uint64_t dropped_in; /* peer messages the host refused before the core saw them (not a neighbour, no envelope) */
+} hc_host_stats;
+
+/* The operations a core implements. `core` is the core's own state pointer. Every function that takes a
+ * `now` may queue effects. Functions returning int return HC_OK or an HC_E* code; a rejected input changes
+ * nothing in the core but its counters. */
+typedef struct hc_core_ops {
+    const char *kind; /* "crdt", "registry", ... (logs) */
+    /* A message from the replica behind `peer` (the envelope already removed). */
+    int (*receive)(void *core, uint64_t peer, const uint8_t *msg, size_t len, hc_time now);
+    /* A client request (a GenServer.call the host did not handle itself). `from` is the caller's pid. The
+     * core must eventually emit exactly one HC_EFF_REPLY carrying `token`, also for a request it does not
+     * understand. */
+    void (*request)(void *core, uint64_t token, const hc_pid *from, const uint8_t *req, size_t len, hc_time now);
+    /* Runs whatever is due at now.mono_ms. */
+    int (*tick)(void *core, hc_time now);
+    /* The earliest now.mono_ms at which tick must run, or HC_NO_DEADLINE. */
+    uint64_t (*next_deadline)(const void *core);
+    /* The neighbour set changed (handles of the replicas this one syncs with). */
+    int (*set_peers)(void *core, const uint64_t *peers, size_t n, hc_time now);
+    /* Reachability of a neighbour as the host sees it (nodeup / nodedown). */
+    int (*peer_up)(void *core, uint64_t peer, hc_time now);
+    int (*peer_down)(void *core, uint64_t peer, hc_time now);
+    /* A monitor the core asked for fired (also with reason noproc / noconnection). May be NULL. */
+    void (*monitor_down)(void *core, uint64_t id, const hc_pid *pid, const uint8_t *reason, size_t len, hc_time now);
+    /* Pops the oldest effect; false when there is none. */
+    bool (*pop_effect)(void *core, hc_effect *out);
+    /* Walks the observable map (what change-stream subscribers mirror), in no particular order. */
+    int (*snapshot)(const void *core, hc_core_visit_fn fn, void *ud);
+    /* Appends the reply to a `stats` request (a map term) to `out`, including what the host reports. */
+    int (*stats)(const void *core, const hc_host_stats *host, hc_buf *out);
+    /* Frees the core. */
+    void (*free)(void *core);
+} hc_core_ops;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

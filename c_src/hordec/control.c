@@ -9,7 +9,8 @@
 
 #include "hordec/hc_log.h"
 #include "hordec/workers.h"
-#include "replica/replica_host.h"
+#include "hordec/hc_crdt.h"
+#include "hordec/replicas.h"
 #include "replica/termlist.h"
 
 typedef struct control_state {
@@ -151,8 +152,9 @@ static deferred *defer(const hc_gen_from *from)
     return d;
 }
 
-/* Options of crdt_start: a keyword list of {flush_interval_ms, N} | {max_message_bytes, N}. */
-static int parse_replica_opts(const uint8_t *t, size_t len, size_t *i, hordec_replica_opts *o)
+/* Options of crdt_start: a keyword list of {flush_interval_ms, N} | {max_message_bytes, N} |
+ * {stream_batch_bytes, N}. */
+static int parse_replica_opts(const uint8_t *t, size_t len, size_t *i, hordec_crdt_opts *o)
 {
     hc_list_iter it;
     if (hc_list_begin(&it, t, len, i))
@@ -171,6 +173,9 @@ static int parse_replica_opts(const uint8_t *t, size_t len, size_t *i, hordec_re
         else if ((k = j, hc_dec_is_atom(e, el, &k, "max_message_bytes")) && !hc_dec_long(e, el, &k, &v) &&
                  v >= HC_CRDT_MIN_MESSAGE_BYTES && v <= (1 << 30))
             o->max_message_bytes = (size_t)v;
+        else if ((k = j, hc_dec_is_atom(e, el, &k, "stream_batch_bytes")) && !hc_dec_long(e, el, &k, &v) &&
+                 v >= 256 && v <= (1 << 30))
+            o->stream_batch_bytes = (size_t)v;
         else
             return HC_EDECODE;
     }
@@ -180,13 +185,13 @@ static int parse_replica_opts(const uint8_t *t, size_t len, size_t *i, hordec_re
 static void crdt_start(hc_rt *rt, const hc_gen_from *from, const uint8_t *req, size_t len, size_t i)
 {
     hc_atom name;
-    hordec_replica_opts o = {0};
+    hordec_crdt_opts o = {0};
     hc_proc *p;
     if (hc_dec_atom(req, len, &i, &name) || !name || parse_replica_opts(req, len, &i, &o) || i != len) {
         reply_unknown(rt, from, req, len);
         return;
     }
-    int rc = hordec_replica_start(rt, name, &o, &p);
+    int rc = hordec_crdt_start(rt, name, &o, &p);
     if (rc) {
         hc_gen_reply_error(rt, from, rc == HC_EEXIST ? "name_taken" : "enomem");
         return;
@@ -202,7 +207,7 @@ static void crdt_stop(hc_rt *rt, const hc_gen_from *from, const uint8_t *req, si
         return;
     }
     hc_proc *p = hc_proc_whereis(rt, name);
-    if (!hordec_is_replica(p)) {
+    if (!hordec_is_crdt(p)) {
         hc_gen_reply_error(rt, from, "not_found");
         return;
     }

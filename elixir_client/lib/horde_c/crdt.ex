@@ -182,7 +182,7 @@ defmodule HordeC.Crdt do
       Node.monitor(hordec, true)
       :persistent_term.put({__MODULE__, name}, {replica, hordec})
       on_diffs = opts[:on_diffs]
-      if on_diffs, do: :ok = GenServer.call({replica, hordec}, {:subscribe, self()})
+      if on_diffs, do: {:ok, _epoch} = GenServer.call({replica, hordec}, {:stream_subscribe, self()})
       {:ok, %{name: name, replica: {replica, hordec}, on_diffs: on_diffs}}
     else
       {:error, reason} -> {:stop, reason}
@@ -190,7 +190,12 @@ defmodule HordeC.Crdt do
   end
 
   @impl true
-  def handle_info({:hordec_crdt_diffs, _replica, diffs}, state) do
+  # The change stream: the snapshot part is what the replica held when we subscribed (not a change);
+  # diff batches are reported as they come.
+  def handle_info({:hordec_stream, _replica, _epoch, _seq, {:snapshot, _entries, _more}}, state),
+    do: {:noreply, state}
+
+  def handle_info({:hordec_stream, _replica, _epoch, _seq, {:diffs, diffs}}, state) do
     case state.on_diffs do
       fun when is_function(fun, 1) -> fun.(diffs)
       {m, f, a} -> apply(m, f, a ++ [diffs])

@@ -313,9 +313,16 @@ static uint64_t core_deadline(const void *core)
     return c->nrep > c->headrep ? 0 : hc_crdt_next_deadline(c->crdt);
 }
 
-static int core_set_peers(void *core, const uint64_t *peers, size_t n, hc_time now)
+static int core_set_peers(void *core, const hc_core_peer *peers, size_t n, hc_time now)
 {
-    return hc_crdt_set_neighbours(((crdt_core *)core)->crdt, peers, n, now);
+    uint64_t *handles = malloc((n ? n : 1) * sizeof *handles);
+    if (!handles)
+        return HC_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        handles[i] = peers[i].handle;
+    int rc = hc_crdt_set_neighbours(((crdt_core *)core)->crdt, handles, n, now);
+    free(handles);
+    return rc;
 }
 
 static int core_peer_up(void *core, uint64_t peer, hc_time now)

@@ -7,10 +7,7 @@
 #include "host/stream.h"
 #include "hordec/hc_log.h"
 
-typedef struct host_peer {
-    uint64_t handle;
-    hc_atom name, node;
-} host_peer;
+typedef hc_core_peer host_peer; /* the host's peer table is exactly what it tells the core */
 
 struct hc_host {
     hc_host_config cfg;
@@ -126,8 +123,10 @@ static void rearm(hc_host *h)
     }
 }
 
+static int set_neighbours(hc_host *h, const uint8_t *p, size_t len, size_t i, hc_time now);
+
 /* Drains the core's effects, then sends pending stream diffs and re-arms the wake-up. */
-static void pump(hc_host *h)
+static void pump(hc_host *h, hc_time now)
 {
     hc_effect e;
     while (h->ops->pop_effect(h->core, &e)) {
@@ -142,6 +141,10 @@ static void pump(hc_host *h)
         case HC_EFF_DEMONITOR: h->env.demonitor(h->env.ud, e.id << 1); break;
         case HC_EFF_EXIT: h->env.exit(h->env.ud, &e.pid, e.data, e.len); break;
         case HC_EFF_EVENT: hc_stream_change(&h->stream, &h->env, e.data, e.len, e.value, e.value_len); break;
+        case HC_EFF_NEIGHBOURS:
+            if (set_neighbours(h, e.data, e.len, 0, now))
+                hc_log_error("%s: the core asked for an invalid neighbour list (ignored)", hc_atom_name(h->cfg.name));
+            break;
         }
     }
     hc_stream_flush(&h->stream, &h->env);
@@ -172,7 +175,7 @@ void hc_host_message(hc_host *h, const hc_pid *from, const uint8_t *msg, size_t 
         hc_log_warn("%s: rejected a message from %s on %s: %s (counted in stats)", hc_atom_name(h->cfg.name),
                     hc_atom_name(sender), hc_atom_name(from->node), hc_strerror(rc));
     }
-    pump(h);
+    pump(h, now);
 }
 
 void hc_host_tick(hc_host *h, hc_time now)
@@ -182,7 +185,7 @@ void hc_host_tick(hc_host *h, hc_time now)
         redial(h, now);
     if (now.mono_ms >= h->ops->next_deadline(h->core))
         h->ops->tick(h->core, now);
-    pump(h);
+    pump(h, now);
 }
 
 void hc_host_node_event(hc_host *h, hc_atom node, bool up, hc_time now)
@@ -195,7 +198,7 @@ void hc_host_node_event(hc_host *h, hc_atom node, bool up, hc_time now)
         }
     if (ours && !up && h->redial_at == HC_NO_DEADLINE)
         h->redial_at = now.mono_ms + HC_HOST_REDIAL_MS;
-    pump(h);
+    pump(h, now);
 }
 
 void hc_host_monitor_down(hc_host *h, uint64_t id, const hc_pid *pid, const uint8_t *reason, size_t len,
@@ -205,7 +208,7 @@ void hc_host_monitor_down(hc_host *h, uint64_t id, const hc_pid *pid, const uint
         hc_stream_down(&h->stream, id);
     else if (h->ops->monitor_down)
         h->ops->monitor_down(h->core, id >> 1, pid, reason, len, now);
-    pump(h);
+    pump(h, now);
 }
 
 /* ------------------------------------------------------------------ requests every core shares */
@@ -239,22 +242,25 @@ static void reply_error(hc_host *h, uint64_t token, const char *reason)
     hc_buf_free(&b);
 }
 
-/* {set_neighbours, [{Name, Node}]}: the whole list is validated before anything changes. Horde lists every
- * member, this replica included, so an entry naming ourselves is skipped; duplicates collapse. */
-static int set_neighbours(hc_host *h, const uint8_t *req, size_t len, size_t i, hc_time now)
+/* Replaces the neighbour set with the list term [{Name, Node}] that starts at p[i] and ends the input.
+ * The whole list is validated before anything changes. Horde lists every member, this replica included,
+ * so an entry naming ourselves is skipped; duplicates collapse. Used by the set_neighbours request and by
+ * cores that steer their own membership (HC_EFF_NEIGHBOURS). */
+static int set_neighbours(hc_host *h, const uint8_t *p, size_t len, size_t i, hc_time now)
 {
     uint32_t n;
-    if (hc_dec_list_header(req, len, &i, &n) || n > (len - i) / 3)
+    if (hc_dec_list_header(p, len, &i, &n) || n > (len - i) / 3)
         return HC_EINVAL;
     host_peer *next = calloc(n ? n : 1, sizeof *next);
-    uint64_t *handles = calloc(n ? n : 1, sizeof *handles);
-    int rc = next && handles ? HC_OK : HC_ENOMEM;
+    if (!next)
+        return HC_ENOMEM;
+    int rc = HC_OK;
     size_t k = 0;
-    for (uint32_t e = 0; rc == HC_OK && e < n; e++) {
+    for (uint32_t e = 0; e < n; e++) {
         uint32_t arity;
         hc_atom name, node;
-        if (hc_dec_tuple_header(req, len, &i, &arity) || arity != 2 || hc_dec_atom(req, len, &i, &name) ||
-            hc_dec_atom(req, len, &i, &node) || !name || !strchr(hc_atom_name(node), '@')) {
+        if (hc_dec_tuple_header(p, len, &i, &arity) || arity != 2 || hc_dec_atom(p, len, &i, &name) ||
+            hc_dec_atom(p, len, &i, &node) || !name || !strchr(hc_atom_name(node), '@')) {
             rc = HC_EINVAL;
             break;
         }
@@ -266,14 +272,12 @@ static int set_neighbours(hc_host *h, const uint8_t *req, size_t len, size_t i, 
         if (dup)
             continue;
         host_peer *old = peer_by_id(h, name, node);
-        next[k] = (host_peer){old ? old->handle : ++h->next_handle, name, node};
-        handles[k] = next[k].handle;
-        k++;
+        next[k++] = (host_peer){old ? old->handle : ++h->next_handle, name, node};
     }
-    if (rc == HC_OK && (n ? hc_peek_type(req, len, i) != 106 || i + 1 != len : i != len))
+    if (rc == HC_OK && (n ? hc_peek_type(p, len, i) != 106 || i + 1 != len : i != len))
         rc = HC_EINVAL; /* improper list or trailing bytes */
     if (rc == HC_OK)
-        rc = h->ops->set_peers(h->core, handles, k, now);
+        rc = h->ops->set_peers(h->core, next, k, now);
     if (rc == HC_OK) {
         free(h->peers);
         h->peers = next;
@@ -282,7 +286,6 @@ static int set_neighbours(hc_host *h, const uint8_t *req, size_t len, size_t i, 
     } else {
         free(next);
     }
-    free(handles);
     return rc;
 }
 
@@ -336,5 +339,5 @@ void hc_host_request(hc_host *h, uint64_t token, const hc_pid *from, const uint8
     } else {
         h->ops->request(h->core, token, from, req, len, now);
     }
-    pump(h);
+    pump(h, now);
 }

@@ -33,6 +33,8 @@ typedef enum hc_effect_kind {
     HC_EFF_DEMONITOR,     /* drop monitor `id`; no down arrives for it afterwards */
     HC_EFF_EXIT,          /* exit signal to `pid` with reason `data` */
     HC_EFF_EVENT,         /* the observable map changed: key `data` now maps to `value` (NULL: removed) */
+    HC_EFF_NEIGHBOURS,    /* replace the neighbour set: `data` is a list term [{Name, Node}] (a core whose
+                           * membership is replicated data, like the registry, steers its own sync this way) */
 } hc_effect_kind;
 
 /* One effect. Pointers are borrowed: valid until the next pop_effect or any other call into the core. */
@@ -47,6 +49,13 @@ typedef struct hc_effect {
     const uint8_t *value; /* EVENT: the key's new value, NULL when the key was removed */
     size_t value_len;
 } hc_effect;
+
+/* A neighbour as the host knows it: the handle the core uses, and who it is (its registered name and
+ * node), so that a core can relate replicated membership data to reachability. */
+typedef struct hc_core_peer {
+    uint64_t handle;
+    hc_atom name, node;
+} hc_core_peer;
 
 /* Called for each entry of a core's observable map (change-stream snapshots). Non-zero stops the walk. */
 typedef int (*hc_core_visit_fn)(void *ud, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len);
@@ -73,8 +82,9 @@ typedef struct hc_core_ops {
     int (*tick)(void *core, hc_time now);
     /* The earliest now.mono_ms at which tick must run, or HC_NO_DEADLINE. */
     uint64_t (*next_deadline)(const void *core);
-    /* The neighbour set changed (handles of the replicas this one syncs with). */
-    int (*set_peers)(void *core, const uint64_t *peers, size_t n, hc_time now);
+    /* The neighbour set changed (the replicas this one syncs with; handles stay stable for a given
+     * {name, node} as long as it stays a neighbour). */
+    int (*set_peers)(void *core, const hc_core_peer *peers, size_t n, hc_time now);
     /* Reachability of a neighbour as the host sees it (nodeup / nodedown). */
     int (*peer_up)(void *core, uint64_t peer, hc_time now);
     int (*peer_down)(void *core, uint64_t peer, hc_time now);

@@ -19,7 +19,7 @@ defmodule HordeC.MixProject do
   end
 
   def application do
-    [extra_applications: extra_applications(Mix.env())]
+    [mod: {HordeC.Application, []}, extra_applications: extra_applications(Mix.env())]
   end
 
   # The raw distribution client in test/support computes MD5 handshake digests.

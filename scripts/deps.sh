@@ -3,7 +3,7 @@
 # missing, so it costs nothing on a machine that already has everything.
 set -euo pipefail
 
-PKGS=(gcc make cmake pkg-config erlang-nox erlang-dev elixir rebar3 libssl-dev libcmocka-dev valgrind)
+PKGS=(gcc make cmake pkg-config clang-format erlang-nox erlang-dev elixir rebar3 libssl-dev libcmocka-dev valgrind)
 
 missing=()
 for p in "${PKGS[@]}"; do

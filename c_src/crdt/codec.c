@@ -1,12 +1,11 @@
-/* codec.c — ei-based encoders and validating decoders for the sync messages. */
+/* codec.c — encoders and validating decoders for the sync messages, on the common term codec. */
 #include "crdt/codec.h"
 
-#include <ei.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/etf.h"
 #include "crdt/context.h"
-#include "crdt/etf_check.h"
 
 #define TAG_ATOM "$hordec_crdt"
 
@@ -24,183 +23,77 @@ const char *crdt_msg_type_name(int type)
     return type >= 0 && type < HC_CRDT_MSG__COUNT ? type_names[type] : "unknown";
 }
 
-/* ---- encoding: ei sizes with a NULL buffer first, then writes in place ---- */
+/* ---- encoding ---- */
 
-#define EI_APPEND(b, CALL)                                                                             \
-    do {                                                                                               \
-        int sz_ = 0;                                                                                   \
-        {                                                                                              \
-            char *buf_ = NULL;                                                                         \
-            int *idx_ = &sz_;                                                                          \
-            if (CALL < 0)                                                                              \
-                return HC_EINVAL;                                                                      \
-        }                                                                                              \
-        int rc_ = hc_buf_reserve(b, (size_t)sz_);                                                      \
-        if (rc_)                                                                                       \
-            return rc_;                                                                                \
-        if ((b)->len > (size_t)INT32_MAX - (size_t)sz_)                                                \
-            return HC_ETOOBIG;                                                                         \
-        int at_ = (int)(b)->len;                                                                       \
-        {                                                                                              \
-            char *buf_ = (char *)(b)->data;                                                            \
-            int *idx_ = &at_;                                                                          \
-            if (CALL < 0)                                                                              \
-                return HC_EINVAL;                                                                      \
-        }                                                                                              \
-        (b)->len = (size_t)at_;                                                                        \
-    } while (0)
-
-int crdt_enc_tuple(hc_buf *b, int arity)
-{
-    EI_APPEND(b, ei_encode_tuple_header(buf_, idx_, arity));
-    return HC_OK;
-}
-
-int crdt_enc_list(hc_buf *b, uint32_t n)
-{
-    if (n == 0)
-        return crdt_enc_nil(b);
-    EI_APPEND(b, ei_encode_list_header(buf_, idx_, (int)n));
-    return HC_OK;
-}
-
-int crdt_enc_nil(hc_buf *b)
-{
-    EI_APPEND(b, ei_encode_empty_list(buf_, idx_));
-    return HC_OK;
-}
-
-int crdt_enc_u64(hc_buf *b, uint64_t v)
-{
-    EI_APPEND(b, ei_encode_ulonglong(buf_, idx_, (EI_ULONGLONG)v));
-    return HC_OK;
-}
-
-int crdt_enc_binary(hc_buf *b, const void *p, size_t n)
-{
-    if (n > INT32_MAX)
-        return HC_ETOOBIG;
-    EI_APPEND(b, ei_encode_binary(buf_, idx_, p, (long)n));
-    return HC_OK;
-}
-
-static int enc_atom(hc_buf *b, const char *s)
-{
-    EI_APPEND(b, ei_encode_atom_as(buf_, idx_, s, ERLANG_UTF8, ERLANG_UTF8));
-    return HC_OK;
-}
-
-int crdt_enc_raw(hc_buf *b, const void *p, size_t n) { return hc_buf_append(b, p, n); }
+int crdt_enc_list(hc_buf *b, uint32_t n) { return n ? hc_enc_list_header(b, n) : hc_enc_nil(b); }
 
 int crdt_enc_header(hc_buf *b, int type, uint64_t from_rid, uint64_t from_inc, uint64_t to_rid,
                     uint64_t to_inc)
 {
-    int rc;
+    if (b->err)
+        return b->err;
     if (type < 0 || type >= HC_CRDT_MSG__COUNT)
-        return HC_EINVAL;
-    if ((rc = crdt_enc_tuple(b, 8)) || (rc = enc_atom(b, TAG_ATOM)) ||
-        (rc = crdt_enc_u64(b, HC_CRDT_PROTOCOL_VERSION)) || (rc = enc_atom(b, type_names[type])) ||
-        (rc = crdt_enc_u64(b, from_rid)) || (rc = crdt_enc_u64(b, from_inc)) ||
-        (rc = crdt_enc_u64(b, to_rid)) || (rc = crdt_enc_u64(b, to_inc)))
-        return rc;
-    return HC_OK;
+        return b->err = HC_EINVAL;
+    hc_enc_tuple_header(b, 8);
+    hc_enc_atom_cstr(b, TAG_ATOM);
+    hc_enc_ulong(b, HC_CRDT_PROTOCOL_VERSION);
+    hc_enc_atom_cstr(b, type_names[type]);
+    hc_enc_ulong(b, from_rid);
+    hc_enc_ulong(b, from_inc);
+    hc_enc_ulong(b, to_rid);
+    return hc_enc_ulong(b, to_inc);
 }
 
 int crdt_enc_elem(hc_buf *b, uint64_t rid, uint64_t ctr, uint64_t hlc, const uint8_t *val, size_t val_len)
 {
-    int rc;
-    if ((rc = crdt_enc_tuple(b, val ? 4 : 3)) || (rc = crdt_enc_u64(b, rid)) || (rc = crdt_enc_u64(b, ctr)) ||
-        (rc = crdt_enc_u64(b, hlc)))
-        return rc;
-    return val ? crdt_enc_raw(b, val, val_len) : HC_OK;
+    hc_enc_tuple_header(b, val ? 4 : 3);
+    hc_enc_ulong(b, rid);
+    hc_enc_ulong(b, ctr);
+    hc_enc_ulong(b, hlc);
+    return val ? hc_enc_raw(b, val, val_len) : b->err;
 }
 
 int crdt_enc_simple(hc_buf *b, int type, uint64_t from_rid, uint64_t from_inc, uint64_t to_rid,
                     uint64_t to_inc, const uint64_t *fields, int n)
 {
-    int rc = crdt_enc_header(b, type, from_rid, from_inc, to_rid, to_inc);
-    if (!rc)
-        rc = crdt_enc_tuple(b, n);
-    for (int i = 0; !rc && i < n; i++)
-        rc = crdt_enc_u64(b, fields[i]);
-    return rc;
+    crdt_enc_header(b, type, from_rid, from_inc, to_rid, to_inc);
+    hc_enc_tuple_header(b, (uint32_t)n);
+    for (int i = 0; i < n; i++)
+        hc_enc_ulong(b, fields[i]);
+    return b->err;
 }
 
-/* ---- decoding: the buffer has passed crdt_etf_check_term, so ei reads stay in bounds ---- */
+/* ---- decoding: the buffer has passed hc_term_check, so every term below is whole ---- */
 
 typedef struct dec {
-    const char *buf;
-    int idx;
-    size_t len;
+    const uint8_t *p;
+    size_t len, i;
 } dec;
 
-static int d_tuple(dec *d, int arity)
+static int d_tuple(dec *d, uint32_t arity)
 {
-    int a;
-    if (ei_decode_tuple_header(d->buf, &d->idx, &a) < 0 || a != arity)
-        return HC_EDECODE;
-    return HC_OK;
+    uint32_t a;
+    return hc_dec_tuple_header(d->p, d->len, &d->i, &a) || a != arity ? HC_EDECODE : HC_OK;
 }
 
-static int d_u64(dec *d, uint64_t *v)
-{
-    EI_ULONGLONG x;
-    if (ei_decode_ulonglong(d->buf, &d->idx, &x) < 0)
-        return HC_EDECODE;
-    *v = (uint64_t)x;
-    return HC_OK;
-}
-
-static int d_binary(dec *d, crdt_slice *s)
-{
-    int type, size;
-    long n;
-    if (ei_get_type(d->buf, &d->idx, &type, &size) < 0 || type != ERL_BINARY_EXT)
-        return HC_EDECODE;
-    if (ei_decode_binary(d->buf, &d->idx, NULL, &n) < 0)
-        return HC_EDECODE;
-    s->p = (const uint8_t *)d->buf + d->idx - n;
-    s->len = (size_t)n;
-    return HC_OK;
-}
-
-static int d_raw(dec *d, crdt_slice *s)
-{
-    size_t at = (size_t)d->idx;
-    if (crdt_etf_skip((const uint8_t *)d->buf, d->len, &at))
-        return HC_EDECODE;
-    s->p = (const uint8_t *)d->buf + d->idx;
-    s->len = at - (size_t)d->idx;
-    d->idx = (int)at;
-    return HC_OK;
-}
+static int d_u64(dec *d, uint64_t *v) { return hc_dec_ulong(d->p, d->len, &d->i, v); }
+static int d_binary(dec *d, hc_span *s) { return hc_dec_binary(d->p, d->len, &d->i, s); }
+static int d_raw(dec *d, hc_span *s) { return hc_dec_term(d->p, d->len, &d->i, s); }
 
 /* A list header; [] gives 0. STRING_EXT (a list of small integers) is never a valid list for us. */
-static int d_list(dec *d, uint32_t *n)
-{
-    int type, size, arity;
-    if (ei_get_type(d->buf, &d->idx, &type, &size) < 0)
-        return HC_EDECODE;
-    if (type != ERL_LIST_EXT && type != ERL_NIL_EXT)
-        return HC_EDECODE;
-    if (ei_decode_list_header(d->buf, &d->idx, &arity) < 0 || arity < 0)
-        return HC_EDECODE;
-    *n = (uint32_t)arity;
-    return HC_OK;
-}
+static int d_list(dec *d, uint32_t *n) { return hc_dec_list_header(d->p, d->len, &d->i, n); }
 
 static int d_list_end(dec *d, uint32_t n)
 {
     if (n == 0)
         return HC_OK;
-    int type, size;
-    if (ei_get_type(d->buf, &d->idx, &type, &size) < 0 || type != ERL_NIL_EXT)
+    if (hc_peek_type(d->p, d->len, d->i) != ETF_NIL)
         return HC_EDECODE; /* improper list */
-    d->idx++;
+    d->i++;
     return HC_OK;
 }
 
-static int d_dots(crdt_slice s)
+static int d_dots(hc_span s)
 {
     if (s.len % CRDT_DOT_BYTES)
         return HC_EDECODE;
@@ -212,15 +105,15 @@ static int d_dots(crdt_slice s)
 
 static int d_elem(dec *d, crdt_wire_elem *e)
 {
-    int arity;
-    if (ei_decode_tuple_header(d->buf, &d->idx, &arity) < 0 || (arity != 3 && arity != 4))
+    uint32_t arity;
+    if (hc_dec_tuple_header(d->p, d->len, &d->i, &arity) || (arity != 3 && arity != 4))
         return HC_EDECODE;
     if (d_u64(d, &e->rid) || d_u64(d, &e->ctr) || d_u64(d, &e->hlc) || !e->rid || !e->ctr)
         return HC_EDECODE;
     e->has_val = arity == 4;
     if (e->has_val)
         return d_raw(d, &e->val);
-    e->val = (crdt_slice){0};
+    e->val = (hc_span){0};
     return HC_OK;
 }
 
@@ -327,36 +220,26 @@ int crdt_msg_decode(const uint8_t *buf, size_t len, crdt_msg *out)
         buf++;
         len--;
     }
-    if (len > INT32_MAX || crdt_etf_check_term(buf, len))
+    if (hc_term_check(buf, len))
         return HC_EDECODE;
-    dec d = {(const char *)buf, 0, len};
-    int arity;
-    char atom[MAXATOMLEN_UTF8];
+    dec d = {buf, len, 0};
+    uint32_t arity;
     uint64_t version;
-    if (ei_decode_tuple_header(d.buf, &d.idx, &arity) < 0 || arity < 2)
-        return HC_EDECODE;
-    if (ei_decode_atom_as(d.buf, &d.idx, atom, sizeof atom, ERLANG_UTF8, NULL, NULL) < 0 ||
-        strcmp(atom, TAG_ATOM) != 0)
+    size_t type;
+    if (hc_dec_tuple_header(d.p, d.len, &d.i, &arity) || arity < 2 || !hc_dec_is_atom(d.p, d.len, &d.i, TAG_ATOM))
         return HC_EDECODE;
     if (d_u64(&d, &version))
         return HC_EDECODE;
     if (version != HC_CRDT_PROTOCOL_VERSION)
         return HC_EVERSION;
-    if (arity != 8)
+    if (arity != 8 || hc_dec_atom_index(d.p, d.len, &d.i, type_names, HC_CRDT_MSG__COUNT, &type))
         return HC_EDECODE;
-    if (ei_decode_atom_as(d.buf, &d.idx, atom, sizeof atom, ERLANG_UTF8, NULL, NULL) < 0)
-        return HC_EDECODE;
-    out->type = -1;
-    for (int t = 0; t < HC_CRDT_MSG__COUNT; t++)
-        if (strcmp(atom, type_names[t]) == 0)
-            out->type = t;
-    if (out->type < 0)
-        return HC_EDECODE;
+    out->type = (int)type;
     if (d_u64(&d, &out->from_rid) || d_u64(&d, &out->from_inc) || d_u64(&d, &out->to_rid) ||
         d_u64(&d, &out->to_inc) || !out->from_rid)
         return HC_EDECODE;
     int rc = decode_body(&d, out);
-    if (!rc && (size_t)d.idx != len)
+    if (!rc && d.i != len)
         rc = HC_EDECODE;
     if (rc)
         crdt_msg_free(out);

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/etf.h"
 #include "hordec/hc_crdt.h"
 
 typedef struct queued_reply {
@@ -58,242 +57,174 @@ static void reply_status(crdt_core *c, uint64_t token, int rc)
 
 /* ------------------------------------------------------------------ requests */
 
+/* What a request handler sees: the core, the caller's token, the time. A handler queues exactly one reply
+ * and returns HC_OK, or returns HC_EINVAL without replying when its arguments are malformed. */
 typedef struct req {
     crdt_core *c;
     uint64_t token;
-    const uint8_t *p;
-    size_t len, i; /* i: the first argument */
     hc_time now;
 } req;
 
-/* The span of the next whole term as the request's last argument: HC_OK only if it ends the request. */
-static int last_arg(req *r, const uint8_t **t, size_t *tl)
+static int do_put(void *ctx, hc_req_args *a)
 {
-    size_t s = r->i;
-    if (hc_dec_skip(r->p, r->len, &r->i) || r->i != r->len)
+    req *r = ctx;
+    hc_span k, v;
+    if (hc_dec_term(a->p, a->len, &a->i, &k) || hc_dec_term(a->p, a->len, &a->i, &v) || !hc_req_args_done(a))
         return HC_EINVAL;
-    *t = r->p + s;
-    *tl = r->len - s;
+    reply_status(r->c, r->token, hc_crdt_put(r->c->crdt, k.p, k.len, v.p, v.len, r->now));
     return HC_OK;
 }
 
-static void do_put(req *r)
+static int do_delete(void *ctx, hc_req_args *a)
 {
-    size_t k0 = r->i;
+    req *r = ctx;
+    hc_span k;
+    if (hc_dec_term(a->p, a->len, &a->i, &k) || !hc_req_args_done(a))
+        return HC_EINVAL;
+    reply_status(r->c, r->token, hc_crdt_delete(r->c->crdt, k.p, k.len, r->now));
+    return HC_OK;
+}
+
+static int do_get(void *ctx, hc_req_args *a)
+{
+    req *r = ctx;
+    hc_span k;
     const uint8_t *v;
     size_t vl;
-    if (hc_dec_skip(r->p, r->len, &r->i)) {
-        reply_status(r->c, r->token, HC_EINVAL);
-        return;
-    }
-    size_t k1 = r->i;
-    int rc = last_arg(r, &v, &vl);
-    if (!rc)
-        rc = hc_crdt_put(r->c->crdt, r->p + k0, k1 - k0, v, vl, r->now);
-    reply_status(r->c, r->token, rc);
-}
-
-static void do_delete(req *r)
-{
-    const uint8_t *k;
-    size_t kl;
-    int rc = last_arg(r, &k, &kl);
-    reply_status(r->c, r->token, rc ? rc : hc_crdt_delete(r->c->crdt, k, kl, r->now));
-}
-
-static void do_get(req *r)
-{
-    const uint8_t *k, *v;
-    size_t kl, vl;
+    if (hc_dec_term(a->p, a->len, &a->i, &k) || !hc_req_args_done(a))
+        return HC_EINVAL;
     hc_buf b = {0};
-    if (last_arg(r, &k, &kl)) {
-        reply_status(r->c, r->token, HC_EINVAL);
-        return;
-    }
-    if (hc_crdt_get(r->c->crdt, k, kl, &v, &vl)) {
+    if (hc_crdt_get(r->c->crdt, k.p, k.len, &v, &vl)) {
         hc_enc_tuple_header(&b, 2);
         hc_enc_atom_cstr(&b, "ok");
-        hc_buf_append(&b, v, vl);
+        hc_enc_raw(&b, v, vl);
     } else {
         hc_enc_atom_cstr(&b, "error");
     }
     queue_reply(r->c, r->token, &b);
-}
-
-/* Splits a list argument into key spans. STRING_EXT (a list of small integers) yields keys re-encoded as
- * SMALL_INTEGER_EXT into `small`. */
-static int list_keys(req *r, hc_crdt_kv **out, size_t *n, uint8_t (**small)[2])
-{
-    size_t i = r->i;
-    *out = NULL;
-    *small = NULL;
-    *n = 0;
-    if (hc_peek_type(r->p, r->len, i) == ETF_STRING) {
-        if (r->len - i < 3)
-            return HC_EINVAL;
-        size_t cnt = hc_get_be16(r->p + i + 1);
-        i += 3;
-        if (r->len - i != cnt)
-            return HC_EINVAL;
-        *out = calloc(cnt ? cnt : 1, sizeof **out);
-        *small = calloc(cnt ? cnt : 1, 2);
-        if (!*out || !*small)
-            return HC_ENOMEM;
-        for (size_t k = 0; k < cnt; k++) {
-            (*small)[k][0] = ETF_SMALL_INTEGER;
-            (*small)[k][1] = r->p[i + k];
-            (*out)[k] = (hc_crdt_kv){(*small)[k], 2, NULL, 0};
-        }
-        *n = cnt;
-        return HC_OK;
-    }
-    uint32_t cnt;
-    if (hc_dec_list_header(r->p, r->len, &i, &cnt) || cnt > r->len - i)
-        return HC_EINVAL;
-    *out = calloc(cnt ? cnt : 1, sizeof **out);
-    if (!*out)
-        return HC_ENOMEM;
-    for (uint32_t k = 0; k < cnt; k++) {
-        size_t s = i;
-        if (hc_dec_skip(r->p, r->len, &i))
-            return HC_EINVAL;
-        (*out)[k] = (hc_crdt_kv){r->p + s, i - s, NULL, 0};
-    }
-    if (cnt && (hc_peek_type(r->p, r->len, i) != ETF_NIL || ++i != r->len))
-        return HC_EINVAL; /* improper list */
-    if (!cnt && i != r->len)
-        return HC_EINVAL;
-    *n = cnt;
     return HC_OK;
 }
 
-static void do_drop(req *r)
+/* The keys of a list argument as CRDT ops. The iterator hands out STRING elements (a list of small
+ * integers) in its own storage, valid until the next element: those are copied into `small`. */
+static int list_keys(hc_req_args *a, hc_crdt_kv **out, size_t *n, uint8_t (**small)[2])
 {
+    hc_iter it;
+    *out = NULL;
+    *small = NULL;
+    *n = 0;
+    if (hc_iter_list(&it, a->p, a->len, &a->i) || !hc_req_args_done(a))
+        return HC_EINVAL;
+    *out = calloc(it.left ? it.left : 1, sizeof **out);
+    *small = calloc(it.left ? it.left : 1, sizeof **small);
+    if (!*out || !*small)
+        return HC_ENOMEM;
+    hc_span k;
+    while (hc_iter_next(&it, &k)) {
+        if (k.p == it.small) {
+            memcpy((*small)[*n], k.p, 2);
+            k.p = (*small)[*n];
+        }
+        (*out)[(*n)++] = (hc_crdt_kv){k.p, k.len, NULL, 0};
+    }
+    return HC_OK;
+}
+
+static int do_drop(void *ctx, hc_req_args *a)
+{
+    req *r = ctx;
     hc_crdt_kv *ops;
     uint8_t(*small)[2];
     size_t n;
-    int rc = list_keys(r, &ops, &n, &small);
-    if (!rc)
-        rc = hc_crdt_bulk(r->c->crdt, ops, n, r->now);
+    int rc = list_keys(a, &ops, &n, &small);
+    if (rc != HC_EINVAL) /* malformed: no reply here, the dispatcher answers badarg */
+        reply_status(r->c, r->token, rc ? rc : hc_crdt_bulk(r->c->crdt, ops, n, r->now));
     free(ops);
     free(small);
-    reply_status(r->c, r->token, rc);
+    return rc == HC_EINVAL ? rc : HC_OK;
 }
 
-static void do_take(req *r)
+static int do_take(void *ctx, hc_req_args *a)
 {
+    req *r = ctx;
     hc_crdt_kv *keys;
     uint8_t(*small)[2];
     size_t n;
-    int rc = list_keys(r, &keys, &n, &small);
-    hc_buf body = {0}, b = {0};
-    uint32_t found = 0;
-    for (size_t k = 0; !rc && k < n; k++) {
-        const uint8_t *v;
-        size_t vl;
-        if (hc_crdt_get(r->c->crdt, keys[k].key, keys[k].key_len, &v, &vl)) {
-            hc_buf_append(&body, keys[k].key, keys[k].key_len);
-            hc_buf_append(&body, v, vl);
-            found++;
+    int rc = list_keys(a, &keys, &n, &small);
+    if (rc == HC_OK) {
+        hc_buf body = {0}, b = {0};
+        uint32_t found = 0;
+        for (size_t k = 0; k < n; k++) {
+            const uint8_t *v;
+            size_t vl;
+            if (hc_crdt_get(r->c->crdt, keys[k].key, keys[k].key_len, &v, &vl)) {
+                hc_enc_raw(&body, keys[k].key, keys[k].key_len);
+                hc_enc_raw(&body, v, vl);
+                found++;
+            }
         }
-    }
-    free(keys);
-    free(small);
-    if (rc) {
-        reply_status(r->c, r->token, rc);
-    } else {
         hc_enc_map_header(&b, found);
-        hc_buf_append(&b, body.data, body.len);
+        hc_enc_raw(&b, body.data, body.len);
         if (body.err && !b.err)
             b.err = body.err;
         queue_reply(r->c, r->token, &b);
+        hc_buf_free(&body);
+    } else if (rc != HC_EINVAL) {
+        reply_status(r->c, r->token, rc);
     }
-    hc_buf_free(&body);
-    hc_buf_free(&b);
+    free(keys);
+    free(small);
+    return rc == HC_EINVAL ? rc : HC_OK;
 }
 
-static void do_merge(req *r)
+static int do_merge(void *ctx, hc_req_args *a)
 {
-    size_t i = r->i;
-    if (hc_peek_type(r->p, r->len, i) != ETF_MAP || r->len - i < 5) {
-        reply_status(r->c, r->token, HC_EINVAL);
-        return;
-    }
-    uint32_t n = hc_get_be32(r->p + i + 1);
-    i += 5;
-    if (n > (r->len - i) / 2) {
-        reply_status(r->c, r->token, HC_EINVAL);
-        return;
-    }
-    hc_crdt_kv *ops = calloc(n ? n : 1, sizeof *ops);
+    req *r = ctx;
+    hc_iter it;
+    if (hc_iter_map(&it, a->p, a->len, &a->i) || !hc_req_args_done(a))
+        return HC_EINVAL;
+    hc_crdt_kv *ops = calloc(it.left ? it.left : 1, sizeof *ops);
     int rc = ops ? HC_OK : HC_ENOMEM;
-    for (uint32_t k = 0; k < n && rc == HC_OK; k++) {
-        size_t s = i;
-        if (hc_dec_skip(r->p, r->len, &i)) {
-            rc = HC_EINVAL;
-            break;
-        }
-        size_t v = i;
-        if (hc_dec_skip(r->p, r->len, &i)) {
-            rc = HC_EINVAL;
-            break;
-        }
-        ops[k] = (hc_crdt_kv){r->p + s, v - s, r->p + v, i - v};
-    }
-    if (rc == HC_OK && i != r->len)
-        rc = HC_EINVAL;
-    if (rc == HC_OK)
-        rc = hc_crdt_bulk(r->c->crdt, ops, n, r->now);
+    size_t n = 0;
+    hc_span k, v;
+    while (ops && hc_iter_next_pair(&it, &k, &v))
+        ops[n++] = (hc_crdt_kv){k.p, k.len, v.p, v.len};
+    reply_status(r->c, r->token, rc ? rc : hc_crdt_bulk(r->c->crdt, ops, n, r->now));
     free(ops);
-    reply_status(r->c, r->token, rc);
+    return HC_OK;
 }
-
-typedef struct map_builder {
-    hc_buf *b;
-} map_builder;
 
 static int add_pair(void *ud, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
 {
     hc_buf *b = ud;
-    hc_buf_append(b, k, kl);
-    return hc_buf_append(b, v, vl);
+    hc_enc_raw(b, k, kl);
+    return hc_enc_raw(b, v, vl);
 }
 
-static void do_to_map(req *r)
+static int do_to_map(void *ctx, hc_req_args *a)
 {
+    req *r = ctx;
     hc_buf b = {0};
     hc_enc_map_header(&b, (uint32_t)hc_crdt_size(r->c->crdt));
     hc_crdt_foreach(r->c->crdt, add_pair, &b);
     queue_reply(r->c, r->token, &b);
+    (void)a;
+    return HC_OK;
 }
 
-static const struct {
-    const char *name;
-    uint32_t arity; /* 0: the bare atom */
-    void (*fn)(req *r);
-} requests[] = {
-    {"put", 2, do_put},   {"delete", 1, do_delete}, {"get", 1, do_get},     {"take", 1, do_take},
-    {"merge", 1, do_merge}, {"drop", 1, do_drop},   {"to_map", 0, do_to_map},
+static const hc_req_entry requests[] = {
+    {"put", 2, do_put},     {"delete", 1, do_delete}, {"get", 1, do_get},       {"take", 1, do_take},
+    {"merge", 1, do_merge}, {"drop", 1, do_drop},     {"to_map", 0, do_to_map},
 };
 
 static void core_request(void *core, uint64_t token, const hc_pid *from, const uint8_t *p, size_t len, hc_time now)
 {
     crdt_core *c = core;
-    size_t i = 0;
-    uint32_t arity = 0;
-    bool tuple = hc_dec_tuple_header(p, len, &i, &arity) == HC_OK && arity >= 1;
-    if (!tuple)
-        i = 0;
-    for (size_t k = 0; k < sizeof requests / sizeof requests[0]; k++) {
-        size_t j = i;
-        if ((tuple ? arity - 1 : 0) != requests[k].arity || (!tuple && requests[k].arity) ||
-            !hc_dec_is_atom(p, len, &j, requests[k].name) || (!tuple && j != len))
-            continue;
-        req r = {c, token, p, len, j, now};
-        requests[k].fn(&r);
-        return;
-    }
-    reply_status(c, token, HC_EINVAL);
+    req r = {c, token, now};
+    hc_req_args a;
+    const hc_req_entry *e = hc_req_match(requests, sizeof requests / sizeof requests[0], p, len, &a);
+    if (!e || e->fn(&r, &a) != HC_OK)
+        reply_status(c, token, HC_EINVAL);
     (void)from;
 }
 

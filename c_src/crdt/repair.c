@@ -143,8 +143,8 @@ static crdt_req *req_begin(hc_crdt *r, crdt_peer *p, int type, int arity)
     memset(q, 0, sizeof *q);
     q->id = ++s->next_req;
     q->type = type;
-    if (crdt_enc_header(&q->msg, type, r->rid, r->inc, p->rid, p->inc) || crdt_enc_tuple(&q->msg, arity) ||
-        crdt_enc_u64(&q->msg, s->sid) || crdt_enc_u64(&q->msg, q->id)) {
+    if (crdt_enc_header(&q->msg, type, r->rid, r->inc, p->rid, p->inc) || hc_enc_tuple_header(&q->msg, arity) ||
+        hc_enc_ulong(&q->msg, s->sid) || hc_enc_ulong(&q->msg, q->id)) {
         req_free(q);
         return NULL;
     }
@@ -162,8 +162,8 @@ static int make_ctx(hc_crdt *r, crdt_peer *p, uint64_t now)
     crdt_session *s = p->push;
     crdt_req *q = req_begin(r, p, HC_CRDT_MSG_CTX, 5);
     hc_buf *piece = &s->pieces[s->next_piece];
-    if (!q || crdt_enc_u64(&q->msg, s->next_piece) || crdt_enc_u64(&q->msg, s->n_pieces) ||
-        crdt_enc_binary(&q->msg, piece->data, piece->len)) {
+    if (!q || hc_enc_ulong(&q->msg, s->next_piece) || hc_enc_ulong(&q->msg, s->n_pieces) ||
+        hc_enc_binary(&q->msg, piece->data, piece->len)) {
         if (q)
             req_free(q);
         return HC_ENOMEM;
@@ -198,7 +198,7 @@ static int make_tree(hc_crdt *r, crdt_peer *p, uint64_t now)
             rc = hc_buf_put_be64(&bin, r->map.tree.sum[k]);
     }
     crdt_req *q = rc ? NULL : req_begin(r, p, HC_CRDT_MSG_TREE, 4);
-    if (!q || crdt_enc_u64(&q->msg, level) || crdt_enc_binary(&q->msg, bin.data, bin.len)) {
+    if (!q || hc_enc_ulong(&q->msg, level) || hc_enc_binary(&q->msg, bin.data, bin.len)) {
         if (q)
             req_free(q);
         free(nodes);
@@ -220,9 +220,9 @@ static int cmp_entry_hash(const void *a, const void *b)
 
 static int enc_record(hc_buf *b, const crdt_entry *e, int with_values)
 {
-    int rc = crdt_enc_tuple(b, 3);
+    int rc = hc_enc_tuple_header(b, 3);
     if (!rc)
-        rc = crdt_enc_raw(b, e->key, e->key_len);
+        rc = hc_enc_raw(b, e->key, e->key_len);
     if (!rc)
         rc = crdt_enc_list(b, e->n);
     for (uint32_t i = 0; !rc && i < e->n; i++) {
@@ -231,9 +231,9 @@ static int enc_record(hc_buf *b, const crdt_entry *e, int with_values)
                            with_values ? el->val->len : 0);
     }
     if (!rc)
-        rc = crdt_enc_nil(b);
+        rc = hc_enc_nil(b);
     if (!rc)
-        rc = crdt_enc_binary(b, NULL, 0);
+        rc = hc_enc_binary(b, NULL, 0);
     return rc;
 }
 
@@ -314,8 +314,8 @@ static int make_chunk(hc_crdt *r, crdt_peer *p, uint64_t now)
     }
     r->stats.keys_shipped += n;
     crdt_req *q = req_begin(r, p, HC_CRDT_MSG_CHUNK, 5);
-    if (!q || crdt_enc_u64(&q->msg, lo) || crdt_enc_u64(&q->msg, claim_hi) || crdt_enc_list(&q->msg, n) ||
-        crdt_enc_raw(&q->msg, recs.data, recs.len) || (n && crdt_enc_nil(&q->msg))) {
+    if (!q || hc_enc_ulong(&q->msg, lo) || hc_enc_ulong(&q->msg, claim_hi) || crdt_enc_list(&q->msg, n) ||
+        hc_enc_raw(&q->msg, recs.data, recs.len) || (n && hc_enc_nil(&q->msg))) {
         if (q)
             req_free(q);
         rc = HC_ENOMEM;
@@ -355,10 +355,10 @@ static int make_elems(hc_crdt *r, crdt_peer *p, uint64_t now)
         return 0;
     }
     crdt_req *q = req_begin(r, p, HC_CRDT_MSG_ELEMS, 3);
-    if (!q || crdt_enc_list(&q->msg, 1) || crdt_enc_tuple(&q->msg, 3) ||
-        crdt_enc_raw(&q->msg, e->key, e->key_len) || crdt_enc_list(&q->msg, 1) ||
+    if (!q || crdt_enc_list(&q->msg, 1) || hc_enc_tuple_header(&q->msg, 3) ||
+        hc_enc_raw(&q->msg, e->key, e->key_len) || crdt_enc_list(&q->msg, 1) ||
         crdt_enc_elem(&q->msg, el->rid, el->ctr, el->hlc, el->val->data, el->val->len) ||
-        crdt_enc_nil(&q->msg) || crdt_enc_binary(&q->msg, NULL, 0) || crdt_enc_nil(&q->msg)) {
+        hc_enc_nil(&q->msg) || hc_enc_binary(&q->msg, NULL, 0) || hc_enc_nil(&q->msg)) {
         if (q)
             req_free(q);
         return HC_ENOMEM;
@@ -564,9 +564,9 @@ static int on_tree(hc_crdt *r, crdt_peer *p, const crdt_msg *m)
     }
     hc_buf b = {0};
     if (!rc && !(rc = crdt_enc_header(&b, HC_CRDT_MSG_TREE_DIFF, r->rid, r->inc, p->rid, p->inc)) &&
-        !(rc = crdt_enc_tuple(&b, 4)) && !(rc = crdt_enc_u64(&b, m->sid)) && !(rc = crdt_enc_u64(&b, m->req)) &&
-        !(rc = crdt_enc_u64(&b, m->level)))
-        rc = crdt_enc_binary(&b, diff.data, diff.len);
+        !(rc = hc_enc_tuple_header(&b, 4)) && !(rc = hc_enc_ulong(&b, m->sid)) && !(rc = hc_enc_ulong(&b, m->req)) &&
+        !(rc = hc_enc_ulong(&b, m->level)))
+        rc = hc_enc_binary(&b, diff.data, diff.len);
     hc_buf_free(&diff);
     if (rc) {
         hc_buf_free(&b);

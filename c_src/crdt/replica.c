@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crdt/etf_check.h"
 #include "crdt/hash.h"
 
 void hc_crdt_config_init(hc_crdt_config *cfg, uint64_t replica_id)
@@ -220,9 +219,9 @@ size_t crdt_rec_size(size_t key_len, size_t n_removed, const crdt_elem *elems, u
 static int check_op(const hc_crdt *r, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len,
                     int is_put)
 {
-    if (!key || crdt_etf_check_term(key, key_len))
+    if (!key || hc_term_check(key, key_len))
         return HC_EINVAL;
-    if (is_put && (!val || crdt_etf_check_term(val, val_len)))
+    if (is_put && (!val || hc_term_check(val, val_len)))
         return HC_EINVAL;
     /* a value must fit in one message next to its key, or it could never be shipped */
     if (key_len + (is_put ? val_len : 0) + HC_CRDT_VALUE_OVERHEAD > r->cfg.max_message_bytes)
@@ -552,7 +551,7 @@ int hc_crdt_check(const hc_crdt *r, char *why, size_t why_len)
                 for (uint32_t k = 0; k < i; k++)
                     if (e->elems[k].rid == el->rid && e->elems[k].ctr == el->ctr)
                         FAIL("duplicate dot in one key");
-                if (crdt_etf_check_term(el->val->data, el->val->len))
+                if (hc_term_check(el->val->data, el->val->len))
                     FAIL("stored value is not a term");
             }
             for (uint32_t l = 0; l <= CRDT_MERKLE_DEPTH; l++) {

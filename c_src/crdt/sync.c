@@ -199,13 +199,13 @@ static int send_acks(hc_crdt *r, crdt_peer *p)
         hc_buf b = {0};
         int rc = crdt_enc_header(&b, HC_CRDT_MSG_DELTA_ACK, r->rid, r->inc, p->rid, p->inc);
         if (!rc)
-            rc = crdt_enc_tuple(&b, 1);
+            rc = hc_enc_tuple_header(&b, 1);
         if (!rc)
             rc = crdt_enc_list(&b, (uint32_t)n);
         for (size_t i = 0; !rc && i < n; i++)
-            rc = crdt_enc_u64(&b, p->acks[p->n_acks - n + i]);
+            rc = hc_enc_ulong(&b, p->acks[p->n_acks - n + i]);
         if (!rc)
-            rc = crdt_enc_nil(&b);
+            rc = hc_enc_nil(&b);
         if (rc) {
             hc_buf_free(&b);
             return rc;
@@ -231,7 +231,7 @@ static int send_batch(hc_crdt *r, crdt_peer *p, crdt_unacked *u, uint64_t now)
     hc_buf b = {0};
     int rc = crdt_enc_header(&b, HC_CRDT_MSG_DELTA, r->rid, r->inc, p->rid, p->inc);
     if (!rc)
-        rc = crdt_enc_raw(&b, u->batch->body, u->batch->len);
+        rc = hc_enc_raw(&b, u->batch->body, u->batch->len);
     if (rc) {
         hc_buf_free(&b);
         return rc;
@@ -269,15 +269,15 @@ static int packer_finish(packer *pk)
         return HC_OK;
     hc_buf body = {0};
     uint64_t seq = ++r->next_seq;
-    int rc = crdt_enc_tuple(&body, 2);
+    int rc = hc_enc_tuple_header(&body, 2);
     if (!rc)
-        rc = crdt_enc_u64(&body, seq);
+        rc = hc_enc_ulong(&body, seq);
     if (!rc)
         rc = crdt_enc_list(&body, pk->n);
     if (!rc)
-        rc = crdt_enc_raw(&body, pk->recs.data, pk->recs.len);
+        rc = hc_enc_raw(&body, pk->recs.data, pk->recs.len);
     if (!rc)
-        rc = crdt_enc_nil(&body);
+        rc = hc_enc_nil(&body);
     crdt_batch *b = rc ? NULL : malloc(sizeof *b + body.len);
     if (!rc && !b)
         rc = HC_ENOMEM;
@@ -308,17 +308,17 @@ static int packer_add(packer *pk, const uint8_t *key, size_t key_len, const uint
             return rc;
     }
     hc_buf *b = &pk->recs;
-    int rc = crdt_enc_tuple(b, 3);
+    int rc = hc_enc_tuple_header(b, 3);
     if (!rc)
-        rc = crdt_enc_raw(b, key, key_len);
+        rc = hc_enc_raw(b, key, key_len);
     if (!rc)
         rc = crdt_enc_list(b, n);
     for (uint32_t i = 0; !rc && i < n; i++)
         rc = crdt_enc_elem(b, elems[i].rid, elems[i].ctr, elems[i].hlc, elems[i].val->data, elems[i].val->len);
     if (!rc && n)
-        rc = crdt_enc_nil(b);
+        rc = hc_enc_nil(b);
     if (!rc)
-        rc = crdt_enc_binary(b, removed, n_removed * CRDT_DOT_BYTES);
+        rc = hc_enc_binary(b, removed, n_removed * CRDT_DOT_BYTES);
     if (!rc)
         pk->n++;
     return rc;

@@ -11,12 +11,7 @@
 #include <stdint.h>
 
 #include "dist/flags.h"
-#include "hordec/hc_term.h"
-
-typedef struct hc_span {
-    const uint8_t *p;
-    size_t len;
-} hc_span;
+#include "hordec/hc_term.h" /* hc_span */
 
 /* A process as the protocol names it: a pid, or a registered name (on the receiving node). */
 typedef struct hc_procref {

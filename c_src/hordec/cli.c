@@ -26,6 +26,8 @@ void hordec_print_usage(FILE *out)
             "  --connect NODE          connect to NODE at start-up (repeatable)\n"
             "  --max-message-bytes N   drop connections that send larger packets (default 268435456)\n"
             "  --log-level LEVEL       error | warn | info | debug (default info)\n"
+            "  --registry NAME[:KEYS]  start a replica of registry NAME with the node (repeatable); KEYS is\n"
+            "                          unique (the default) or duplicate, e.g. --registry MyApp.Registry:duplicate\n"
             "  --help                  this text\n"
             "  --version               print the version\n");
 }
@@ -115,7 +117,42 @@ static int short_host(char *out, size_t len)
 }
 
 enum { OPT_SNAME = 1, OPT_NAME, OPT_COOKIE, OPT_COOKIE_FILE, OPT_PORT, OPT_TICKTIME, OPT_CONNECT, OPT_LOG, OPT_HELP,
-       OPT_VERSION, OPT_MAXMSG };
+       OPT_VERSION, OPT_MAXMSG, OPT_REGISTRY };
+
+/* --registry NAME[:unique|:duplicate]: a name is an atom (1..255 characters); the kind follows the last ':'. */
+static int parse_registry(const char *arg, hordec_options *o, char *err, size_t errlen)
+{
+    if (o->nregistries == HORDEC_MAX_REGISTRIES) {
+        snprintf(err, errlen, "at most %d --registry options", HORDEC_MAX_REGISTRIES);
+        return -1;
+    }
+    hordec_registry_arg *r = &o->registries[o->nregistries];
+    const char *colon = strrchr(arg, ':');
+    size_t n = colon ? (size_t)(colon - arg) : strlen(arg);
+    r->duplicate = false;
+    if (colon && strcmp(colon + 1, "duplicate") == 0)
+        r->duplicate = true;
+    else if (colon && strcmp(colon + 1, "unique") != 0) {
+        snprintf(err, errlen, "--registry wants NAME, NAME:unique or NAME:duplicate, got '%s'", arg);
+        return -1;
+    }
+    size_t chars = 0;
+    for (size_t i = 0; i < n; i++)
+        chars += ((unsigned char)arg[i] & 0xC0) != 0x80;
+    if (!n || chars > 255 || n >= sizeof r->name) {
+        snprintf(err, errlen, "--registry wants a name of 1 to 255 characters, got '%s'", arg);
+        return -1;
+    }
+    memcpy(r->name, arg, n);
+    r->name[n] = 0;
+    for (int i = 0; i < o->nregistries; i++)
+        if (strcmp(o->registries[i].name, r->name) == 0) {
+            snprintf(err, errlen, "--registry %s is given twice", r->name);
+            return -1;
+        }
+    o->nregistries++;
+    return 0;
+}
 
 int hordec_parse_args(int argc, char **argv, hordec_options *o, char *err, size_t errlen)
 {
@@ -129,6 +166,7 @@ int hordec_parse_args(int argc, char **argv, hordec_options *o, char *err, size_
         {"connect", required_argument, 0, OPT_CONNECT},
         {"log-level", required_argument, 0, OPT_LOG},
         {"max-message-bytes", required_argument, 0, OPT_MAXMSG},
+        {"registry", required_argument, 0, OPT_REGISTRY},
         {"help", no_argument, 0, OPT_HELP},
         {"version", no_argument, 0, OPT_VERSION},
         {0, 0, 0, 0},
@@ -186,6 +224,10 @@ int hordec_parse_args(int argc, char **argv, hordec_options *o, char *err, size_
                 return -1;
             }
             break;
+        case OPT_REGISTRY:
+            if (parse_registry(optarg, o, err, errlen))
+                return -1;
+            break;
         case OPT_HELP: o->help = true; break;
         case OPT_VERSION: o->version = true; break;
         case '?':
@@ -194,7 +236,7 @@ int hordec_parse_args(int argc, char **argv, hordec_options *o, char *err, size_
              * to the character for an unknown short option, and to 0 for an unknown long option. */
             if (optopt == OPT_HELP || optopt == OPT_VERSION)
                 snprintf(err, errlen, "option '%s' takes no value", argv[optind - 1]);
-            else if (optopt >= OPT_SNAME && optopt <= OPT_MAXMSG)
+            else if (optopt >= OPT_SNAME && optopt <= OPT_REGISTRY)
                 snprintf(err, errlen, "option '%s' needs a value", argv[optind - 1]);
             else if (optopt)
                 snprintf(err, errlen, "unknown option '-%c'", optopt);

@@ -10,6 +10,13 @@
 #include "hordec/hc_log.h"
 
 #define HORDEC_MAX_CONNECT 64
+#define HORDEC_MAX_REGISTRIES 64
+
+/* A registry replica to start with the node (--registry NAME[:unique|:duplicate]). */
+typedef struct hordec_registry_arg {
+    char name[256 * 4]; /* an atom: at most 255 characters of UTF-8 */
+    bool duplicate;
+} hordec_registry_arg;
 
 typedef struct hordec_options {
     char node_name[1024];
@@ -20,6 +27,8 @@ typedef struct hordec_options {
     const char *connect[HORDEC_MAX_CONNECT];
     int nconnect;
     hc_log_level log_level;
+    hordec_registry_arg registries[HORDEC_MAX_REGISTRIES];
+    int nregistries;
     bool help, version;
 } hordec_options;
 

@@ -7,11 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hordec/control_req.h"
 #include "hordec/hc_log.h"
 #include "hordec/workers.h"
-#include "hordec/hc_crdt.h"
-#include "hordec/replicas.h"
-#include "replica/termlist.h"
 
 typedef struct control_state {
     uint64_t started_ms;
@@ -21,26 +19,13 @@ typedef struct deferred {
     hc_gen_from from;
 } deferred;
 
-/* {ok, Pid} of a process we just started, or {error, enomem} if there is none. */
-static void reply_ok_pid(hc_rt *rt, const hc_gen_from *from, const hc_proc *p)
+void control_reply_ok_pid(const control_req *c, const hc_proc *p)
 {
     hc_buf b = {0};
     if (p && !hc_enc_pid(&b, hc_proc_pid(p)))
-        hc_gen_reply_ok(rt, from, b.data, b.len);
+        hc_gen_reply_ok(c->rt, c->from, b.data, b.len);
     else
-        hc_gen_reply_error(rt, from, "enomem");
-    hc_buf_free(&b);
-}
-
-static void reply_unknown(hc_rt *rt, const hc_gen_from *from, const uint8_t *req, size_t len)
-{
-    hc_buf b = {0};
-    hc_enc_tuple_header(&b, 2);
-    hc_enc_atom_cstr(&b, "error");
-    hc_enc_tuple_header(&b, 2);
-    hc_enc_atom_cstr(&b, "unknown_request");
-    hc_buf_append(&b, req, len);
-    hc_gen_reply_buf(rt, from, &b);
+        hc_gen_reply_error(c->rt, c->from, "enomem");
     hc_buf_free(&b);
 }
 
@@ -56,57 +41,64 @@ static long rss_bytes(void)
     return rss * sysconf(_SC_PAGESIZE);
 }
 
-static int put_key(hc_buf *b, const char *k) { return hc_enc_atom_cstr(b, k); }
-
-static void reply_info(hc_rt *rt, control_state *st, const hc_gen_from *from)
+static void reply_info(const control_req *c)
 {
     hc_rt_stats s;
-    hc_rt_stats_get(rt, &s);
+    hc_rt_stats_get(c->rt, &s);
     hc_atom peers[1024];
-    size_t n = hc_rt_peers(rt, peers, 1024);
+    size_t n = hc_rt_peers(c->rt, peers, 1024);
     if (n > 1024)
         n = 1024;
     hc_buf b = {0};
-    int rc = hc_enc_map_header(&b, 10) || put_key(&b, "version") || hc_enc_string(&b, HORDEC_VERSION) ||
-             put_key(&b, "node") || hc_enc_atom(&b, hc_rt_node(rt)) || put_key(&b, "uptime_ms") ||
-             hc_enc_ulong(&b, hc_rt_now_ms(rt) - st->started_ms) || put_key(&b, "peers");
-    if (!rc && n) {
-        rc = hc_enc_list_header(&b, (uint32_t)n);
-        for (size_t i = 0; !rc && i < n; i++)
-            rc = hc_enc_atom(&b, peers[i]);
-    }
-    rc = rc || hc_enc_nil(&b) || put_key(&b, "os_pid") || hc_enc_ulong(&b, (uint64_t)getpid()) ||
-         put_key(&b, "rss_bytes") || hc_enc_ulong(&b, (uint64_t)rss_bytes()) || put_key(&b, "processes") ||
-         hc_enc_ulong(&b, s.processes) || put_key(&b, "msgs_in") || hc_enc_ulong(&b, s.msgs_in) ||
-         put_key(&b, "msgs_out") || hc_enc_ulong(&b, s.msgs_out) || put_key(&b, "ticktime") ||
-         hc_enc_ulong(&b, hc_rt_config_get(rt)->ticktime_s);
-    (void)rc; /* the buffer's sticky error says it all */
-    hc_gen_reply_buf(rt, from, &b);
+    hc_enc_map_header(&b, 10);
+    hc_enc_atom_cstr(&b, "version");
+    hc_enc_string(&b, HORDEC_VERSION);
+    hc_enc_atom_cstr(&b, "node");
+    hc_enc_atom(&b, hc_rt_node(c->rt));
+    hc_enc_atom_cstr(&b, "uptime_ms");
+    hc_enc_ulong(&b, hc_rt_now_ms(c->rt) - c->started_ms);
+    hc_enc_atom_cstr(&b, "peers");
+    if (n)
+        hc_enc_list_header(&b, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        hc_enc_atom(&b, peers[i]);
+    hc_enc_nil(&b);
+    hc_enc_atom_cstr(&b, "os_pid");
+    hc_enc_ulong(&b, (uint64_t)getpid());
+    hc_enc_atom_cstr(&b, "rss_bytes");
+    hc_enc_ulong(&b, (uint64_t)rss_bytes());
+    hc_enc_atom_cstr(&b, "processes");
+    hc_enc_ulong(&b, s.processes);
+    hc_enc_atom_cstr(&b, "msgs_in");
+    hc_enc_ulong(&b, s.msgs_in);
+    hc_enc_atom_cstr(&b, "msgs_out");
+    hc_enc_ulong(&b, s.msgs_out);
+    hc_enc_atom_cstr(&b, "ticktime");
+    hc_enc_ulong(&b, hc_rt_config_get(c->rt)->ticktime_s);
+    hc_gen_reply_buf(c->rt, c->from, &b); /* the buffer's sticky error, if any, becomes the reply */
     hc_buf_free(&b);
 }
 
-/* Applies block/unblock to each node atom of a list. HC_EDECODE if it is not a list of atoms. */
-static int for_each_node(hc_rt *rt, const uint8_t *t, size_t len, size_t i, bool block)
+/* Blocks or unblocks every node of a list of node atoms (the request's last argument). The whole list is
+ * validated before anything changes. HC_EDECODE if it is not a list of node names. */
+static int for_each_node(hc_rt *rt, hc_req_args *a, bool block)
 {
-    /* Validate everything before acting, so a bad element changes nothing. */
+    hc_iter it;
+    hc_span e;
+    if (hc_iter_list(&it, a->p, a->len, &a->i) || !hc_req_args_done(a))
+        return HC_EDECODE;
     for (int pass = 0; pass < 2; pass++) {
-        size_t k = i;
-        uint32_t n;
-        if (hc_peek_type(t, len, k) == 107) /* a charlist-looking list of small ints: not nodes */
-            return HC_EDECODE;
-        if (hc_dec_list_header(t, len, &k, &n))
-            return HC_EDECODE;
-        for (uint32_t e = 0; e < n; e++) {
-            hc_atom a;
-            if (hc_dec_atom(t, len, &k, &a) || !strchr(hc_atom_name(a), '@'))
+        hc_iter walk = it;
+        while (hc_iter_next(&walk, &e)) {
+            size_t k = 0;
+            hc_atom node;
+            if (hc_dec_atom(e.p, e.len, &k, &node) || k != e.len || !strchr(hc_atom_name(node), '@'))
                 return HC_EDECODE;
             if (pass && block)
-                hc_rt_block(rt, a);
+                hc_rt_block(rt, node);
             else if (pass)
-                hc_rt_unblock(rt, a);
+                hc_rt_unblock(rt, node);
         }
-        if (n && (hc_peek_type(t, len, k) != 106 || k + 1 != len))
-            return HC_EDECODE;
     }
     return HC_OK;
 }
@@ -152,190 +144,159 @@ static deferred *defer(const hc_gen_from *from)
     return d;
 }
 
-/* Options of crdt_start: a keyword list of {flush_interval_ms, N} | {max_message_bytes, N} |
- * {stream_batch_bytes, N}. */
-static int parse_replica_opts(const uint8_t *t, size_t len, size_t *i, hordec_crdt_opts *o)
+/* ---- the requests ---- */
+
+static int do_ping(void *ctx, hc_req_args *a)
 {
-    hc_list_iter it;
-    if (hc_list_begin(&it, t, len, i))
+    const control_req *c = ctx;
+    hc_gen_reply_atom(c->rt, c->from, "pong");
+    (void)a;
+    return HC_OK;
+}
+
+static int do_info(void *ctx, hc_req_args *a)
+{
+    reply_info(ctx);
+    (void)a;
+    return HC_OK;
+}
+
+static int do_spawn_worker(void *ctx, hc_req_args *a)
+{
+    const control_req *c = ctx;
+    hc_proc *w = NULL;
+    hordec_worker_spawn(c->rt, &w);
+    control_reply_ok_pid(c, w);
+    (void)a;
+    return HC_OK;
+}
+
+static int do_echo(void *ctx, hc_req_args *a)
+{
+    const control_req *c = ctx;
+    hc_gen_reply(c->rt, c->from, a->p + a->i, a->len - a->i);
+    return HC_OK;
+}
+
+static int do_watch(void *ctx, hc_req_args *a)
+{
+    const control_req *c = ctx;
+    hc_pid target;
+    hc_ref ref;
+    if (hc_dec_pid(a->p, a->len, &a->i, &target) || !hc_req_args_done(a))
         return HC_EDECODE;
-    const uint8_t *e;
-    size_t el;
-    while (hc_list_next(&it, &e, &el) == 1) {
-        size_t j = 0;
-        uint32_t arity;
-        int64_t v;
-        if (hc_dec_tuple_header(e, el, &j, &arity) || arity != 2)
-            return HC_EDECODE;
-        size_t k = j;
-        if (hc_dec_is_atom(e, el, &k, "flush_interval_ms") && !hc_dec_long(e, el, &k, &v) && v > 0 && v <= 60000)
-            o->flush_interval_ms = (uint32_t)v;
-        else if ((k = j, hc_dec_is_atom(e, el, &k, "max_message_bytes")) && !hc_dec_long(e, el, &k, &v) &&
-                 v >= HC_CRDT_MIN_MESSAGE_BYTES && v <= (1 << 30))
-            o->max_message_bytes = (size_t)v;
-        else if ((k = j, hc_dec_is_atom(e, el, &k, "stream_batch_bytes")) && !hc_dec_long(e, el, &k, &v) &&
-                 v >= 256 && v <= (1 << 30))
-            o->stream_batch_bytes = (size_t)v;
-        else
-            return HC_EDECODE;
+    if (hordec_watch(c->rt, &target, &c->from->pid, &ref)) {
+        hc_gen_reply_error(c->rt, c->from, "enomem");
+        return HC_OK;
+    }
+    hc_buf b = {0};
+    hc_enc_tuple_header(&b, 2);
+    hc_enc_atom_cstr(&b, "ok");
+    hc_enc_ref(&b, &ref);
+    hc_gen_reply_buf(c->rt, c->from, &b);
+    hc_buf_free(&b);
+    return HC_OK;
+}
+
+static int do_link(void *ctx, hc_req_args *a)
+{
+    const control_req *c = ctx;
+    hc_pid target;
+    if (hc_dec_pid(a->p, a->len, &a->i, &target) || !hc_req_args_done(a))
+        return HC_EDECODE;
+    hc_proc *l = NULL;
+    hordec_link(c->rt, &target, &c->from->pid, &l);
+    control_reply_ok_pid(c, l);
+    return HC_OK;
+}
+
+static int block_or_unblock(void *ctx, hc_req_args *a, bool block)
+{
+    const control_req *c = ctx;
+    int rc = for_each_node(c->rt, a, block);
+    if (rc == HC_OK)
+        hc_gen_reply_atom(c->rt, c->from, "ok");
+    return rc;
+}
+
+static int do_block(void *ctx, hc_req_args *a) { return block_or_unblock(ctx, a, true); }
+static int do_unblock(void *ctx, hc_req_args *a) { return block_or_unblock(ctx, a, false); }
+
+static int do_connect(void *ctx, hc_req_args *a)
+{
+    const control_req *c = ctx;
+    hc_atom node;
+    if (hc_dec_atom(a->p, a->len, &a->i, &node) || !hc_req_args_done(a) || !strchr(hc_atom_name(node), '@'))
+        return HC_EDECODE;
+    deferred *d = defer(c->from);
+    if (!d || hc_rt_on_connect_result(c->rt, node, connect_done, d)) {
+        if (d)
+            undefer(d);
+        hc_gen_reply_error(c->rt, c->from, "enomem");
     }
     return HC_OK;
 }
 
-static void crdt_start(hc_rt *rt, const hc_gen_from *from, const uint8_t *req, size_t len, size_t i)
+/* {call, Node, Name, Request, TimeoutMs}: hordec itself calls {Name, Node}. */
+static int do_call(void *ctx, hc_req_args *a)
 {
-    hc_atom name;
-    hordec_crdt_opts o = {0};
-    hc_proc *p;
-    if (hc_dec_atom(req, len, &i, &name) || !name || parse_replica_opts(req, len, &i, &o) || i != len) {
-        reply_unknown(rt, from, req, len);
-        return;
-    }
-    int rc = hordec_crdt_start(rt, name, &o, &p);
+    const control_req *c = ctx;
+    hc_atom node, name;
+    hc_span req;
+    int64_t timeout;
+    if (hc_dec_atom(a->p, a->len, &a->i, &node) || hc_dec_atom(a->p, a->len, &a->i, &name) ||
+        hc_dec_term(a->p, a->len, &a->i, &req) || hc_dec_long(a->p, a->len, &a->i, &timeout) ||
+        !hc_req_args_done(a) || timeout < 0 || timeout > 3600000)
+        return HC_EDECODE;
+    deferred *d = defer(c->from);
+    int rc = d ? hc_gen_call(c->rt, c->self, NULL, name, node, req.p, req.len, (uint32_t)timeout, call_done, d)
+               : HC_ENOMEM;
     if (rc) {
-        hc_gen_reply_error(rt, from, rc == HC_EEXIST ? "name_taken" : "enomem");
-        return;
+        if (d)
+            undefer(d);
+        hc_gen_reply_error(c->rt, c->from, rc == HC_ENOCONN ? "noconnection" : "enomem");
     }
-    reply_ok_pid(rt, from, p);
+    return HC_OK;
 }
 
-static void crdt_stop(hc_rt *rt, const hc_gen_from *from, const uint8_t *req, size_t len, size_t i)
+static const hc_req_entry requests[] = {
+    {"ping", 0, do_ping},
+    {"info", 0, do_info},
+    {"spawn_worker", 0, do_spawn_worker},
+    {"echo", 1, do_echo},
+    {"watch", 1, do_watch},
+    {"link", 1, do_link},
+    {"block_peers", 1, do_block},
+    {"unblock_peers", 1, do_unblock},
+    {"connect", 1, do_connect},
+    {"call", 4, do_call},
+    {"crdt_start", 2, control_crdt_start},
+    {"crdt_stop", 1, control_crdt_stop},
+    {"registry_start", 2, control_registry_start},
+    {"registry_stop", 1, control_registry_stop},
+    {"registry_demo", 2, control_registry_demo},
+};
+
+static void reply_unknown(const control_req *c, const uint8_t *req, size_t len)
 {
-    hc_atom name;
-    if (hc_dec_atom(req, len, &i, &name) || i != len) {
-        reply_unknown(rt, from, req, len);
-        return;
-    }
-    hc_proc *p = hc_proc_whereis(rt, name);
-    if (!hordec_is_crdt(p)) {
-        hc_gen_reply_error(rt, from, "not_found");
-        return;
-    }
-    hc_term_span reason = hc_reason_shutdown();
-    hc_proc_exit(rt, p, reason.p, reason.len);
-    hc_gen_reply_atom(rt, from, "ok");
+    hc_buf b = {0};
+    hc_enc_tuple_header(&b, 2);
+    hc_enc_atom_cstr(&b, "error");
+    hc_enc_tuple_header(&b, 2);
+    hc_enc_atom_cstr(&b, "unknown_request");
+    hc_enc_raw(&b, req, len);
+    hc_gen_reply_buf(c->rt, c->from, &b);
+    hc_buf_free(&b);
 }
 
 static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uint8_t *req, size_t len)
 {
     control_state *st = hc_proc_state(self);
-    size_t i = 0;
-    uint32_t arity;
-    if (hc_dec_is_atom(req, len, &i, "ping") && i == len) {
-        hc_gen_reply_atom(rt, from, "pong");
-        return;
-    }
-    i = 0;
-    if (hc_dec_is_atom(req, len, &i, "info") && i == len) {
-        reply_info(rt, st, from);
-        return;
-    }
-    i = 0;
-    if (hc_dec_is_atom(req, len, &i, "spawn_worker") && i == len) {
-        hc_proc *w = NULL;
-        hordec_worker_spawn(rt, &w);
-        reply_ok_pid(rt, from, w);
-        return;
-    }
-    i = 0;
-    if (hc_dec_tuple_header(req, len, &i, &arity) || arity < 2) {
-        reply_unknown(rt, from, req, len);
-        return;
-    }
-    size_t args = i;
-    if (arity == 2 && hc_dec_is_atom(req, len, &i, "echo")) {
-        hc_gen_reply(rt, from, req + i, len - i);
-        return;
-    }
-    i = args;
-    if (arity == 2 && hc_dec_is_atom(req, len, &i, "watch")) {
-        hc_pid target;
-        hc_ref ref;
-        if (hc_dec_pid(req, len, &i, &target) || i != len) {
-            reply_unknown(rt, from, req, len);
-            return;
-        }
-        if (hordec_watch(rt, &target, &from->pid, &ref)) {
-            hc_gen_reply_error(rt, from, "enomem");
-            return;
-        }
-        hc_buf b = {0};
-        hc_enc_tuple_header(&b, 2);
-        hc_enc_atom_cstr(&b, "ok");
-        hc_enc_ref(&b, &ref);
-        hc_gen_reply_buf(rt, from, &b);
-        hc_buf_free(&b);
-        return;
-    }
-    i = args;
-    if (arity == 2 && hc_dec_is_atom(req, len, &i, "link")) {
-        hc_pid target;
-        if (hc_dec_pid(req, len, &i, &target) || i != len) {
-            reply_unknown(rt, from, req, len);
-            return;
-        }
-        hc_proc *l = NULL;
-        hordec_link(rt, &target, &from->pid, &l);
-        reply_ok_pid(rt, from, l);
-        return;
-    }
-    i = args;
-    if (arity == 2 && (hc_dec_is_atom(req, len, &i, "block_peers") ||
-                       (i = args, hc_dec_is_atom(req, len, &i, "unblock_peers")))) {
-        bool block = req[args + 2] == 'b';
-        if (for_each_node(rt, req, len, i, block))
-            reply_unknown(rt, from, req, len);
-        else
-            hc_gen_reply_atom(rt, from, "ok");
-        return;
-    }
-    i = args;
-    if (arity == 2 && hc_dec_is_atom(req, len, &i, "connect")) {
-        hc_atom node;
-        if (hc_dec_atom(req, len, &i, &node) || i != len || !strchr(hc_atom_name(node), '@')) {
-            reply_unknown(rt, from, req, len);
-            return;
-        }
-        deferred *d = defer(from);
-        if (!d || hc_rt_on_connect_result(rt, node, connect_done, d)) {
-            if (d)
-                undefer(d);
-            hc_gen_reply_error(rt, from, "enomem");
-        }
-        return;
-    }
-    i = args;
-    if (arity == 3 && hc_dec_is_atom(req, len, &i, "crdt_start")) {
-        crdt_start(rt, from, req, len, i);
-        return;
-    }
-    i = args;
-    if (arity == 2 && hc_dec_is_atom(req, len, &i, "crdt_stop")) {
-        crdt_stop(rt, from, req, len, i);
-        return;
-    }
-    i = args;
-    if (arity == 5 && hc_dec_is_atom(req, len, &i, "call")) {
-        hc_atom node, name;
-        int64_t timeout;
-        size_t r0, r1;
-        if (hc_dec_atom(req, len, &i, &node) || hc_dec_atom(req, len, &i, &name) || (r0 = i, 0) ||
-            hc_dec_skip(req, len, &i) || (r1 = i, 0) || hc_dec_long(req, len, &i, &timeout) || i != len ||
-            timeout < 0 || timeout > 3600000) {
-            reply_unknown(rt, from, req, len);
-            return;
-        }
-        deferred *d = defer(from);
-        int rc = d ? hc_gen_call(rt, self, NULL, name, node, req + r0, r1 - r0, (uint32_t)timeout, call_done, d)
-                   : HC_ENOMEM;
-        if (rc) {
-            if (d)
-                undefer(d);
-            hc_gen_reply_error(rt, from, rc == HC_ENOCONN ? "noconnection" : "enomem");
-        }
-        return;
-    }
-    reply_unknown(rt, from, req, len);
+    control_req c = {rt, self, from, st->started_ms};
+    hc_req_args a;
+    const hc_req_entry *e = hc_req_match(requests, sizeof requests / sizeof requests[0], req, len, &a);
+    if (!e || e->fn(&c, &a) != HC_OK)
+        reply_unknown(&c, req, len);
 }
 
 static void on_message(hc_rt *rt, hc_proc *self, const hc_pid *from, const uint8_t *msg, size_t len)

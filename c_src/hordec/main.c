@@ -9,6 +9,7 @@
 #include "hordec/control.h"
 #include "hordec/hc_log.h"
 #include "hordec/hc_runtime.h"
+#include "hordec/replicas.h"
 
 static hc_rt *the_rt;
 static volatile sig_atomic_t stop_signal;
@@ -64,6 +65,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "hordec: cannot start the control process\n");
         hc_rt_free(rt);
         return 1;
+    }
+    for (int i = 0; i < o.nregistries; i++) {
+        hordec_registry_opts ro = {.keys = o.registries[i].duplicate ? HC_REGISTRY_DUPLICATE : HC_REGISTRY_UNIQUE};
+        hc_proc *p;
+        int rrc = HC_EINVAL;
+        hc_atom name = hc_atom_intern(o.registries[i].name, strlen(o.registries[i].name), &rrc);
+        if (name)
+            rrc = hordec_registry_start(rt, name, &ro, &p, NULL);
+        if (rrc) {
+            fprintf(stderr, "hordec: cannot start registry %s: %s\n", o.registries[i].name, hc_strerror(rrc));
+            hc_rt_free(rt);
+            return 1;
+        }
     }
     for (int i = 0; i < o.nconnect; i++)
         hc_rt_connect(rt, hc_atom_intern_cstr(o.connect[i]));

@@ -1,7 +1,9 @@
-/* replicas.h — the daemon's replicated cores: starting a named replica of the CRDT map in this node. */
+/* replicas.h — the daemon's replicated cores: starting a named replica of the CRDT map, or of a registry, in
+ * this node. */
 #ifndef HORDEC_DAEMON_REPLICAS_H
 #define HORDEC_DAEMON_REPLICAS_H
 
+#include "hordec/hc_registry.h"
 #include "hordec/hc_runtime.h"
 
 typedef struct hordec_crdt_opts {
@@ -15,5 +17,20 @@ typedef struct hordec_crdt_opts {
 int hordec_crdt_start(hc_rt *rt, hc_atom name, const hordec_crdt_opts *opts, hc_proc **out);
 /* True if `p` is a CRDT replica process. */
 bool hordec_is_crdt(const hc_proc *p);
+
+typedef struct hordec_registry_opts {
+    hc_registry_keys keys;      /* 0: unique for a new replica, whatever a running one has */
+    uint32_t flush_interval_ms; /* 0 = the engine's default */
+    size_t max_message_bytes;   /* 0 = the engine's default; all replicas of a registry must agree */
+    size_t stream_batch_bytes;  /* 0 = the host's default */
+} hordec_registry_opts;
+
+/* Starts registry replica `name` (or returns the running one in *out). HC_OK; HC_EEXIST if the name is taken by
+ * something that is not a registry replica; HC_ESTATE if a replica of that name runs with the other kind of
+ * keys (*running says which); HC_ENOMEM. */
+int hordec_registry_start(hc_rt *rt, hc_atom name, const hordec_registry_opts *opts, hc_proc **out,
+                          hc_registry_keys *running);
+/* True if `p` is a registry replica process. */
+bool hordec_is_registry(const hc_proc *p);
 
 #endif

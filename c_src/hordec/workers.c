@@ -68,7 +68,7 @@ static void watcher_down(hc_rt *rt, hc_proc *self, const hc_down *d)
     hc_buf_append(&b, d->reason.p, d->reason.len);
     hc_send_buf(rt, self, &st->notify, &b);
     hc_buf_free(&b);
-    hc_term_span normal = hc_reason_normal();
+    hc_span normal = hc_reason_normal();
     hc_proc_exit(rt, self, normal.p, normal.len);
 }
 
@@ -97,7 +97,7 @@ int hordec_watch(hc_rt *rt, const hc_pid *target, const hc_pid *notify, hc_ref *
     }
     rc = hc_monitor(rt, p, target, 0, 0, ref_out);
     if (rc) {
-        hc_term_span normal = hc_reason_normal();
+        hc_span normal = hc_reason_normal();
         hc_proc_exit(rt, p, normal.p, normal.len);
     }
     return rc;
@@ -116,7 +116,7 @@ static void linker_exit(hc_rt *rt, hc_proc *self, const hc_exit_info *e)
     hc_buf_append(&b, e->reason.p, e->reason.len);
     hc_send_buf(rt, self, &st->notify, &b);
     hc_buf_free(&b);
-    hc_term_span normal = hc_reason_normal();
+    hc_span normal = hc_reason_normal();
     hc_proc_exit(rt, self, normal.p, normal.len);
 }
 
@@ -139,7 +139,7 @@ int hordec_link(hc_rt *rt, const hc_pid *target, const hc_pid *notify, hc_proc *
     hc_proc_set_trap_exit(p, true);
     rc = hc_link(rt, p, target);
     if (rc) {
-        hc_term_span normal = hc_reason_normal();
+        hc_span normal = hc_reason_normal();
         hc_proc_exit(rt, p, normal.p, normal.len); /* frees st through on_terminate */
         return rc;
     }

@@ -48,15 +48,24 @@ int hc_host_new(const hc_host_config *cfg, const hc_host_env *env, const hc_core
     return HC_OK;
 }
 
-void hc_host_free(hc_host *h)
+void *hc_host_release(hc_host *h)
 {
     if (!h)
-        return;
-    h->ops->free(h->core);
+        return NULL;
+    void *core = h->core;
     hc_stream_free(&h->stream);
     free(h->peers);
     hc_buf_free(&h->out);
     free(h);
+    return core;
+}
+
+void hc_host_free(hc_host *h)
+{
+    if (!h)
+        return;
+    const hc_core_ops *ops = h->ops;
+    ops->free(hc_host_release(h));
 }
 
 void *hc_host_core(const hc_host *h) { return h->core; }
@@ -153,6 +162,30 @@ static void pump(hc_host *h, hc_time now)
 
 /* ------------------------------------------------------------------ inputs */
 
+/* A replica of our own name that is not a neighbour contacted us (cores with adopt_peers: their membership is
+ * replicated data, and the member that knows it is how a new replica learns it). It becomes a neighbour until
+ * the core's next HC_EFF_NEIGHBOURS says otherwise. */
+static host_peer *adopt(hc_host *h, hc_atom name, hc_atom node, hc_time now)
+{
+    if (!strchr(hc_atom_name(node), '@'))
+        return NULL;
+    host_peer *next = malloc((h->npeers + 1) * sizeof *next);
+    if (!next)
+        return NULL;
+    if (h->npeers)
+        memcpy(next, h->peers, h->npeers * sizeof *next);
+    next[h->npeers] = (host_peer){++h->next_handle, name, node};
+    if (h->ops->set_peers(h->core, next, h->npeers + 1, now)) {
+        free(next);
+        return NULL;
+    }
+    free(h->peers);
+    h->peers = next;
+    h->npeers++;
+    redial(h, now);
+    return &h->peers[h->npeers - 1];
+}
+
 void hc_host_message(hc_host *h, const hc_pid *from, const uint8_t *msg, size_t len, hc_time now)
 {
     size_t i = 0;
@@ -165,6 +198,8 @@ void hc_host_message(hc_host *h, const hc_pid *from, const uint8_t *msg, size_t 
         return;
     }
     host_peer *p = peer_by_id(h, sender, from->node);
+    if (!p && h->ops->adopt_peers && sender == h->cfg.name && from->node != h->cfg.node)
+        p = adopt(h, sender, from->node, now);
     if (!p) {
         h->dropped_in++;
         return;

@@ -59,6 +59,9 @@ int hc_host_new(const hc_host_config *cfg, const hc_host_env *env, const hc_core
                 hc_host **out);
 /* Frees the host and its core. Subscriber monitors are left to the env (a dying process drops them). */
 void hc_host_free(hc_host *h);
+/* Frees the host but not its core, which it hands back (the caller owns it again, e.g. to run it in a new
+ * host: the simulator restarts a replica with its state this way). Monitors are left to the env, as above. */
+void *hc_host_release(hc_host *h);
 
 /* Inputs, each followed by the effects it caused. */
 void hc_host_message(hc_host *h, const hc_pid *from, const uint8_t *msg, size_t len, hc_time now);

@@ -268,7 +268,7 @@ int hc_host_rt_start(hc_rt *rt, hc_atom name, const hc_core_ops *ops, void *core
     if (!rc)
         rc = hc_proc_spawn(rt, &host_proc_ops, b, name, &b->self);
     if (!rc && hc_rt_subscribe_nodes(rt, on_node, b, &b->node_sub)) {
-        hc_term_span reason = hc_reason_normal();
+        hc_span reason = hc_reason_normal();
         hc_proc_exit(rt, b->self, reason.p, reason.len); /* frees b through on_terminate */
         return HC_ENOMEM;
     }

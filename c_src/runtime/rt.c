@@ -27,11 +27,11 @@ bool rt_term_is(const uint8_t *t, size_t len, const uint8_t *want, size_t wlen)
     return len == wlen && len > 2 && t[0] == 115 && memcmp(t + 1, want + 1, len - 1) == 0;
 }
 
-hc_term_span hc_reason_normal(void) { return (hc_term_span){rt_atom_normal, rt_atom_normal_len}; }
-hc_term_span hc_reason_shutdown(void) { return (hc_term_span){rt_atom_shutdown, rt_atom_shutdown_len}; }
-hc_term_span hc_reason_noproc(void) { return (hc_term_span){rt_atom_noproc, rt_atom_noproc_len}; }
-hc_term_span hc_reason_noconnection(void) { return (hc_term_span){rt_atom_noconnection, rt_atom_noconnection_len}; }
-hc_term_span hc_reason_killed(void) { return (hc_term_span){rt_atom_killed, rt_atom_killed_len}; }
+hc_span hc_reason_normal(void) { return (hc_span){rt_atom_normal, rt_atom_normal_len}; }
+hc_span hc_reason_shutdown(void) { return (hc_span){rt_atom_shutdown, rt_atom_shutdown_len}; }
+hc_span hc_reason_noproc(void) { return (hc_span){rt_atom_noproc, rt_atom_noproc_len}; }
+hc_span hc_reason_noconnection(void) { return (hc_span){rt_atom_noconnection, rt_atom_noconnection_len}; }
+hc_span hc_reason_killed(void) { return (hc_span){rt_atom_killed, rt_atom_killed_len}; }
 
 void hc_rt_config_defaults(hc_rt_config *cfg)
 {

@@ -17,9 +17,14 @@ defmodule Demo do
   # Polls `fun` until it returns true (at most 10 s).
   def eventually(fun, deadline \\ System.monotonic_time(:millisecond) + 10_000) do
     cond do
-      fun.() -> :ok
-      System.monotonic_time(:millisecond) > deadline -> raise "the cluster did not converge in 10 s"
-      true -> Process.sleep(5) && eventually(fun, deadline)
+      fun.() ->
+        :ok
+
+      System.monotonic_time(:millisecond) > deadline ->
+        raise "the cluster did not converge in 10 s"
+
+      true ->
+        Process.sleep(5) && eventually(fun, deadline)
     end
   end
 
@@ -33,6 +38,10 @@ defmodule Demo do
     end
   end
 end
+
+# The script runs with the client's ebin on the code path, not under Mix: start :horde_c ourselves
+# (HordeC.Crdt keeps its per-name state in a table the application owns).
+{:ok, _} = Application.ensure_all_started(:horde_c)
 
 c_nodes = Enum.map(System.argv(), &String.to_atom/1)
 c_nodes != [] || raise "usage: demo.exs HORDEC_NODE [HORDEC_NODE...]"
@@ -131,11 +140,15 @@ if length(c_nodes) >= 3 do
   Demo.show("cut-off side (#{h3})", inspect(HordeC.Crdt.to_map(:inv3)))
 
   Demo.section("heal: every replica converges, deletes and overwrites included")
+
   {micros, :ok} =
     :timer.tc(fn ->
       :ok = GenServer.call({:hordec, h3}, {:unblock_peers, [h1, h2]})
       for h <- [h1, h2], do: :ok = GenServer.call({:hordec, h}, {:unblock_peers, [h3]})
-      Demo.eventually(fn -> Enum.all?([:inv1, :inv2, :inv3], &(HordeC.Crdt.to_map(&1) == %{apples: 10, plums: 7})) end)
+
+      Demo.eventually(fn ->
+        Enum.all?([:inv1, :inv2, :inv3], &(HordeC.Crdt.to_map(&1) == %{apples: 10, plums: 7}))
+      end)
     end)
 
   for {local, h} <- [inv1: h1, inv2: h2, inv3: h3],
@@ -144,9 +157,11 @@ if length(c_nodes) >= 3 do
   Demo.show("converged", "#{Float.round(micros / 1000, 1)} ms after the heal")
 
   Demo.section("10,000 keys written on one C node, read on the others")
+
   {micros, :ok} =
     :timer.tc(fn ->
       HordeC.Crdt.merge(:inv1, Map.new(1..10_000, &{{:sku, &1}, &1}))
+
       Demo.eventually(fn -> Enum.all?([:inv2, :inv3], &(HordeC.Crdt.stats(&1).keys == 10_002)) end)
     end)
 

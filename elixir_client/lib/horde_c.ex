@@ -1,8 +1,7 @@
 defmodule HordeC do
   @moduledoc """
-  Elixir client for HordeC: Horde's distributed `Registry` and `DynamicSupervisor`,
-  implemented in a C node (`hordec`) that joins the cluster as a *hidden* Erlang
-  distribution peer.
+  Elixir client for HordeC: `hordec` C nodes that join the cluster as *hidden* Erlang
+  distribution peers and host replicated state, reached from any BEAM process.
 
   A `hordec` node never shows up in `Node.list/0` (only in `Node.list(:hidden)` and
   `Node.list(:connected)`), so membership is always explicit: you name the C nodes you
@@ -10,10 +9,16 @@ defmodule HordeC do
 
   Modules:
 
-    * `HordeC.Node` – talk to the `hordec` control process of a C node (ping, info, echo).
+    * `HordeC.Node` – talk to the `hordec` control process of a C node (ping, info, echo, raw
+      requests).
+    * `HordeC.Crdt` – a map replicated across C nodes, with `DeltaCrdt`'s API shape.
+    * `HordeC.Mirror` – an exact local copy of a replica's map, kept by its change stream (the
+      building block for clients that serve reads locally).
 
-  Planned (mirroring Horde's API, so migrating is an alias change):
-  `HordeC.Registry`, `HordeC.DynamicSupervisor`, `HordeC.Cluster`, `HordeC.Crdt`.
+  Errors follow one convention, as Elixir's own `Registry` does: a bad argument raises
+  `ArgumentError` naming the argument or option and what was expected; a C node that cannot be
+  reached shows up as an exit (the ones `GenServer.call/3` raises) or as `{:error, reason}`; each
+  function's documentation says which.
   """
 
   @typedoc "The node name of a running `hordec` C node, e.g. `:\"h1@127.0.0.1\"`."

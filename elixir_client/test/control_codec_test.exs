@@ -35,10 +35,10 @@ defmodule HordeC.ControlCodecTest do
     )
   end
 
-  defp p1, do: pid(:"vec1@host", 1, 2, 3)
-  defp p2, do: pid(:"vec2@host", 32767, 8191, 0xDEADBEEF)
-  defp r1, do: ref(:"vec1@host", 3, [0x3FFFF, 0xFFFFFFFF, 7])
-  defp r2, do: ref(:"vec2@host", 0xDEADBEEF, [1, 2, 3, 4, 5])
+  defp p1, do: pid(:vec1@host, 1, 2, 3)
+  defp p2, do: pid(:vec2@host, 32767, 8191, 0xDEADBEEF)
+  defp r1, do: ref(:vec1@host, 3, [0x3FFFF, 0xFFFFFFFF, 7])
+  defp r2, do: ref(:vec2@host, 0xDEADBEEF, [1, 2, 3, 4, 5])
   defp msg, do: [1, "x", {:ok, -5}]
   defp reason, do: {:shutdown, "bye"}
 
@@ -46,7 +46,7 @@ defmodule HordeC.ControlCodecTest do
   defp expected do
     terms = %{
       "term_atom" => :hello,
-      "term_atom_utf8" => :"héllo",
+      "term_atom_utf8" => :héllo,
       "term_atom_empty" => :"",
       "term_atom_interned" => :interned_atom,
       "term_atom_255" => String.to_atom(String.duplicate("a", 255)),
@@ -63,6 +63,9 @@ defmodule HordeC.ControlCodecTest do
       "term_long_int64_min" => -9_223_372_036_854_775_808,
       "term_ulong_max" => 18_446_744_073_709_551_615,
       "term_ulong_2p40" => 1 <<< 40,
+      "term_ulong_2p27" => 1 <<< 27,
+      "term_bool_true" => true,
+      "term_bool_false" => false,
       "term_double" => 1.5,
       "term_double_neg_big" => -1.0e300,
       "term_binary" => "abc",
@@ -78,7 +81,8 @@ defmodule HordeC.ControlCodecTest do
       "term_list_improper" => [1 | 2],
       "term_tuple_empty" => {},
       "term_tuple_300" => List.to_tuple(Enum.to_list(1..300)),
-      "term_tuple_pid_ref" => {p2(), r1()}
+      "term_tuple_pid_ref" => {p2(), r1()},
+      "term_raw" => {:raw, {:a, 1}}
     }
 
     ctrls = %{
@@ -116,7 +120,8 @@ defmodule HordeC.ControlCodecTest do
             term_long_int64_max term_long_int64_min term_ulong_max term_ulong_2p40 term_double
             term_double_neg_big term_binary term_binary_empty term_string_utf8 term_nil term_pid
             term_pid_max term_ref term_ref_5 term_map term_map_empty term_list_improper
-            term_tuple_empty term_tuple_300 term_tuple_pid_ref
+            term_tuple_empty term_tuple_300 term_tuple_pid_ref term_ulong_2p27 term_bool_true
+            term_bool_false term_raw
             ctrl_send ctrl_reg_send ctrl_link ctrl_exit ctrl_exit2 ctrl_monitor_p_pid
             ctrl_monitor_p_name ctrl_demonitor_p_pid ctrl_demonitor_p_name ctrl_monitor_p_exit_pid
             ctrl_monitor_p_exit_name ctrl_unlink_id ctrl_unlink_id_2p40 ctrl_unlink_id_max
@@ -166,7 +171,10 @@ defmodule HordeC.ControlCodecTest do
 
         _ ->
           {m, mused} = :erlang.binary_to_term(tail, [:used])
-          assert mused == byte_size(tail), "#{byte_size(tail) - mused} bytes left after the message"
+
+          assert mused == byte_size(tail),
+                 "#{byte_size(tail) - mused} bytes left after the message"
+
           m
       end
 
@@ -179,8 +187,12 @@ defmodule HordeC.ControlCodecTest do
     printed = vectors |> Map.keys() |> MapSet.new()
     wanted = MapSet.new(@names)
     assert MapSet.equal?(MapSet.new(Map.keys(expected())), wanted)
-    assert MapSet.difference(printed, wanted) |> MapSet.to_list() == [], "vectors without expectations"
-    assert MapSet.difference(wanted, printed) |> MapSet.to_list() == [], "expected vectors not printed"
+
+    assert MapSet.difference(printed, wanted) |> MapSet.to_list() == [],
+           "vectors without expectations"
+
+    assert MapSet.difference(wanted, printed) |> MapSet.to_list() == [],
+           "expected vectors not printed"
   end
 
   for name <- @names do
@@ -204,7 +216,7 @@ defmodule HordeC.ControlCodecTest do
   test "pids and refs keep node, numbers and creation", %{vectors: vectors} do
     {pid, _, :none} = decode_packet(vectors["term_pid_max"])
     assert is_pid(pid)
-    assert node(pid) == :"vec2@host"
+    assert node(pid) == :vec2@host
     assert node(pid) != node()
     # Re-encoded by the BEAM: NEW_PID_EXT with the exact fields the C struct held.
     assert <<131, 88, 119, 9, "vec2@host", 32767::32, 8191::32, 0xDEADBEEF::32>> =
@@ -212,7 +224,7 @@ defmodule HordeC.ControlCodecTest do
 
     {ref, _, :none} = decode_packet(vectors["term_ref"])
     assert is_reference(ref)
-    assert node(ref) == :"vec1@host"
+    assert node(ref) == :vec1@host
 
     assert <<131, 90, 3::16, 119, 9, "vec1@host", 3::32, 0x3FFFF::32, 0xFFFFFFFF::32, 7::32>> =
              :erlang.term_to_binary(ref, minor_version: 2)

@@ -9,6 +9,19 @@ defmodule HordeC.CrdtTest do
   alias HordeC.Crdt
 
   @converge 10_000
+  @engine_types [
+    :hello,
+    :delta,
+    :delta_ack,
+    :digest,
+    :ctx,
+    :tree,
+    :tree_diff,
+    :chunk,
+    :elems,
+    :end,
+    :ack
+  ]
 
   # Three hordecs, each hosting replica :m, full mesh; a local HordeC.Crdt process per replica.
   setup do
@@ -110,7 +123,8 @@ defmodule HordeC.CrdtTest do
     converged([l1, l2, l3], Map.put(expected, :after_restart, true))
   end
 
-  test "on_diffs reports adds and removes", %{hs: [h1 | _], locals: [_l1, l2, _l3]} do
+  test "on_diffs reports adds and removes", %{hs: [h1 | _], locals: [l1, l2, _l3]} do
+    Crdt.put(l1, :before, 0)
     me = self()
     attach(:watcher, h1, on_diffs: fn diffs -> send(me, {:diffs, diffs}) end)
     Crdt.put(l2, :x, 1)
@@ -119,6 +133,8 @@ defmodule HordeC.CrdtTest do
     assert_receive {:diffs, [{:add, :x, 2}]}, @converge
     Crdt.delete(l2, :x)
     assert_receive {:diffs, [{:remove, :x}]}, @converge
+    # exactly those: what the map held when the watcher started is not a change
+    refute_received {:diffs, _}
   end
 
   test "bad input gets a clear error and loses nothing", %{hs: [h1 | _], locals: [l1, l2, _]} do
@@ -152,7 +168,7 @@ defmodule HordeC.CrdtTest do
     assert ctl(h1, {:crdt_start, :hordec, []}) == {:error, :name_taken}
 
     assert ctl(h1, {:crdt_start, :m, [bogus: 1]}) ==
-             {:error, {:unknown_request, {:crdt_start, :m, [bogus: 1]}}}
+             {:error, {:bad_option, {:bogus, 1}}}
 
     assert ctl(h1, {:crdt_stop, :no_such_map}) == {:error, :not_found}
   end
@@ -185,30 +201,82 @@ defmodule HordeC.CrdtTest do
     Crdt.put(l1, :probe, {"value", 1.5, [self()]})
     me = self()
 
-    delta =
-      eventually(
-        fn ->
-          receive do
-            {:"$hordec_replica", :m,
-             {:"$hordec_crdt", 1, :delta, ^rid, ^inc, ^my_rid, 1, {_seq, records}}} ->
-              Enum.find(records, fn {key, _elems, _removed} -> key == :probe end)
-          after
-            50 -> nil
-          end
+    {{seq, records}, seen1} =
+      receive_engine(
+        fn
+          {:delta, ^rid, ^inc, ^my_rid, 1, {seq, records}} ->
+            if List.keymember?(records, :probe, 0), do: {seq, records}
+
+          _ ->
+            nil
         end,
-        @converge
+        @converge,
+        []
       )
 
-    assert {:probe, [{^rid, ctr, hlc, {"value", 1.5, [^me]}}], removed} = delta
+    assert {:probe, [{^rid, ctr, hlc, {"value", 1.5, [^me]}}], removed} =
+             List.keyfind(records, :probe, 0)
+
     assert is_integer(ctr) and is_integer(hlc) and is_binary(removed)
 
-    # Whatever else it sends us (acks, digests, repair traffic) is a well-formed engine message.
-    Process.sleep(300)
-    {:messages, rest} = Process.info(self(), :messages)
+    # We neither acknowledge the delta nor answer the push repair a replica starts toward a peer it
+    # has just met, so both must come: the same delta again (retransmit) and the repair's first
+    # message (a piece of its causal context).
+    ctx? =
+      &match?(
+        {:ctx, ^rid, ^inc, ^my_rid, 1, {_sid, _req, _piece, _pieces, bin}} when is_binary(bin),
+        &1
+      )
 
-    for msg <- rest do
-      assert {:"$hordec_replica", :m, {:"$hordec_crdt", 1, type, _, _, _, _, _}} = msg
-      assert is_atom(type)
+    retransmit? = fn
+      {:delta, ^rid, ^inc, ^my_rid, 1, {^seq, again}} -> List.keymember?(again, :probe, 0)
+      _ -> false
+    end
+
+    wants = if Enum.any?(seen1, ctx?), do: [retransmit?], else: [retransmit?, ctx?]
+    seen2 = receive_all(wants, [])
+
+    for {type, _, _, _, _, _} <- seen1 ++ seen2, do: assert(type in @engine_types)
+  end
+
+  # Receives engine messages until each predicate of `wants` has matched one.
+  defp receive_all([], seen), do: seen
+
+  defp receive_all(wants, seen) do
+    {i, more} = receive_engine(fn msg -> Enum.find_index(wants, & &1.(msg)) end, @converge, [])
+    receive_all(List.delete_at(wants, i), seen ++ more)
+  end
+
+  # Receives `{:"$hordec_replica", :m, {:"$hordec_crdt", 1, type, a, b, c, d, body}}` messages until
+  # `want.({type, a, b, c, d, body})` is truthy; returns that value and every message seen (as
+  # `{type, a, b, c, d, body}`). Anything else from the replica fails the test.
+  defp receive_engine(want, timeout, seen) do
+    deadline = System.monotonic_time(:millisecond) + timeout
+    receive_engine(want, deadline, timeout, seen)
+  end
+
+  defp receive_engine(want, deadline, timeout, seen) do
+    left = max(deadline - System.monotonic_time(:millisecond), 0)
+
+    receive do
+      {:"$hordec_replica", :m, {:"$hordec_crdt", 1, type, a, b, c, d, body}}
+      when is_atom(type) and is_integer(a) and is_integer(b) and is_integer(c) and
+             is_integer(d) ->
+        msg = {type, a, b, c, d, body}
+
+        case want.(msg) do
+          nil -> receive_engine(want, deadline, timeout, [msg | seen])
+          value -> {value, Enum.reverse([msg | seen])}
+        end
+
+      {:"$hordec_replica", _, _} = other ->
+        flunk("not a well-formed engine message: #{inspect(other, limit: 20)}")
+    after
+      left ->
+        flunk(
+          "the replica did not send the expected message in #{timeout} ms; it sent: " <>
+            inspect(Enum.map(seen, &elem(&1, 0)) |> Enum.frequencies())
+        )
     end
   end
 end

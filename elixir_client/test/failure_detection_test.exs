@@ -35,6 +35,7 @@ defmodule HordeC.FailureDetectionTest do
 
     # While the peer runs normally, its ticks keep the link up for longer than a ticktime.
     # (Polling also keeps the runner's own link to hordec busy: the runner's ticktime is 60.)
+    # The sleep is the thing under test here: time passes and nothing happens.
     for _ <- 1..((ticktime + 1) * 10) do
       Process.sleep(100)
       assert p.node in peers(h)

@@ -83,6 +83,26 @@ defmodule HordeC.NodeTest do
     assert HordeC.Node.call(h.node, :ping) == {:ok, :pong}
   end
 
+  test "bad arguments raise ArgumentError naming them", %{h: h} do
+    for fun <- [
+          fn -> HordeC.Node.ping("h1@127.0.0.1") end,
+          fn -> HordeC.Node.info({:hordec, h.node}) end,
+          fn -> HordeC.Node.echo(nil, :x) end,
+          fn -> HordeC.Node.call(~c"node", :ping) end,
+          fn -> HordeC.Node.server(1) end
+        ] do
+      assert_raise ArgumentError, ~r/expected node to be a node name \(an atom\), got: /, fun
+    end
+
+    for fun <- [
+          fn -> HordeC.Node.ping(h.node, -1) end,
+          fn -> HordeC.Node.echo(h.node, :x, :never) end,
+          fn -> HordeC.Node.call(h.node, :ping, 1.5) end
+        ] do
+      assert_raise ArgumentError, ~r/expected timeout to be :infinity or a non-negative/, fun
+    end
+  end
+
   test "HordeC.Node.call/3 turns exits into error values", %{h: h} do
     assert HordeC.Node.call(
              :"nobody_#{System.unique_integer([:positive])}@127.0.0.1",

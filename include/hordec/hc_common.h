@@ -7,9 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+#include "hordec/hc_export.h"
+
+HC_BEGIN_DECLS
 
 enum {
     HC_OK = 0,
@@ -77,7 +77,5 @@ static inline uint64_t hc_get_be64(const uint8_t *p)
     return ((uint64_t)hc_get_be32(p) << 32) | hc_get_be32(p + 4);
 }
 
-#ifdef __cplusplus
-}
-#endif
+HC_END_DECLS
 #endif

@@ -19,11 +19,10 @@
 #include <stdint.h>
 
 #include "hordec/hc_common.h"
+#include "hordec/hc_export.h"
 #include "hordec/hc_term.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+HC_BEGIN_DECLS
 
 typedef enum hc_effect_kind {
     HC_EFF_SEND_PEER = 1, /* `data` to the replica behind peer handle `peer` */
@@ -98,9 +97,12 @@ typedef struct hc_core_ops {
     int (*stats)(const void *core, const hc_host_stats *host, hc_buf *out);
     /* Frees the core. */
     void (*free)(void *core);
+    /* True for a core whose membership is replicated data (the registry): the host then also accepts a replica
+     * message from a process registered under the core's own name on another node that is not (yet) a
+     * neighbour — it adds it as one and delivers the message — so a replica nobody told its membership learns
+     * it from the first member that contacts it. The core's next HC_EFF_NEIGHBOURS decides who stays. */
+    bool adopt_peers;
 } hc_core_ops;
 
-#ifdef __cplusplus
-}
-#endif
+HC_END_DECLS
 #endif

@@ -29,10 +29,9 @@
 
 #include "hordec/hc_common.h"
 #include "hordec/hc_core.h"
+#include "hordec/hc_export.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+HC_BEGIN_DECLS
 
 typedef struct hc_crdt hc_crdt;
 
@@ -208,7 +207,5 @@ int hc_crdt_core_new(const hc_crdt_config *cfg, hc_time now, void **out);
 /* The engine inside a core made by hc_crdt_core_new (tests, the simulator). */
 hc_crdt *hc_crdt_core_engine(void *core);
 
-#ifdef __cplusplus
-}
-#endif
+HC_END_DECLS
 #endif

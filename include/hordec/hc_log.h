@@ -2,9 +2,9 @@
 #ifndef HORDEC_HC_LOG_H
 #define HORDEC_HC_LOG_H
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+#include "hordec/hc_export.h"
+
+HC_BEGIN_DECLS
 
 typedef enum { HC_LOG_ERROR = 0, HC_LOG_WARN = 1, HC_LOG_INFO = 2, HC_LOG_DEBUG = 3 } hc_log_level;
 
@@ -22,7 +22,5 @@ void hc_log(hc_log_level level, const char *fmt, ...) __attribute__((format(prin
             hc_log(HC_LOG_DEBUG, __VA_ARGS__);                                                                         \
     } while (0)
 
-#ifdef __cplusplus
-}
-#endif
+HC_END_DECLS
 #endif

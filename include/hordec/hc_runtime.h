@@ -12,7 +12,7 @@
  *  - Results. Fallible functions return HC_OK (0) or a negative HC_E* code (hc_common.h); predicates and
  *    "got one" functions return bool. Constructors are `int hc_<thing>_new/spawn(..., hc_<thing> **out)`:
  *    on failure *out is NULL and nothing was created.
- *  - Terms. Term spans (`const uint8_t *t, size_t len`, or an hc_term_span) are external term format
+ *  - Terms. Term spans (`const uint8_t *t, size_t len`, or an hc_span) are external term format
  *    without the 131 version byte. A span handed to a callback (a message, a reason, a reply) is only
  *    valid during that callback: copy what you keep. A span passed in by the caller is copied before the
  *    function returns, so the caller keeps ownership.
@@ -26,20 +26,13 @@
 #include <stdint.h>
 
 #include "hordec/hc_common.h"
+#include "hordec/hc_export.h"
 #include "hordec/hc_term.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+HC_BEGIN_DECLS
 
 typedef struct hc_rt hc_rt;
 typedef struct hc_proc hc_proc;
-
-/* A borrowed term: `len` bytes of external term format (no version byte) at `p`. */
-typedef struct hc_term_span {
-    const uint8_t *p;
-    size_t len;
-} hc_term_span;
 
 /* ------------------------------------------------------------------ configuration and lifecycle */
 
@@ -185,14 +178,14 @@ typedef struct hc_down {
     const hc_pid *pid;   /* the target when monitored by pid; NULL when monitored by name */
     hc_atom name;        /* the target's name when monitored by name, else 0 */
     hc_atom node;        /* the target's node */
-    hc_term_span reason; /* noproc if it never existed, noconnection if its node went away */
+    hc_span reason; /* noproc if it never existed, noconnection if its node went away */
 } hc_down;
 
 /* An exit signal reached a process that traps exits. */
 typedef struct hc_exit_info {
     hc_pid from;         /* the linked process that exited, or the sender of exit/2 */
     bool linked;         /* true: a link broke; false: an exit/2 (hc_exit_signal) */
-    hc_term_span reason;
+    hc_span reason;
 } hc_exit_info;
 
 /* What a process does. Every member may be NULL. */
@@ -307,7 +300,7 @@ typedef struct hc_call_result {
     /* HC_OK with the reply; HC_ENOPROC (no such process, or it died meanwhile); HC_ENOCONN (its node is
      * unreachable or went down); HC_ETIMEOUT (no reply in time: a late reply is dropped). */
     int status;
-    hc_term_span reply; /* with HC_OK: the reply term, valid during the callback; else {NULL, 0} */
+    hc_span reply; /* with HC_OK: the reply term, valid during the callback; else {NULL, 0} */
 } hc_call_result;
 typedef void (*hc_call_cb)(hc_rt *rt, hc_proc *caller, const hc_call_result *res, void *ud);
 /* GenServer.call from a C process to `pid`, or to `name` on `node` (pid NULL; node 0 = this node). `req`
@@ -318,13 +311,11 @@ int hc_gen_call(hc_rt *rt, hc_proc *caller, const hc_pid *pid, hc_atom name, hc_
                 size_t len, uint32_t timeout_ms, hc_call_cb cb, void *ud);
 
 /* Common reasons, pre-encoded (static storage). */
-hc_term_span hc_reason_normal(void);
-hc_term_span hc_reason_shutdown(void);
-hc_term_span hc_reason_noproc(void);
-hc_term_span hc_reason_noconnection(void);
-hc_term_span hc_reason_killed(void);
+hc_span hc_reason_normal(void);
+hc_span hc_reason_shutdown(void);
+hc_span hc_reason_noproc(void);
+hc_span hc_reason_noconnection(void);
+hc_span hc_reason_killed(void);
 
-#ifdef __cplusplus
-}
-#endif
+HC_END_DECLS
 #endif

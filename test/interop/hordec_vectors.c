@@ -13,7 +13,7 @@
  *   MSG = [1, <<"x">>, {ok, -5}]      REASON = {shutdown, <<"bye">>}
  *
  * `hordec-vectors --check` instead verifies every vector with our own decoders (hc_ctrl_decode,
- * hc_dec_skip) and prints nothing on success: the ctest self-check. */
+ * hc_term_check) and prints nothing on success: the ctest self-check. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +43,8 @@ static void emit(const char *name, const hc_buf *b, int rc, bool is_ctrl)
                 failures++;
             }
         } else {
-            size_t i = 2;
             if (b->len < 2 || b->data[0] != 'p' || b->data[1] != ETF_VERSION ||
-                hc_dec_skip(b->data, b->len, &i) != HC_OK || i != b->len) {
+                hc_term_check(b->data + 2, b->len - 2) != HC_OK) {
                 fprintf(stderr, "hordec-vectors: %s is not exactly one term\n", name);
                 failures++;
             }
@@ -131,6 +130,9 @@ static void term_vectors(void)
         TERM(longs[i].name, hc_enc_long(&b, longs[i].v));
     TERM("term_ulong_max", hc_enc_ulong(&b, UINT64_MAX));
     TERM("term_ulong_2p40", hc_enc_ulong(&b, 1ULL << 40));
+    TERM("term_ulong_2p27", hc_enc_ulong(&b, 1ULL << 27)); /* INTEGER_EXT, as the BEAM writes it (ei would not) */
+    TERM("term_bool_true", hc_enc_bool(&b, true));
+    TERM("term_bool_false", hc_enc_bool(&b, false));
     TERM("term_double", hc_enc_double(&b, 1.5));
     TERM("term_double_neg_big", hc_enc_double(&b, -1.0e300));
     TERM("term_binary", hc_enc_binary(&b, "abc", 3));
@@ -156,6 +158,11 @@ static void term_vectors(void)
         rc = hc_enc_long(&b, i);
     emit("term_tuple_300", &b, rc, false);
     TERM("term_tuple_pid_ref", hc_enc_tuple_header(&b, 2) || hc_enc_pid(&b, &P2) || hc_enc_ref(&b, &R1));
+    {
+        /* {raw, {a, 1}}: the inner tuple spliced from already-encoded bytes */
+        static const uint8_t a1[] = {ETF_SMALL_TUPLE, 2, ETF_SMALL_ATOM_UTF8, 1, 'a', ETF_SMALL_INTEGER, 1};
+        TERM("term_raw", hc_enc_tuple_header(&b, 2) || hc_enc_atom_cstr(&b, "raw") || hc_enc_raw(&b, a1, sizeof a1));
+    }
 #undef TERM
     hc_buf_free(&b);
 }

@@ -9,7 +9,6 @@
 #include <cmocka.h>
 
 #include "crdt/codec.h"
-#include "crdt/etf_check.h"
 #include "crdt/replica.h"
 
 static const uint8_t KEY[] = {104, 2, 100, 0, 1, 'k', 97, 7};           /* {k, 7} */
@@ -33,58 +32,58 @@ static int build(hc_buf *b, int type)
         break;
     }
     case HC_CRDT_MSG_DELTA_ACK:
-        crdt_enc_tuple(b, 1);
+        hc_enc_tuple_header(b, 1);
         crdt_enc_list(b, 3);
-        crdt_enc_u64(b, 1);
-        crdt_enc_u64(b, UINT64_MAX);
-        crdt_enc_u64(b, 300);
-        crdt_enc_nil(b);
+        hc_enc_ulong(b, 1);
+        hc_enc_ulong(b, UINT64_MAX);
+        hc_enc_ulong(b, 300);
+        hc_enc_nil(b);
         break;
     case HC_CRDT_MSG_TREE:
     case HC_CRDT_MSG_TREE_DIFF:
-        crdt_enc_tuple(b, 4);
-        crdt_enc_u64(b, 5);
-        crdt_enc_u64(b, 6);
-        crdt_enc_u64(b, 4);
-        crdt_enc_binary(b, bin, sizeof bin);
+        hc_enc_tuple_header(b, 4);
+        hc_enc_ulong(b, 5);
+        hc_enc_ulong(b, 6);
+        hc_enc_ulong(b, 4);
+        hc_enc_binary(b, bin, sizeof bin);
         break;
     case HC_CRDT_MSG_CTX:
-        crdt_enc_tuple(b, 5);
-        crdt_enc_u64(b, 5);
-        crdt_enc_u64(b, 6);
-        crdt_enc_u64(b, 0);
-        crdt_enc_u64(b, 1);
-        crdt_enc_binary(b, bin, sizeof bin);
+        hc_enc_tuple_header(b, 5);
+        hc_enc_ulong(b, 5);
+        hc_enc_ulong(b, 6);
+        hc_enc_ulong(b, 0);
+        hc_enc_ulong(b, 1);
+        hc_enc_binary(b, bin, sizeof bin);
         break;
     case HC_CRDT_MSG_DELTA:
     case HC_CRDT_MSG_CHUNK:
     case HC_CRDT_MSG_ELEMS:
         if (type == HC_CRDT_MSG_DELTA) {
-            crdt_enc_tuple(b, 2);
-            crdt_enc_u64(b, 99);
+            hc_enc_tuple_header(b, 2);
+            hc_enc_ulong(b, 99);
         } else if (type == HC_CRDT_MSG_CHUNK) {
-            crdt_enc_tuple(b, 5);
-            crdt_enc_u64(b, 5);
-            crdt_enc_u64(b, 6);
-            crdt_enc_u64(b, 0);
-            crdt_enc_u64(b, UINT64_MAX);
+            hc_enc_tuple_header(b, 5);
+            hc_enc_ulong(b, 5);
+            hc_enc_ulong(b, 6);
+            hc_enc_ulong(b, 0);
+            hc_enc_ulong(b, UINT64_MAX);
         } else {
-            crdt_enc_tuple(b, 3);
-            crdt_enc_u64(b, 5);
-            crdt_enc_u64(b, 6);
+            hc_enc_tuple_header(b, 3);
+            hc_enc_ulong(b, 5);
+            hc_enc_ulong(b, 6);
         }
         crdt_enc_list(b, 2);
         for (int r = 0; r < 2; r++) {
-            crdt_enc_tuple(b, 3);
-            crdt_enc_raw(b, KEY, sizeof KEY);
+            hc_enc_tuple_header(b, 3);
+            hc_enc_raw(b, KEY, sizeof KEY);
             crdt_enc_list(b, 2);
             crdt_enc_elem(b, 1, 2, 3, VAL, sizeof VAL);
             crdt_enc_elem(b, UINT64_MAX, 1ull << 40, 5, NULL, 0);
-            crdt_enc_nil(b);
+            hc_enc_nil(b);
             uint8_t dots[16] = {0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 4};
-            crdt_enc_binary(b, dots, type == HC_CRDT_MSG_DELTA ? 16 : 0);
+            hc_enc_binary(b, dots, type == HC_CRDT_MSG_DELTA ? 16 : 0);
         }
-        crdt_enc_nil(b);
+        hc_enc_nil(b);
         break;
     }
     return type;
@@ -96,7 +95,7 @@ static void test_roundtrip_every_message(void **state)
     hc_buf b = {0};
     for (int t = 0; t < HC_CRDT_MSG__COUNT; t++) {
         build(&b, t);
-        assert_int_equal(crdt_etf_check_term(b.data, b.len), HC_OK);
+        assert_int_equal(hc_term_check(b.data, b.len), HC_OK);
         crdt_msg m;
         assert_int_equal(crdt_msg_decode(b.data, b.len, &m), HC_OK);
         assert_int_equal(m.type, t);
@@ -183,31 +182,31 @@ static void test_wrong_shapes(void **state)
     hc_buf b = {0};
     crdt_msg m;
     /* wrong version: rejected as such, even with a different arity */
-    crdt_enc_tuple(&b, 3);
-    crdt_enc_raw(&b, (const uint8_t[]){119, 12, '$', 'h', 'o', 'r', 'd', 'e', 'c', '_', 'c', 'r', 'd', 't'}, 14);
-    crdt_enc_u64(&b, 2);
-    crdt_enc_nil(&b);
+    hc_enc_tuple_header(&b, 3);
+    hc_enc_raw(&b, (const uint8_t[]){119, 12, '$', 'h', 'o', 'r', 'd', 'e', 'c', '_', 'c', 'r', 'd', 't'}, 14);
+    hc_enc_ulong(&b, 2);
+    hc_enc_nil(&b);
     assert_int_equal(crdt_msg_decode(b.data, b.len, &m), HC_EVERSION);
     /* wrong tag atom */
     hc_buf_reset(&b);
-    crdt_enc_tuple(&b, 8);
-    crdt_enc_raw(&b, (const uint8_t[]){119, 3, 'f', 'o', 'o'}, 5);
+    hc_enc_tuple_header(&b, 8);
+    hc_enc_raw(&b, (const uint8_t[]){119, 3, 'f', 'o', 'o'}, 5);
     for (int i = 0; i < 7; i++)
-        crdt_enc_u64(&b, 1);
+        hc_enc_ulong(&b, 1);
     assert_int_equal(crdt_msg_decode(b.data, b.len, &m), HC_EDECODE);
     /* right header, wrong body arity / types */
     hc_buf_reset(&b);
     crdt_enc_header(&b, HC_CRDT_MSG_ACK, 1, 1, 1, 1);
-    crdt_enc_tuple(&b, 3);
-    crdt_enc_u64(&b, 1);
-    crdt_enc_u64(&b, 1);
-    crdt_enc_u64(&b, 1);
+    hc_enc_tuple_header(&b, 3);
+    hc_enc_ulong(&b, 1);
+    hc_enc_ulong(&b, 1);
+    hc_enc_ulong(&b, 1);
     assert_int_equal(crdt_msg_decode(b.data, b.len, &m), HC_EDECODE);
     hc_buf_reset(&b);
     crdt_enc_header(&b, HC_CRDT_MSG_ACK, 1, 1, 1, 1);
-    crdt_enc_tuple(&b, 2);
-    crdt_enc_binary(&b, "x", 1);
-    crdt_enc_u64(&b, 1);
+    hc_enc_tuple_header(&b, 2);
+    hc_enc_binary(&b, "x", 1);
+    hc_enc_ulong(&b, 1);
     assert_int_equal(crdt_msg_decode(b.data, b.len, &m), HC_EDECODE);
     /* zero replica id, zero dot counter, dots binary of the wrong size, chunk lo > hi */
     hc_buf_reset(&b);
@@ -215,25 +214,25 @@ static void test_wrong_shapes(void **state)
     assert_int_equal(crdt_msg_decode(b.data, b.len, &m), HC_EDECODE);
     hc_buf_reset(&b);
     crdt_enc_header(&b, HC_CRDT_MSG_DELTA, 1, 1, 1, 1);
-    crdt_enc_tuple(&b, 2);
-    crdt_enc_u64(&b, 1);
+    hc_enc_tuple_header(&b, 2);
+    hc_enc_ulong(&b, 1);
     crdt_enc_list(&b, 1);
-    crdt_enc_tuple(&b, 3);
-    crdt_enc_raw(&b, KEY, sizeof KEY);
+    hc_enc_tuple_header(&b, 3);
+    hc_enc_raw(&b, KEY, sizeof KEY);
     crdt_enc_list(&b, 1);
     crdt_enc_elem(&b, 1, 0, 1, VAL, sizeof VAL);
-    crdt_enc_nil(&b);
-    crdt_enc_binary(&b, "", 0);
-    crdt_enc_nil(&b);
+    hc_enc_nil(&b);
+    hc_enc_binary(&b, "", 0);
+    hc_enc_nil(&b);
     assert_int_equal(crdt_msg_decode(b.data, b.len, &m), HC_EDECODE);
     hc_buf_reset(&b);
     crdt_enc_header(&b, HC_CRDT_MSG_CHUNK, 1, 1, 1, 1);
-    crdt_enc_tuple(&b, 5);
-    crdt_enc_u64(&b, 1);
-    crdt_enc_u64(&b, 1);
-    crdt_enc_u64(&b, 10);
-    crdt_enc_u64(&b, 9);
-    crdt_enc_nil(&b);
+    hc_enc_tuple_header(&b, 5);
+    hc_enc_ulong(&b, 1);
+    hc_enc_ulong(&b, 1);
+    hc_enc_ulong(&b, 10);
+    hc_enc_ulong(&b, 9);
+    hc_enc_nil(&b);
     assert_int_equal(crdt_msg_decode(b.data, b.len, &m), HC_EDECODE);
     /* huge claimed lengths: list of 2^32-1 elements, binary of 4 GB, in a 20-byte buffer */
     const uint8_t huge_list[] = {108, 255, 255, 255, 255, 106};
@@ -241,15 +240,15 @@ static void test_wrong_shapes(void **state)
     const uint8_t huge_tuple[] = {105, 255, 255, 255, 255, 97, 1};
     const uint8_t huge_map[] = {116, 128, 0, 0, 0, 97, 1};
     const uint8_t deep[400] = {0};
-    assert_int_equal(crdt_etf_check_term(huge_list, sizeof huge_list), HC_EDECODE);
-    assert_int_equal(crdt_etf_check_term(huge_bin, sizeof huge_bin), HC_EDECODE);
-    assert_int_equal(crdt_etf_check_term(huge_tuple, sizeof huge_tuple), HC_EDECODE);
-    assert_int_equal(crdt_etf_check_term(huge_map, sizeof huge_map), HC_EDECODE);
+    assert_int_equal(hc_term_check(huge_list, sizeof huge_list), HC_EDECODE);
+    assert_int_equal(hc_term_check(huge_bin, sizeof huge_bin), HC_EDECODE);
+    assert_int_equal(hc_term_check(huge_tuple, sizeof huge_tuple), HC_EDECODE);
+    assert_int_equal(hc_term_check(huge_map, sizeof huge_map), HC_EDECODE);
     uint8_t nest[600];
     for (size_t i = 0; i + 1 < sizeof nest; i += 2)
         nest[i] = 104, nest[i + 1] = 1;
-    assert_int_equal(crdt_etf_check_term(nest, sizeof nest), HC_EDECODE); /* too deep, and incomplete */
-    assert_int_equal(crdt_etf_check_term(deep, sizeof deep), HC_EDECODE);
+    assert_int_equal(hc_term_check(nest, sizeof nest), HC_EDECODE); /* too deep, and incomplete */
+    assert_int_equal(hc_term_check(deep, sizeof deep), HC_EDECODE);
     assert_int_equal(crdt_msg_decode(huge_list, sizeof huge_list, &m), HC_EDECODE);
     hc_buf_free(&b);
 }
@@ -264,13 +263,13 @@ static void test_etf_checker_accepts_real_terms(void **state)
     const uint8_t str[] = {107, 0, 2, 'h', 'i'};
     const uint8_t bits[] = {77, 0, 0, 0, 1, 3, 0xe0};
     const uint8_t improper[] = {108, 0, 0, 0, 1, 97, 1, 97, 2};
-    assert_int_equal(crdt_etf_check_term(pid, sizeof pid), HC_OK);
-    assert_int_equal(crdt_etf_check_term(ref, sizeof ref), HC_OK);
-    assert_int_equal(crdt_etf_check_term(map, sizeof map), HC_OK);
-    assert_int_equal(crdt_etf_check_term(big, sizeof big), HC_OK);
-    assert_int_equal(crdt_etf_check_term(str, sizeof str), HC_OK);
-    assert_int_equal(crdt_etf_check_term(bits, sizeof bits), HC_OK);
-    assert_int_equal(crdt_etf_check_term(improper, sizeof improper), HC_OK);
+    assert_int_equal(hc_term_check(pid, sizeof pid), HC_OK);
+    assert_int_equal(hc_term_check(ref, sizeof ref), HC_OK);
+    assert_int_equal(hc_term_check(map, sizeof map), HC_OK);
+    assert_int_equal(hc_term_check(big, sizeof big), HC_OK);
+    assert_int_equal(hc_term_check(str, sizeof str), HC_OK);
+    assert_int_equal(hc_term_check(bits, sizeof bits), HC_OK);
+    assert_int_equal(hc_term_check(improper, sizeof improper), HC_OK);
 }
 
 /* A replica fed garbage, stale and unexpected messages rejects them, counts them, and keeps its state. */

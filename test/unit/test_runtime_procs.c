@@ -153,24 +153,24 @@ static void run(world *w)
         hc_rt_run_once(w->rt, 0);
 }
 
-static hc_term_span atom_term(hc_buf *b, const char *a)
+static hc_span atom_term(hc_buf *b, const char *a)
 {
     hc_buf_reset(b);
     assert_int_equal(hc_enc_atom_cstr(b, a), HC_OK);
-    return (hc_term_span){b->data, b->len};
+    return (hc_span){b->data, b->len};
 }
 
 /* {shutdown, Tag} */
-static hc_term_span shutdown_term(hc_buf *b, const char *tag)
+static hc_span shutdown_term(hc_buf *b, const char *tag)
 {
     hc_buf_reset(b);
     assert_int_equal(hc_enc_tuple_header(b, 2), HC_OK);
     assert_int_equal(hc_enc_atom_cstr(b, "shutdown"), HC_OK);
     assert_int_equal(hc_enc_atom_cstr(b, tag), HC_OK);
-    return (hc_term_span){b->data, b->len};
+    return (hc_span){b->data, b->len};
 }
 
-static void assert_reason(const rec *r, hc_term_span want)
+static void assert_reason(const rec *r, hc_span want)
 {
     assert_int_equal(r->last_reason_len, want.len);
     assert_memory_equal(r->last_reason, want.p, want.len);
@@ -182,7 +182,7 @@ static void test_send_delivers_on_the_next_turn(void **state)
 {
     world *w = *state;
     hc_buf b = {0};
-    hc_term_span t = atom_term(&b, "hello");
+    hc_span t = atom_term(&b, "hello");
     assert_int_equal(hc_send(w->rt, w->procs[0], hc_proc_pid(w->procs[1]), t.p, t.len), HC_OK);
     assert_int_equal(w->recs[1].messages, 0); /* signals are asynchronous */
     run(w);
@@ -197,7 +197,7 @@ static void test_monitor_fires_with_the_exit_reason(void **state)
     hc_buf b = {0};
     hc_ref ref;
     assert_int_equal(hc_monitor(w->rt, w->procs[0], hc_proc_pid(w->procs[1]), 0, 0, &ref), HC_OK);
-    hc_term_span reason = shutdown_term(&b, "bye");
+    hc_span reason = shutdown_term(&b, "bye");
     hc_proc_exit(w->rt, w->procs[1], reason.p, reason.len);
     run(w);
     assert_int_equal(w->recs[0].downs, 1);
@@ -215,7 +215,7 @@ static void test_monitor_of_dead_or_unknown_is_noproc(void **state)
     hc_buf b = {0};
     hc_ref ref;
     hc_pid dead = *hc_proc_pid(w->procs[1]);
-    hc_term_span normal = hc_reason_normal();
+    hc_span normal = hc_reason_normal();
     hc_proc_exit(w->rt, w->procs[1], normal.p, normal.len);
     run(w);
     assert_int_equal(hc_monitor(w->rt, w->procs[0], &dead, 0, 0, &ref), HC_OK);
@@ -242,7 +242,7 @@ static void test_monitor_by_name_and_demonitor(void **state)
     assert_int_equal(hc_monitor(w->rt, w->procs[0], NULL, name, 0, &by_name), HC_OK);
     assert_int_equal(hc_monitor(w->rt, w->procs[2], hc_proc_pid(w->procs[1]), 0, 0, &cancelled), HC_OK);
     assert_int_equal(hc_demonitor(w->rt, w->procs[2], &cancelled), HC_OK);
-    hc_term_span killed = hc_reason_killed();
+    hc_span killed = hc_reason_killed();
     hc_proc_exit(w->rt, w->procs[1], killed.p, killed.len);
     run(w);
     assert_int_equal(w->recs[0].downs, 1);
@@ -259,9 +259,9 @@ static void test_link_propagates_abnormal_exit_not_normal(void **state)
     assert_int_equal(hc_link(w->rt, w->procs[2], hc_proc_pid(w->procs[3])), HC_OK);
     hc_ref watch;
     assert_int_equal(hc_monitor(w->rt, w->procs[4], hc_proc_pid(w->procs[0]), 0, 0, &watch), HC_OK);
-    hc_term_span boom = atom_term(&b, "boom");
+    hc_span boom = atom_term(&b, "boom");
     hc_proc_exit(w->rt, w->procs[1], boom.p, boom.len);
-    hc_term_span normal = hc_reason_normal();
+    hc_span normal = hc_reason_normal();
     hc_proc_exit(w->rt, w->procs[3], normal.p, normal.len);
     run(w);
     assert_false(alive(w, 0)); /* died of the linked exit, with the same reason */
@@ -277,7 +277,7 @@ static void test_unlink_before_delivery_cancels_the_exit(void **state)
     world *w = *state;
     hc_buf b = {0};
     assert_int_equal(hc_link(w->rt, w->procs[0], hc_proc_pid(w->procs[1])), HC_OK);
-    hc_term_span boom = atom_term(&b, "boom");
+    hc_span boom = atom_term(&b, "boom");
     hc_proc_exit(w->rt, w->procs[1], boom.p, boom.len); /* the exit signal is now on its way */
     assert_int_equal(hc_unlink(w->rt, w->procs[0], hc_proc_pid(w->procs[1])), HC_OK);
     run(w);
@@ -291,7 +291,7 @@ static void test_trap_exit_and_kill(void **state)
     hc_buf b = {0};
     hc_proc_set_trap_exit(w->procs[0], true);
     assert_int_equal(hc_link(w->rt, w->procs[0], hc_proc_pid(w->procs[1])), HC_OK);
-    hc_term_span boom = atom_term(&b, "boom");
+    hc_span boom = atom_term(&b, "boom");
     hc_proc_exit(w->rt, w->procs[1], boom.p, boom.len);
     run(w);
     assert_true(alive(w, 0));
@@ -304,7 +304,7 @@ static void test_trap_exit_and_kill(void **state)
     assert_int_equal(w->recs[0].exits, 2);
     assert_false(w->recs[0].last_exit_linked);
     /* exit(Pid, kill) cannot be trapped: the process dies with `killed` */
-    hc_term_span kill = atom_term(&b, "kill");
+    hc_span kill = atom_term(&b, "kill");
     assert_int_equal(hc_exit_signal(w->rt, w->procs[2], hc_proc_pid(w->procs[0]), kill.p, kill.len), HC_OK);
     run(w);
     assert_false(alive(w, 0));
@@ -337,7 +337,7 @@ static void test_calls_between_c_processes(void **state)
     hc_buf b = {0};
     hc_atom name = hc_atom_intern_cstr("echo");
     assert_int_equal(hc_proc_register(w->rt, w->procs[1], name), HC_OK);
-    hc_term_span req = shutdown_term(&b, "request"); /* any term */
+    hc_span req = shutdown_term(&b, "request"); /* any term */
     assert_int_equal(hc_gen_call(w->rt, w->procs[0], NULL, name, 0, req.p, req.len, 1000, call_cb, &w->recs[0]),
                      HC_OK);
     run(w);
@@ -368,7 +368,7 @@ static void test_call_timeout_and_server_death(void **state)
     world *w = *state;
     hc_buf b = {0};
     w->recs[1].never_reply = true;
-    hc_term_span req = atom_term(&b, "ping");
+    hc_span req = atom_term(&b, "ping");
     assert_int_equal(hc_gen_call(w->rt, w->procs[0], hc_proc_pid(w->procs[1]), 0, 0, req.p, req.len, 30, call_cb,
                                  &w->recs[0]),
                      HC_OK);
@@ -381,7 +381,7 @@ static void test_call_timeout_and_server_death(void **state)
                                  &w->recs[0]),
                      HC_OK);
     run(w);
-    hc_term_span boom = atom_term(&b, "boom");
+    hc_span boom = atom_term(&b, "boom");
     hc_proc_exit(w->rt, w->procs[1], boom.p, boom.len);
     run(w);
     assert_int_equal(w->recs[0].call_cb_runs, 2);
@@ -391,7 +391,7 @@ static void test_call_timeout_and_server_death(void **state)
     assert_int_equal(hc_gen_call(w->rt, w->procs[2], hc_proc_pid(w->procs[3]), 0, 0, req.p, req.len, 20, call_cb,
                                  &w->recs[2]),
                      HC_OK);
-    hc_term_span normal = hc_reason_normal();
+    hc_span normal = hc_reason_normal();
     hc_proc_exit(w->rt, w->procs[2], normal.p, normal.len);
     for (int i = 0; i < 10; i++)
         hc_rt_run_once(w->rt, 5);
@@ -469,7 +469,7 @@ static void test_spawn_with_a_name_in_one_step(void **state)
     assert_null(hc_proc_whereis(w->rt, name));
     assert_ptr_equal(hc_proc_whereis(w->rt, other), p);
     assert_int_equal(hc_proc_register(w->rt, w->procs[0], other), HC_EEXIST);
-    hc_term_span normal = hc_reason_normal();
+    hc_span normal = hc_reason_normal();
     hc_proc_exit(w->rt, p, normal.p, normal.len);
     run(w);
     assert_int_equal(named.terminated, 1);
@@ -522,7 +522,7 @@ static void test_process_timers(void **state)
     assert_false(hc_proc_timer_cancel(w->rt, w->procs[0], c)); /* not procs[0]'s timer */
     assert_false(hc_timer_cancel(w->rt, 0));
     /* procs[1] exits: both its timers go with it */
-    hc_term_span normal = hc_reason_normal();
+    hc_span normal = hc_reason_normal();
     hc_proc_exit(w->rt, w->procs[1], normal.p, normal.len);
     /* a process that exited (its pointer is good until the end of this turn) cannot start one */
     id = 77;
@@ -545,7 +545,7 @@ static void test_send_after(void **state)
 {
     world *w = *state;
     hc_buf b = {0};
-    hc_term_span tick = shutdown_term(&b, "tick");
+    hc_span tick = shutdown_term(&b, "tick");
     uint8_t want[64];
     size_t want_len = tick.len;
     memcpy(want, tick.p, tick.len);
@@ -555,7 +555,7 @@ static void test_send_after(void **state)
     assert_int_equal(hc_proc_send_after(w->rt, w->procs[4], 1, tick.p, tick.len, NULL), HC_OK);
     atom_term(&b, "overwritten"); /* the message was copied */
     assert_true(hc_proc_timer_cancel(w->rt, w->procs[3], cancelled));
-    hc_term_span normal = hc_reason_normal();
+    hc_span normal = hc_reason_normal();
     hc_proc_exit(w->rt, w->procs[4], normal.p, normal.len); /* its pending message goes with it */
     for (int i = 0; i < 50 && !w->recs[2].messages; i++)
         hc_rt_run_once(w->rt, 5);

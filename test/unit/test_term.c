@@ -1,9 +1,12 @@
-/* test_term.c — the compact term codecs (common/term.c) and the atom table (common/atom.c).
+/* test_term.c — the term encoders (common/term_enc.c), the skipper and checker (common/term_skip.c), pid
+ * and ref codecs and the atom table (common/atom.c). Decoders: test_term_dec.c; iterators:
+ * test_term_iter.c; the request matcher: test_term_req.c.
  *
  * Encoders are compared with bytes the BEAM produced (OTP 25, `term_to_binary(T, [{minor_version, 2}])`
- * with the leading 131 removed, pasted as constants). hc_dec_skip is fed hostile input: 1e5 nested
- * tuples/lists/maps (must not recurse), huge claimed lengths and arities, every tag truncated at every
- * byte, unknown tags. */
+ * with the leading 131 removed, pasted as constants), refuse what the BEAM would refuse, and keep the
+ * buffer's error sticky. hc_dec_skip is fed hostile input: 1e5 and 1e6 nested tuples/lists/maps (must
+ * not recurse), huge claimed lengths and arities, every tag truncated at every byte, unknown tags.
+ * hc_term_check enforces HC_TERM_MAX_DEPTH exactly, also on a million-deep input. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,33 +16,11 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <math.h>
 
 #include "common/etf.h"
 #include "hordec/hc_term.h"
-
-static hc_buf from_hex(const char *hex)
-{
-    hc_buf b = {0};
-    size_t n = strlen(hex);
-    for (size_t i = 0; i + 1 < n; i += 2) {
-        unsigned v;
-        sscanf(hex + i, "%2x", &v);
-        hc_buf_put_u8(&b, (uint8_t)v);
-    }
-    return b;
-}
-
-static void assert_bytes_hex(const hc_buf *b, const char *hex)
-{
-    hc_buf want = from_hex(hex);
-    if (b->len != want.len || memcmp(b->data, want.data, want.len) != 0) {
-        char got[512] = {0};
-        for (size_t i = 0; i < b->len && i < 200; i++)
-            sprintf(got + 2 * i, "%02X", b->data[i]);
-        fail_msg("got %s want %s", got, hex);
-    }
-    hc_buf_free(&want);
-}
+#include "term_test_util.h"
 
 /* Copies into an exact-size heap block so ASan flags any read past the end. */
 static int skip_copy(const uint8_t *p, size_t n, size_t *idx)
@@ -219,6 +200,10 @@ static void test_enc_misc(void **state)
     assert_bytes_hex(&b, "6900000100");
     hc_buf_reset(&b);
     assert_int_equal(hc_enc_list_header(&b, 0), HC_EINVAL);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(b.err, HC_EINVAL); /* sticky until reset */
+    assert_int_equal(hc_enc_list_header(&b, 2), HC_EINVAL);
+    hc_buf_reset(&b);
     assert_int_equal(hc_enc_list_header(&b, 2), HC_OK);
     assert_int_equal(hc_enc_nil(&b), HC_OK);
     assert_bytes_hex(&b, "6C000000026A");
@@ -263,8 +248,11 @@ static void test_pid_ref_roundtrip(void **state)
     hc_buf_free(&b);
     r.len = 0;
     assert_int_equal(hc_enc_ref(&b, &r), HC_EINVAL);
+    assert_int_equal(b.len, 0);
+    hc_buf_reset(&b);
     r.len = 6;
     assert_int_equal(hc_enc_ref(&b, &r), HC_EINVAL);
+    assert_int_equal(b.len, 0);
     hc_buf_free(&b);
 
     /* hostile refs: 0 or 6 words, truncated */
@@ -662,6 +650,244 @@ static void test_skip_random(void **state)
     }
 }
 
+/* ------------------------------------------------------------------ more encoders, and sticky errors */
+
+static void test_enc_bool_raw_atom_bytes(void **state)
+{
+    (void)state;
+    hc_buf b = {0};
+    assert_int_equal(hc_enc_bool(&b, true), HC_OK);
+    assert_int_equal(hc_enc_bool(&b, false), HC_OK);
+    assert_bytes_hex(&b, "770474727565" "770566616C7365");
+    hc_buf_reset(&b);
+    /* {a, 1} spliced whole into [_]: what a decoder's span gives back */
+    static const uint8_t a1[] = {0x68, 0x02, 0x77, 0x01, 'a', 0x61, 0x01};
+    assert_int_equal(hc_enc_list_header(&b, 1), HC_OK);
+    assert_int_equal(hc_enc_raw(&b, a1, sizeof a1), HC_OK);
+    assert_int_equal(hc_enc_raw(&b, NULL, 0), HC_OK); /* splicing nothing is fine */
+    assert_int_equal(hc_enc_nil(&b), HC_OK);
+    assert_bytes_hex(&b, "6C00000001" "68027701616101" "6A");
+    assert_int_equal(hc_term_check(b.data, b.len), HC_OK);
+    hc_buf_reset(&b);
+    /* the atom encoder takes explicit lengths: a NUL inside the text is just a character */
+    assert_int_equal(hc_enc_atom_bytes(&b, "a\0b", 3), HC_OK);
+    assert_bytes_hex(&b, "7703610062");
+    hc_buf_reset(&b);
+    /* integers the BEAM encodes as INTEGER_EXT up to 2^31 - 1, not from 2^27 as ei does */
+    assert_int_equal(hc_enc_ulong(&b, 1u << 27), HC_OK);
+    assert_bytes_hex(&b, "6208000000");
+    hc_buf_free(&b);
+}
+
+/* Each argument the BEAM could not decode is refused with HC_EINVAL, recorded in the buffer, and
+ * nothing is appended. */
+static void test_enc_refuses_bad_arguments(void **state)
+{
+    (void)state;
+    char long_ascii[300], bad[8];
+    memset(long_ascii, 'a', sizeof long_ascii);
+    long_ascii[256] = 0; /* 256 characters: one too many, although only 256 bytes */
+    hc_ref r0 = {hc_atom_intern_cstr("n@h"), 1, 0, {0}};
+    hc_ref r6 = {hc_atom_intern_cstr("n@h"), 1, 6, {0}};
+    for (int k = 0;; k++) {
+        hc_buf b = {0};
+        hc_buf_put_u8(&b, 0x68); /* something already there stays */
+        int rc;
+        switch (k) {
+        case 0: rc = hc_enc_ref(&b, &r0); break;
+        case 1: rc = hc_enc_ref(&b, &r6); break;
+        case 2: rc = hc_enc_double(&b, NAN); break;
+        case 3: rc = hc_enc_double(&b, INFINITY); break;
+        case 4: rc = hc_enc_double(&b, -INFINITY); break;
+        case 5: rc = hc_enc_atom_cstr(&b, long_ascii); break;
+        case 6: rc = hc_enc_atom_cstr(&b, NULL); break;
+        case 7: memcpy(bad, "a\xC3(", 4); rc = hc_enc_atom_cstr(&b, bad); break;          /* truncated sequence */
+        case 8: memcpy(bad, "\xC0\xAF", 3); rc = hc_enc_atom_cstr(&b, bad); break;        /* overlong '/' */
+        case 9: memcpy(bad, "\xED\xA0\x80", 4); rc = hc_enc_atom_cstr(&b, bad); break;    /* a surrogate */
+        case 10: memcpy(bad, "\xF4\x90\x80\x80", 5); rc = hc_enc_atom_cstr(&b, bad); break; /* > U+10FFFF */
+        case 11: memcpy(bad, "\xE2\x82", 3); rc = hc_enc_atom_cstr(&b, bad); break;       /* cut short */
+        case 12: rc = hc_enc_atom_bytes(&b, NULL, 1); break;
+        case 13: rc = hc_enc_binary(&b, NULL, 3); break;
+        case 14: rc = hc_enc_string(&b, NULL); break;
+        case 15: rc = hc_enc_raw(&b, NULL, 2); break;
+        case 16: rc = hc_enc_list_header(&b, 0); break;
+        case 17: rc = hc_enc_pid(&b, NULL); break;
+        default: hc_buf_free(&b); return;
+        }
+        if (rc != HC_EINVAL || b.err != HC_EINVAL || b.len != 1)
+            fail_msg("case %d: rc %d err %d len %zu", k, rc, b.err, b.len);
+        hc_buf_free(&b);
+    }
+}
+
+/* A whole term is built without checking each step; a bad ref in the middle poisons the buffer: every
+ * later encoder returns the error and appends nothing, and hc_buf_reset starts afresh. */
+static void test_enc_sticky_error(void **state)
+{
+    (void)state;
+    hc_pid pid = {hc_atom_intern_cstr("n@h"), 1, 2, 3};
+    hc_ref ok_ref = {hc_atom_intern_cstr("n@h"), 1, 1, {7}}, bad_ref = ok_ref;
+    bad_ref.len = 0;
+    hc_buf b = {0};
+    hc_enc_tuple_header(&b, 3);
+    hc_enc_atom_cstr(&b, "reply");
+    size_t before = b.len;
+    assert_int_equal(hc_enc_ref(&b, &bad_ref), HC_EINVAL);
+    assert_int_equal(b.len, before);
+    int rcs[] = {
+        hc_enc_atom(&b, pid.node), hc_enc_atom_cstr(&b, "x"), hc_enc_atom_bytes(&b, "x", 1), hc_enc_bool(&b, true),
+        hc_enc_pid(&b, &pid), hc_enc_ref(&b, &ok_ref), hc_enc_long(&b, -5), hc_enc_long(&b, 1LL << 40),
+        hc_enc_ulong(&b, 7), hc_enc_double(&b, 1.5), hc_enc_binary(&b, "ab", 2), hc_enc_string(&b, "s"),
+        hc_enc_tuple_header(&b, 2), hc_enc_map_header(&b, 1), hc_enc_list_header(&b, 3), hc_enc_nil(&b),
+        hc_enc_raw(&b, "\x6A", 1), hc_buf_put_u8(&b, 1), hc_buf_append(&b, "zz", 2),
+    };
+    for (size_t k = 0; k < sizeof rcs / sizeof rcs[0]; k++)
+        if (rcs[k] != HC_EINVAL)
+            fail_msg("encoder %zu after the error returned %d", k, rcs[k]);
+    assert_int_equal(b.len, before);
+    assert_int_equal(b.err, HC_EINVAL);
+    /* a failure the buffer itself records (here: faked out-of-memory) stops encoders the same way */
+    hc_buf_reset(&b);
+    assert_int_equal(b.err, HC_OK);
+    assert_int_equal(hc_enc_ref(&b, &ok_ref), HC_OK);
+    b.err = HC_ENOMEM;
+    size_t len = b.len;
+    assert_int_equal(hc_enc_ref(&b, &bad_ref), HC_ENOMEM); /* the first error stays the error */
+    assert_int_equal(hc_enc_long(&b, 1), HC_ENOMEM);
+    assert_int_equal(b.len, len);
+    assert_int_equal(b.err, HC_ENOMEM);
+    hc_buf_free(&b);
+}
+
+/* ------------------------------------------------------------------ hc_term_check and the depth limit */
+
+/* `levels` containers of kind `tag`, each holding the next, around the leaf `leaf` (hex). */
+static hc_buf nest(uint8_t tag, size_t levels, const char *leaf)
+{
+    hc_buf b = {0};
+    for (size_t i = 0; i < levels; i++) {
+        if (tag == ETF_SMALL_TUPLE)
+            hc_enc_tuple_header(&b, 1);
+        else if (tag == ETF_LIST)
+            hc_enc_list_header(&b, 1);
+        else
+            hc_enc_map_header(&b, 1), hc_enc_atom_cstr(&b, "k");
+    }
+    hc_buf l = from_hex(leaf);
+    hc_enc_raw(&b, l.data, l.len);
+    hc_buf_free(&l);
+    if (tag == ETF_LIST)
+        for (size_t i = 0; i < levels; i++)
+            hc_enc_nil(&b);
+    assert_int_equal(b.err, HC_OK);
+    return b;
+}
+
+static int check_copy(const hc_buf *b)
+{
+    uint8_t *c = exact_copy(b->data, b->len);
+    int rc = hc_term_check(c, b->len);
+    free(c);
+    return rc;
+}
+
+static void test_check_depth_limit(void **state)
+{
+    (void)state;
+    static const uint8_t tags[] = {ETF_SMALL_TUPLE, ETF_LIST, ETF_MAP};
+    static const char *leaves[] = {"770161", "6A", "6800", "7400000000", "6B0003010203"};
+    for (size_t t = 0; t < sizeof tags; t++) {
+        for (size_t l = 0; l < sizeof leaves / sizeof leaves[0]; l++) {
+            /* the leaf sits inside exactly HC_TERM_MAX_DEPTH containers: accepted */
+            hc_buf ok = nest(tags[t], HC_TERM_MAX_DEPTH, leaves[l]);
+            if (check_copy(&ok) != HC_OK)
+                fail_msg("tag %u leaf %s at the limit rejected", tags[t], leaves[l]);
+            size_t idx = 0;
+            assert_int_equal(hc_dec_skip(ok.data, ok.len, &idx), HC_OK);
+            assert_int_equal(idx, ok.len);
+            hc_buf_free(&ok);
+            /* one more level: rejected, while hc_dec_skip (any depth) still takes it */
+            hc_buf over = nest(tags[t], HC_TERM_MAX_DEPTH + 1, leaves[l]);
+            if (check_copy(&over) != HC_EDECODE)
+                fail_msg("tag %u leaf %s one over the limit accepted", tags[t], leaves[l]);
+            idx = 0;
+            assert_int_equal(hc_dec_skip(over.data, over.len, &idx), HC_OK);
+            assert_int_equal(idx, over.len);
+            hc_buf_free(&over);
+        }
+    }
+    /* a list's tail counts as an element: [x | [y | ... ]] built by hand (the BEAM would flatten it) */
+    hc_buf tails = {0};
+    for (int i = 0; i < HC_TERM_MAX_DEPTH; i++) {
+        hc_enc_list_header(&tails, 1);
+        hc_enc_long(&tails, i);
+    }
+    hc_enc_nil(&tails);
+    assert_int_equal(check_copy(&tails), HC_OK);
+    hc_buf_reset(&tails);
+    for (int i = 0; i <= HC_TERM_MAX_DEPTH; i++) {
+        hc_enc_list_header(&tails, 1);
+        hc_enc_long(&tails, i);
+    }
+    hc_enc_nil(&tails);
+    assert_int_equal(check_copy(&tails), HC_EDECODE);
+    hc_buf_free(&tails);
+}
+
+/* Depth is per path, not a total: deep siblings one after another, and wide containers, are fine. */
+static void test_check_depth_is_per_path(void **state)
+{
+    (void)state;
+    hc_buf b = {0};
+    /* {Deep, Deep, Deep}: each Deep holds a leaf at depth HC_TERM_MAX_DEPTH counting the outer tuple */
+    hc_enc_tuple_header(&b, 3);
+    for (int s = 0; s < 3; s++) {
+        hc_buf d = nest(ETF_SMALL_TUPLE, HC_TERM_MAX_DEPTH - 1, "6101");
+        hc_enc_raw(&b, d.data, d.len);
+        hc_buf_free(&d);
+    }
+    assert_int_equal(check_copy(&b), HC_OK);
+    /* {1, shallow, Deeper}: the third holds a leaf one level too deep, after two shallow siblings */
+    hc_buf_reset(&b);
+    hc_enc_tuple_header(&b, 3);
+    hc_enc_long(&b, 1);
+    hc_enc_atom_cstr(&b, "shallow");
+    hc_buf d = nest(ETF_SMALL_TUPLE, HC_TERM_MAX_DEPTH, "6101");
+    hc_enc_raw(&b, d.data, d.len);
+    hc_buf_free(&d);
+    assert_int_equal(check_copy(&b), HC_EDECODE);
+    /* a 100 000-element list of small tuples: wide, shallow, fine */
+    hc_buf_reset(&b);
+    hc_enc_list_header(&b, 100000);
+    for (int i = 0; i < 100000; i++) {
+        hc_enc_tuple_header(&b, 1);
+        hc_enc_long(&b, i);
+    }
+    hc_enc_nil(&b);
+    assert_int_equal(check_copy(&b), HC_OK);
+    /* exactly one term: trailing bytes, nothing, NULL */
+    hc_enc_nil(&b);
+    assert_int_equal(hc_term_check(b.data, b.len), HC_EDECODE);
+    assert_int_equal(hc_term_check(b.data, 0), HC_EDECODE);
+    assert_int_equal(hc_term_check(NULL, 0), HC_EDECODE);
+    assert_int_equal(hc_term_check(NULL, 5), HC_EDECODE);
+    hc_buf_free(&b);
+}
+
+/* A million levels: hc_term_check rejects it without recursing (and quickly: it stops at level 201). */
+static void test_check_million_deep(void **state)
+{
+    (void)state;
+    static const uint8_t tags[] = {ETF_SMALL_TUPLE, ETF_LIST, ETF_MAP};
+    for (size_t t = 0; t < sizeof tags; t++) {
+        hc_buf b = nest(tags[t], 1000000, "6A");
+        assert_int_equal(check_copy(&b), HC_EDECODE);
+        b.len--; /* truncated too */
+        assert_int_equal(check_copy(&b), HC_EDECODE);
+        hc_buf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -679,6 +905,12 @@ int main(void)
         cmocka_unit_test(test_skip_huge_claims),
         cmocka_unit_test(test_skip_deep_nesting),
         cmocka_unit_test(test_skip_random),
+        cmocka_unit_test(test_enc_bool_raw_atom_bytes),
+        cmocka_unit_test(test_enc_refuses_bad_arguments),
+        cmocka_unit_test(test_enc_sticky_error),
+        cmocka_unit_test(test_check_depth_limit),
+        cmocka_unit_test(test_check_depth_is_per_path),
+        cmocka_unit_test(test_check_million_deep),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
 }

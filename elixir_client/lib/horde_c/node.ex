@@ -15,6 +15,10 @@ defmodule HordeC.Node do
 
   The C node is a *hidden* node: after the first request it appears in
   `Node.list(:hidden)`, never in `Node.list/0`.
+
+  Errors: a `node` that is not an atom, or a `timeout` that is neither `:infinity` nor a
+  non-negative integer, raises `ArgumentError`. A C node that cannot be reached never raises or
+  exits here: `ping/2` answers `:pang`, the others `{:error, reason}`.
   """
 
   @control :hordec
@@ -43,7 +47,7 @@ defmodule HordeC.Node do
   be reached, has no control process, or does not answer within `timeout` ms.
   """
   @spec ping(HordeC.c_node(), timeout()) :: :pong | :pang
-  def ping(node, timeout \\ @default_timeout) when is_atom(node) do
+  def ping(node, timeout \\ @default_timeout) do
     case call(node, :ping, timeout) do
       {:ok, :pong} -> :pong
       _ -> :pang
@@ -56,7 +60,7 @@ defmodule HordeC.Node do
   distribution tick time (seconds).
   """
   @spec info(HordeC.c_node(), timeout()) :: {:ok, info()} | {:error, HordeC.error_reason()}
-  def info(node, timeout \\ @default_timeout) when is_atom(node) do
+  def info(node, timeout \\ @default_timeout) do
     case call(node, :info, timeout) do
       {:ok, %{} = info} -> {:ok, info}
       {:ok, other} -> {:error, {:unexpected_reply, other}}
@@ -71,7 +75,7 @@ defmodule HordeC.Node do
   """
   @spec echo(HordeC.c_node(), term(), timeout()) ::
           {:ok, term()} | {:error, HordeC.error_reason()}
-  def echo(node, term, timeout \\ @default_timeout) when is_atom(node) do
+  def echo(node, term, timeout \\ @default_timeout) do
     call(node, {:echo, term}, timeout)
   end
 
@@ -87,15 +91,33 @@ defmodule HordeC.Node do
   """
   @spec call(HordeC.c_node(), term(), timeout()) ::
           {:ok, term()} | {:error, HordeC.error_reason()}
-  def call(node, request, timeout \\ @default_timeout) when is_atom(node) do
-    {:ok, GenServer.call(server(node), request, timeout)}
+  def call(node, request, timeout \\ @default_timeout) do
+    check_timeout!(timeout)
+    do_call(server(node), request, timeout)
+  end
+
+  defp do_call(server, request, timeout) do
+    {:ok, GenServer.call(server, request, timeout)}
   catch
     :exit, reason -> {:error, exit_reason(reason)}
   end
 
   @doc "The address of the control process of `node`, usable with `GenServer.call/3` and `send/2`."
   @spec server(HordeC.c_node()) :: {:hordec, node()}
-  def server(node) when is_atom(node), do: {@control, node}
+  def server(node) when is_atom(node) and node != nil, do: {@control, node}
+
+  def server(node) do
+    raise ArgumentError, "expected node to be a node name (an atom), got: #{inspect(node)}"
+  end
+
+  defp check_timeout!(timeout)
+       when timeout == :infinity or (is_integer(timeout) and timeout >= 0),
+       do: :ok
+
+  defp check_timeout!(timeout) do
+    raise ArgumentError,
+          "expected timeout to be :infinity or a non-negative integer, got: #{inspect(timeout)}"
+  end
 
   # GenServer.call exits with {reason, {GenServer, :call, args}}.
   defp exit_reason({reason, {GenServer, :call, _}}), do: exit_reason(reason)

@@ -54,6 +54,32 @@ defmodule HordeC.Test.PeerHelpers do
     end)
   end
 
+  @doc """
+  Calls `mod.start_link(opts)` from a fresh process that traps exits (so a start that fails does
+  not take the caller down) and returns its result. The started process, if any, stays linked to
+  that helper process, which lives as long as it does.
+  """
+  @spec start_link_trapping(module(), keyword()) :: term()
+  def start_link_trapping(mod, opts) do
+    parent = self()
+    ref = make_ref()
+
+    spawn(fn ->
+      Process.flag(:trap_exit, true)
+      send(parent, {ref, mod.start_link(opts)})
+
+      receive do
+        {:EXIT, _from, _reason} -> :ok
+      end
+    end)
+
+    receive do
+      {^ref, result} -> result
+    after
+      15_000 -> exit(:start_link_timeout)
+    end
+  end
+
   @doc "Like `spawn_waiter/0`, but the process traps exits and forwards every message to `to`."
   @spec spawn_trapping_forwarder(pid()) :: pid()
   def spawn_trapping_forwarder(to) do

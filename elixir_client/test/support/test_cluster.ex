@@ -338,6 +338,8 @@ defmodule HordeC.TestCluster do
       goes through the peer's stdin/stdout, no distribution link to the runner; a
       dist-connected peer halts when it loses its link to the runner)
     * `:args` – extra `erl` arguments (strings)
+    * `:alive` – `false` starts a node that is *not* distributed (no name, `Node.alive?/0` is
+      false; controlled through stdio); its `node` is `:nonode@nohost`. Default `true`.
 
   Use `peer_call/4` to run code on it, whatever the connection.
   """
@@ -345,15 +347,17 @@ defmodule HordeC.TestCluster do
   def start_peer(opts \\ []) do
     name = Keyword.get_lazy(opts, :name, fn -> unique_name("p") end)
     cookie = Keyword.get(opts, :cookie, @cookie)
+    alive? = Keyword.get(opts, :alive, true)
     # A dist-connected peer halts when it loses the runner, so a peer whose cookie or
     # ticktime differs from the runner's is controlled through stdio instead.
     default_conn =
-      if cookie == @cookie and not Keyword.has_key?(opts, :ticktime),
+      if alive? and cookie == @cookie and not Keyword.has_key?(opts, :ticktime),
         do: :dist,
         else: :standard_io
 
     connection = Keyword.get(opts, :connection, default_conn)
 
+    # A node without a name still carries `name` on its command line, for the sweep.
     args =
       [~c"-setcookie", Atom.to_charlist(cookie)] ++
         case Keyword.fetch(opts, :ticktime) do
@@ -361,22 +365,31 @@ defmodule HordeC.TestCluster do
           :error -> []
         end ++
         [~c"-pa" | extra_code_paths()] ++
-        Enum.map(Keyword.get(opts, :args, []), &to_charlist/1)
+        Enum.map(Keyword.get(opts, :args, []), &to_charlist/1) ++
+        if(alive?, do: [], else: [~c"-hordec_test_peer", String.to_charlist(name)])
 
     peer_opts =
-      %{
-        name: String.to_charlist(name),
-        host: String.to_charlist(@host),
-        longnames: true,
-        args: args
-      }
+      if(alive?,
+        do: %{
+          name: String.to_charlist(name),
+          host: String.to_charlist(@host),
+          longnames: true,
+          args: args
+        },
+        else: %{args: args}
+      )
       |> then(fn o ->
         if connection == :standard_io, do: Map.put(o, :connection, :standard_io), else: o
       end)
 
-    {:ok, pid, node} = :peer.start(peer_opts)
+    {pid, node} =
+      case :peer.start(peer_opts) do
+        {:ok, pid, node} -> {pid, node}
+        {:ok, pid} -> {pid, :nonode@nohost}
+      end
+
     peer = %Peer{node: node, pid: pid, os_pid: nil, cookie: cookie, connection: connection}
-    node_str = Atom.to_string(node)
+    node_str = if alive?, do: Atom.to_string(node), else: name
     os_pid = peer_call(peer, :os, :getpid, []) |> List.to_integer()
     track(os_pid, node_str, :peer)
 

@@ -1,0 +1,266 @@
+/* index.c — Key -> registrations and pid -> registrations over the CRDT map, and :unique winner resolution.
+ *
+ * Every {r, Key, Pid} the engine holds is one reg_entry, listed under its Key (a reg_key, found by a hash of
+ * the Key's bytes) and under its pid. For a :duplicate registry every entry is observable, so entry changes
+ * become events at once. For a :unique registry a Key shows one winner: the entry whose CRDT element has the
+ * greatest hybrid-logical-clock stamp (then the writing replica's id, then its counter — the engine's own
+ * order, so every replica ranks the same elements the same way). Changed keys are marked dirty and resolved
+ * once the engine's events are drained; keys with two or more entries stay "contested" until the losers are
+ * gone, and are re-resolved whenever remote data arrived, because a remote write can raise an entry's stamp
+ * without changing its value (the engine reports no event then). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "registry/reg.h"
+
+static int list_add(reg_key ***arr, size_t *n, size_t *cap, reg_key *k)
+{
+    if (hc_array_reserve((void **)arr, cap, *n + 1, sizeof **arr, 8))
+        return HC_ENOMEM;
+    (*arr)[(*n)++] = k;
+    return HC_OK;
+}
+
+reg_key *reg_key_find(const reg_core *c, const uint8_t *key, size_t klen)
+{
+    uint64_t h = reg_hash_bytes(key, klen);
+    size_t pos = 0;
+    reg_key *k;
+    while ((k = hc_hmap_next(&c->keys, h, &pos)))
+        if (k->len == klen && memcmp(k->bytes, key, klen) == 0)
+            return k;
+    return NULL;
+}
+
+static reg_entry *key_entry(const reg_key *k, const hc_pid *pid)
+{
+    for (uint32_t i = 0; i < k->n; i++)
+        if (hc_pid_eq(&k->v[i]->pid, pid))
+            return k->v[i];
+    return NULL;
+}
+
+reg_entry *reg_entry_find(const reg_core *c, const uint8_t *key, size_t klen, const hc_pid *pid)
+{
+    reg_key *k = reg_key_find(c, key, klen);
+    return k ? key_entry(k, pid) : NULL;
+}
+
+static void key_free(reg_core *c, reg_key *k)
+{
+    hc_hmap_del(&c->keys, k->hash, k);
+    c->n_keys--;
+    free(k->v);
+    free(k);
+}
+
+static void mark_dirty(reg_core *c, reg_key *k)
+{
+    if (!k->dirty && !list_add(&c->dirty, &c->ndirty, &c->capdirty, k))
+        k->dirty = true;
+}
+
+/* Moves an entry's vouching counts from one owner to another (either may be "none"). */
+static void count_owner(reg_core *c, const reg_entry *e, int delta)
+{
+    reg_watch *w;
+    if (e->local) {
+        if (e->pid.node != c->node)
+            return; /* another node's process: its own node's replica watches it */
+        w = reg_watch_get(c, &e->pid, delta > 0);
+        if (!w)
+            return;
+        w->n_local += (uint32_t)delta;
+    } else {
+        w = reg_watch_get(c, &e->owner, delta > 0);
+        if (!w)
+            return;
+        w->n_owned += (uint32_t)delta;
+    }
+    reg_watch_sync(c, w);
+}
+
+int reg_index_put(reg_core *c, const uint8_t *key, size_t klen, const hc_pid *pid, const reg_val *v,
+                  const uint8_t *raw, size_t raw_len)
+{
+    reg_key *k = reg_key_find(c, key, klen);
+    bool new_key = !k;
+    if (!k) {
+        k = calloc(1, sizeof *k + klen);
+        if (!k)
+            return HC_ENOMEM;
+        k->hash = reg_hash_bytes(key, klen);
+        k->len = (uint32_t)klen;
+        memcpy(k->bytes, key, klen);
+        if (hc_hmap_put(&c->keys, k->hash, k)) {
+            free(k);
+            return HC_ENOMEM;
+        }
+        c->n_keys++;
+    }
+    reg_entry *e = key_entry(k, pid);
+    if (!e) {
+        if (k->n == k->cap) {
+            uint32_t cap = k->cap ? k->cap * 2 : 1;
+            reg_entry **grown = realloc(k->v, cap * sizeof *grown);
+            if (!grown)
+                goto nomem;
+            k->v = grown;
+            k->cap = cap;
+        }
+        e = calloc(1, sizeof *e);
+        if (!e || hc_hmap_put(&c->pids, hc_pid_hash(pid), e)) {
+            free(e);
+            goto nomem;
+        }
+        e->key = k;
+        e->pid = *pid;
+        k->v[k->n++] = e;
+        c->n_entries++;
+    } else {
+        count_owner(c, e, -1);
+    }
+    e->local = v->local;
+    e->owner = v->local ? (hc_pid){0} : v->owner;
+    e->changed = true;
+    count_owner(c, e, +1);
+    if (!c->unique) {
+        hc_buf *b = &c->scratch;
+        hc_buf_reset(b);
+        reg_enc_okey_reg(b, key, klen, pid);
+        reg_queue_event(c, b->data, b->len, raw, raw_len);
+        e->changed = false;
+        return HC_OK;
+    }
+    mark_dirty(c, k);
+    if (k->n >= 2 && !k->contested && !list_add(&c->contested, &c->ncont, &c->capcont, k))
+        k->contested = true;
+    return HC_OK;
+nomem:
+    if (new_key)
+        key_free(c, k);
+    return HC_ENOMEM;
+}
+
+void reg_index_remove(reg_core *c, const uint8_t *key, size_t klen, const hc_pid *pid)
+{
+    reg_key *k = reg_key_find(c, key, klen);
+    reg_entry *e = k ? key_entry(k, pid) : NULL;
+    if (!e)
+        return;
+    for (uint32_t i = 0; i < k->n; i++)
+        if (k->v[i] == e) {
+            k->v[i] = k->v[--k->n];
+            break;
+        }
+    hc_hmap_del(&c->pids, hc_pid_hash(pid), e);
+    c->n_entries--;
+    count_owner(c, e, -1);
+    if (!c->unique || k->winner == e) /* the observable entry goes now; a new winner is shown on resolution */
+        reg_queue_reg_event(c, k, pid, true);
+    if (k->winner == e)
+        k->winner = NULL;
+    free(e);
+    if (c->unique)
+        mark_dirty(c, k);
+    else if (!k->n)
+        key_free(c, k);
+}
+
+/* Ranks entries as the engine ranks elements: greater HLC, then greater replica id, then counter. */
+static bool elem_newer(const hc_crdt_elem_info *a, const hc_crdt_elem_info *b)
+{
+    if (a->hlc != b->hlc)
+        return a->hlc > b->hlc;
+    if (a->replica_id != b->replica_id)
+        return a->replica_id > b->replica_id;
+    return a->counter > b->counter;
+}
+
+reg_entry *reg_index_best(reg_core *c, reg_key *k)
+{
+    reg_entry *best = NULL;
+    hc_crdt_elem_info bi = {0}, ei;
+    hc_buf *b = &c->scratch;
+    for (uint32_t i = 0; i < k->n; i++) {
+        hc_buf_reset(b);
+        reg_enc_ckey_reg(b, k->bytes, k->len, &k->v[i]->pid);
+        if (b->err || !hc_crdt_elements(c->crdt, b->data, b->len, &ei, 1))
+            continue;
+        if (!best || elem_newer(&ei, &bi)) {
+            best = k->v[i];
+            bi = ei;
+        }
+    }
+    return best;
+}
+
+/* Shows the current winner of k, then acts on the losers this replica answers for. */
+static void resolve(reg_core *c, reg_key *k)
+{
+    reg_entry *best = reg_index_best(c, k);
+    if (best != k->winner) {
+        if (k->winner)
+            reg_queue_reg_event(c, k, &k->winner->pid, true);
+        k->winner = best;
+        if (best)
+            reg_queue_reg_event(c, k, &best->pid, false);
+    } else if (best && best->changed) {
+        reg_queue_reg_event(c, k, &best->pid, false);
+    }
+    for (uint32_t i = 0; i < k->n; i++)
+        k->v[i]->changed = false;
+    if (!best || k->n < 2)
+        return;
+    /* Losers are final: the winner is the maximum over a set that only grows until the losers are deleted,
+     * so a loser here never wins later. The replica its owner is attached to tells it, once. */
+    for (uint32_t i = 0; i < k->n; i++) {
+        reg_entry *e = k->v[i];
+        if (e != best && !e->exited && reg_responsible(c, e))
+            reg_conflict(c, e, &best->pid);
+    }
+}
+
+void reg_index_resolve(reg_core *c, bool all_contested)
+{
+    /* Dirty keys first: their entries just changed. A key is freed once nothing refers to it. */
+    for (size_t i = 0; i < c->ndirty; i++) {
+        reg_key *k = c->dirty[i];
+        k->dirty = false;
+        resolve(c, k);
+        if (!k->n && !k->contested)
+            key_free(c, k);
+    }
+    c->ndirty = 0;
+    size_t keep = 0;
+    for (size_t i = 0; i < c->ncont; i++) {
+        reg_key *k = c->contested[i];
+        if (k->n < 2) {
+            k->contested = false;
+            if (!k->n && !k->dirty)
+                key_free(c, k);
+            continue;
+        }
+        if (all_contested)
+            resolve(c, k);
+        c->contested[keep++] = k;
+    }
+    c->ncont = keep;
+}
+
+void reg_index_free(reg_core *c)
+{
+    for (size_t i = 0; i < c->keys.cap; i++) {
+        if (!hc_hmap_live(&c->keys, i))
+            continue;
+        reg_key *k = c->keys.vals[i];
+        for (uint32_t j = 0; j < k->n; j++)
+            free(k->v[j]);
+        free(k->v);
+        free(k);
+    }
+    hc_hmap_free(&c->keys);
+    hc_hmap_free(&c->pids);
+    free(c->dirty);
+    free(c->contested);
+}

@@ -1,0 +1,683 @@
+defmodule HordeC.Attachment do
+  @moduledoc """
+  The BEAM side of a replicated core hosted by `hordec` nodes: attach, mirror, fail over.
+
+  One process per BEAM node and replicated object (a registry, later a supervisor), registered
+  under the object's name, does the parts that are the same for every kind of object:
+
+    * **attach** to the first reachable `hordec` node of its list: create the replica there
+      (the callback's start request to the node's control process), send the callback's attach
+      request, monitor the replica by name, subscribe to its change stream;
+    * **mirror** the replica's observable map: the snapshot (in parts), then the diff batches,
+      checked by epoch and sequence number (`HordeC.Mirror`'s protocol code, with
+      `storage: :owner`); a gap or anything unexpected resubscribes, and the fresh snapshot is
+      handed to the callback, which compares it with what it holds (the callback owns the
+      storage: nothing is mirrored twice);
+    * **fail over** when the replica goes away (its node down or cut off, or the replica
+      stopped): attach to the next node of the list with a fresh attach request (the callback
+      re-asserts what its node owns), resubscribe; with no node reachable, retry with backoff;
+    * keep a replica on every other listed node (so a failover finds the data there), and the
+      replicated **membership** (`{:member, {name, node}}` entries), which `HordeC.Cluster`
+      reads and writes;
+    * the **write path** for callers (`call/4`): the caller calls the attached replica
+      directly, fails over with the client when that replica is gone, and returns only once the
+      local mirror shows the write (read-your-writes, see `call/4`).
+
+  The object-specific parts are callbacks (the registry's are in `lib/horde_c/registry/mirror.ex`).
+
+  ## Tables
+
+  The attachment owns one named ETS table, `info_table(name)`, readable by any process:
+  `{:attachment, addr | nil, gen}` (the replica writers use, published once its snapshot is
+  loaded; `gen` counts attaches),
+  `{{:member, {name, node}}, true}` for the membership, and whatever the callback puts there
+  (it receives the table's name).
+  """
+
+  use GenServer
+  require Logger
+
+  alias HordeC.Mirror
+
+  @typedoc "A replica: its registered name and the hordec node it runs on."
+  @type addr :: {atom(), node()}
+
+  @typedoc "An entry of the replica's observable map, or a change to it."
+  @type entry :: {term(), term()}
+  @type diff :: {:add, term(), term()} | {:remove, term()}
+
+  @typedoc "Why the callback is given a snapshot: first attach, failover, or resync on one replica."
+  @type snapshot_reason :: :initial | :failover | :resync
+
+  @typedoc """
+  What the callback's `init/1` returns besides its state:
+
+    * `:name` – the registered name of this process and of the replica;
+    * `:hordecs` – the hordec nodes to attach to, in order of preference;
+    * `:members` – `:auto` (add `{name, h}` for every listed node to the membership at each
+      attach; never removes a member) or an explicit `[{name, node}]` set at the first attach;
+    * `:initial_requests` – requests sent to the replica once, after the first attach (e.g.
+      `{:put_meta, k, v}`), before `start_link` returns;
+    * `:attach_timeout` – per request while attaching (default 5000 ms);
+    * `:drop_seq` – test hook: drop the stream message with this sequence number once.
+  """
+  @type spec :: %{
+          required(:name) => atom(),
+          required(:hordecs) => [node()],
+          optional(:members) => :auto | [addr()],
+          optional(:initial_requests) => [term()],
+          optional(:attach_timeout) => timeout(),
+          optional(:drop_seq) => pos_integer() | nil
+        }
+
+  @doc "Builds the object's storage (its ETS tables; the info table already exists) and its state."
+  @callback init(arg :: term(), info_table :: atom()) ::
+              {:ok, spec(), state :: term()} | :ignore | {:stop, term()}
+
+  @doc "The request to the control process `{:hordec, node}` that creates (or finds) the replica."
+  @callback start_request(state :: term()) :: term()
+
+  @doc """
+  The attach request sent to a replica (`reason` is `:initial` or `:failover`). May stash in the
+  state what it asserted, to reconcile with the snapshot that follows.
+  """
+  @callback attach_request(reason :: :initial | :failover, state :: term()) ::
+              {term(), state :: term()}
+
+  @doc "Checks the attach reply. An error makes the attachment try the next node."
+  @callback attached(reply :: term(), addr(), state :: term()) ::
+              {:ok, state :: term()} | {:error, term()}
+
+  @doc """
+  A complete snapshot of the replica's observable map (member entries removed). The callback
+  compares it with what it holds and applies the difference.
+  """
+  @callback handle_snapshot([entry()], snapshot_reason(), addr(), state :: term()) ::
+              state :: term()
+
+  @doc "A batch of diffs, in order (member entries removed)."
+  @callback handle_diffs([diff()], addr(), state :: term()) :: state :: term()
+
+  @doc "Any other message (exit signals of links it made, timers). `addr` is nil while detached."
+  @callback handle_info(msg :: term(), addr() | nil, state :: term()) :: state :: term()
+
+  @doc "Called before a write's barrier is answered: send anything the replica must see first."
+  @callback flush(addr() | nil, state :: term()) :: state :: term()
+
+  @optional_callbacks flush: 2
+
+  @default_attach_timeout 5_000
+  @ensure_interval 1_000
+  @retry_min 100
+  @retry_max 2_000
+  @async_tag :hordec_async
+
+  # ------------------------------------------------------------------ API for callers
+
+  @doc "The name of the info table of the attachment registered as `name`."
+  @spec info_table(atom()) :: atom()
+  def info_table(name) when is_atom(name), do: :"#{name}.Info"
+
+  @doc """
+  Starts an attachment process with callback module `mod`, registered as `opts[:name]`.
+
+  `start_link` returns once the first attach and the first snapshot are done (or, when no
+  hordec node is reachable, at once: the process then keeps trying in the background and
+  writes wait for it within their timeout).
+  """
+  @spec start_link(module(), term(), keyword()) :: GenServer.on_start()
+  def start_link(mod, arg, opts), do: GenServer.start_link(__MODULE__, {mod, arg}, opts)
+
+  @doc """
+  Performs a write: `GenServer.call(replica, request, timeout)` from the calling process to the
+  replica the attachment `name` is attached to, and returns the reply.
+
+  * If that replica is gone (`:noconnection`, `:nodedown`, `:noproc`), waits for the attachment
+    to fail over and sends the request again (every request of the protocol is idempotent).
+  * After a reply, returns only once the local mirror has processed the changes the write made
+    (read-your-writes). The replica sends a request's diffs before its reply, over the same
+    connection, so they are in the attachment's mailbox before the reply reaches the caller:
+    a call to the attachment (a barrier) answered after them is enough. `visible` (a 0-arity
+    function returning a boolean) lets the caller skip the barrier when the mirror already
+    shows the write.
+  * When no replica can be reached within `timeout`, exits with
+    `{:noconnection, where}`; a replica that does not answer in time exits with
+    `{:timeout, where}` (`where` from the `:where` option, default `{HordeC.Attachment, :call,
+    [name, request]}`), like `GenServer.call/3`.
+  """
+  @spec call(atom(), term(), timeout(), keyword()) :: term()
+  def call(name, request, timeout, opts \\ []) do
+    where = Keyword.get(opts, :where, {__MODULE__, :call, [name, request]})
+    visible = Keyword.get(opts, :visible)
+    deadline = deadline(timeout)
+    {addr, gen} = current(name)
+    do_call(name, request, addr, gen, deadline, visible, where)
+  end
+
+  defp do_call(name, request, nil, gen, deadline, visible, where) do
+    {addr, gen} = await_attached(name, gen, deadline, where)
+    do_call(name, request, addr, gen, deadline, visible, where)
+  end
+
+  defp do_call(name, request, addr, gen, deadline, visible, where) do
+    reply =
+      try do
+        GenServer.call(addr, request, remaining(deadline))
+      catch
+        :exit, {:timeout, {GenServer, :call, _}} ->
+          exit({:timeout, where})
+
+        # :noconnection, {:nodedown, _}, :noproc, or the replica's own end (stopped during the
+        # call): in every case the attachment fails over, and the request goes to the next one.
+        :exit, {_reason, {GenServer, :call, _}} ->
+          :gone
+      end
+
+    case reply do
+      :gone ->
+        {addr, gen} = await_attached(name, gen, deadline, where)
+        do_call(name, request, addr, gen, deadline, visible, where)
+
+      reply ->
+        if visible && visible.() do
+          reply
+        else
+          case barrier(name, gen, deadline) do
+            :moved ->
+              {addr, gen} = current(name)
+              do_call(name, request, addr, gen, deadline, visible, where)
+
+            _ ->
+              reply
+          end
+        end
+    end
+  end
+
+  @doc """
+  Waits until the local mirror of `name` has processed everything its replica sent before now
+  (what a write returning has already waited for). Returns `:ok`, or `:timeout`.
+  """
+  @spec sync(atom(), timeout()) :: :ok | :timeout
+  def sync(name, timeout \\ 5_000) do
+    {_addr, gen} = current(name)
+
+    case barrier(name, gen, deadline(timeout)) do
+      :timeout -> :timeout
+      _ -> :ok
+    end
+  end
+
+  @doc "The replica `name` is attached to now, or nil while it is failing over."
+  @spec replica(atom()) :: addr() | nil
+  def replica(name), do: name |> current() |> elem(0)
+
+  @doc "The hordec nodes the attachment `name` uses, in order of preference."
+  @spec hordecs(atom()) :: [node()]
+  def hordecs(name), do: lookup_info(name, :hordecs, [])
+
+  @doc "The members of the replicated object, from the local mirror, sorted."
+  @spec members(atom()) :: [addr()]
+  def members(name) do
+    name
+    |> info_table()
+    |> :ets.match({{:member, :"$1"}, :_})
+    |> Enum.map(&hd/1)
+    |> Enum.sort()
+  rescue
+    ArgumentError -> raise ArgumentError, "unknown registry: #{inspect(name)}"
+  end
+
+  @doc """
+  Sends `request` to the replica `addr` as a `GenServer.call` whose reply is dropped: for the
+  attachment's own bookkeeping (e.g. `{:pids_down, ...}`), which must not block it.
+  """
+  @spec cast_replica(addr() | nil, term()) :: :ok
+  def cast_replica(nil, _request), do: :ok
+
+  def cast_replica(addr, request) do
+    send(addr, {:"$gen_call", {self(), @async_tag}, request})
+    :ok
+  end
+
+  defp current(name) do
+    case :ets.lookup(info_table(name), :attachment) do
+      [{:attachment, addr, gen}] -> {addr, gen}
+      [] -> {nil, 0}
+    end
+  rescue
+    ArgumentError -> raise ArgumentError, "unknown registry: #{inspect(name)}"
+  end
+
+  defp lookup_info(name, key, default) do
+    case :ets.lookup(info_table(name), key) do
+      [{^key, value}] -> value
+      [] -> default
+    end
+  rescue
+    ArgumentError -> raise ArgumentError, "unknown registry: #{inspect(name)}"
+  end
+
+  defp await_attached(name, gen, deadline, where) do
+    case GenServer.call(name, {:await_attached, gen}, remaining(deadline)) do
+      {:ok, addr, gen} -> {addr, gen}
+    end
+  catch
+    :exit, {:timeout, _} -> exit({:noconnection, where})
+    :exit, {:noproc, _} -> exit({:noproc, where})
+  end
+
+  defp barrier(name, gen, deadline) do
+    GenServer.call(name, {:barrier, gen}, remaining(deadline))
+  catch
+    # The write itself succeeded: only its visibility could not be confirmed in time.
+    :exit, {:timeout, _} -> :timeout
+  end
+
+  defp deadline(:infinity), do: :infinity
+  defp deadline(ms) when is_integer(ms) and ms >= 0, do: System.monotonic_time(:millisecond) + ms
+
+  defp remaining(:infinity), do: :infinity
+  defp remaining(deadline), do: max(deadline - System.monotonic_time(:millisecond), 0)
+
+  # ------------------------------------------------------------------ the process
+
+  @impl true
+  def init({mod, arg}) do
+    Process.flag(:trap_exit, true)
+    table = info_table(self_name())
+    :ets.new(table, [:set, :protected, :named_table, read_concurrency: true])
+
+    case mod.init(arg, table) do
+      {:ok, spec, mst} ->
+        :ets.insert(table, [{:attachment, nil, 0}, {:hordecs, spec.hordecs}])
+        :net_kernel.monitor_nodes(true, node_type: :all)
+
+        s = %{
+          mod: mod,
+          mst: mst,
+          name: spec.name,
+          table: table,
+          hordecs: spec.hordecs,
+          members: Map.get(spec, :members, :auto),
+          initial_requests: Map.get(spec, :initial_requests, []),
+          attach_timeout: Map.get(spec, :attach_timeout, @default_attach_timeout),
+          drop_seq: Map.get(spec, :drop_seq),
+          addr: nil,
+          gen: 0,
+          mon: nil,
+          mirror: nil,
+          phase: :detached,
+          reason: :initial,
+          first_done: false,
+          barriers: [],
+          awaiting: [],
+          ensured: MapSet.new(),
+          ensuring: nil,
+          retry: @retry_min,
+          retry_timer: nil,
+          refused: []
+        }
+
+        s = attach_round(s, s.hordecs, :initial)
+
+        case s do
+          %{phase: :detached, refused: [{:refused, reason} | _]}
+          when length(s.refused) == length(s.hordecs) ->
+            # Every node answered, and refused (e.g. the replica runs with other keys): a
+            # configuration error, not an outage.
+            {:stop, reason}
+
+          _ ->
+            s = if s.phase != :detached, do: finish_sync_in_init(s), else: s
+            Process.send_after(self(), :ensure_replicas, 0)
+            {:ok, s}
+        end
+
+      :ignore ->
+        :ignore
+
+      {:stop, reason} ->
+        {:stop, reason}
+    end
+  end
+
+  # The name this process was started under (GenServer registers it before init runs).
+  defp self_name do
+    case Process.info(self(), :registered_name) do
+      {:registered_name, name} when is_atom(name) -> name
+      _ -> raise ArgumentError, "a HordeC attachment must be started with a :name"
+    end
+  end
+
+  # In init: consume the first snapshot from the mailbox, do the first-attach writes and consume
+  # their diffs, so that start_link returns with the mirror loaded.
+  defp finish_sync_in_init(s) do
+    s = drain(s, s.attach_timeout)
+    if s.phase == :live, do: drain(s, 0), else: s
+  end
+
+  defp drain(%{mirror: nil} = s, _timeout), do: s
+
+  defp drain(s, timeout) do
+    epoch = Mirror.epoch(s.mirror)
+
+    receive do
+      {:hordec_stream, _name, ^epoch, _seq, _body} = msg ->
+        {:noreply, s} = handle_info(msg, s)
+        if s.phase == :live and timeout != 0, do: drain(s, 0), else: drain(s, timeout)
+    after
+      timeout -> s
+    end
+  end
+
+  @impl true
+  def handle_call({:barrier, gen}, from, s) do
+    cond do
+      gen != s.gen -> {:reply, :moved, s}
+      s.phase == :live or s.phase == :detached -> {:reply, :ok, flush(s)}
+      true -> {:noreply, %{s | barriers: [from | s.barriers]}}
+    end
+  end
+
+  def handle_call({:await_attached, gen}, from, s) do
+    if s.phase == :live and s.gen > gen do
+      {:reply, {:ok, s.addr, s.gen}, s}
+    else
+      {:noreply, %{s | awaiting: [{from, gen} | s.awaiting]}}
+    end
+  end
+
+  def handle_call(:state, _from, s), do: {:reply, Map.drop(s, [:mst]), s}
+
+  @impl true
+  # The stream protocol (epochs, sequence numbers, snapshot parts) is HordeC.Mirror's; with
+  # storage: :owner it keeps no copy of the map, the callback holds it in its own shape.
+  def handle_info({:hordec_stream, _, _, _, _} = msg, %{mirror: mirror} = s) when mirror != nil do
+    case Mirror.handle_message(mirror, msg) do
+      {:ok, mirror, []} ->
+        {:noreply, %{s | mirror: mirror}}
+
+      {:ok, mirror, diffs} ->
+        {:noreply, apply_diffs(diffs, %{s | mirror: mirror})}
+
+      {:snapshot, mirror, entries} ->
+        {:noreply, load_snapshot(entries, %{s | mirror: mirror})}
+
+      {:resync, mirror} ->
+        Logger.debug("#{inspect(s.name)}: lost track of the stream, resubscribing")
+        {:noreply, resubscribe(%{s | mirror: mirror})}
+
+      :ignore ->
+        {:noreply, s}
+    end
+  end
+
+  # A message of a replica we left: superseded by the new replica's snapshot.
+  def handle_info({:hordec_stream, _name, _epoch, _seq, _body}, s), do: {:noreply, s}
+
+  def handle_info({:DOWN, mon, :process, _, reason}, %{mon: mon} = s) do
+    Logger.warning(
+      "#{inspect(s.name)}: replica #{inspect(s.addr)} went away (#{inspect(reason)}), failing over"
+    )
+
+    {_, node} = s.addr
+    s = detach(s)
+    {:noreply, attach_round(s, rotate_after(s.hordecs, node), :failover)}
+  end
+
+  def handle_info({@async_tag, _reply}, s), do: {:noreply, s}
+
+  def handle_info(:retry_attach, s) do
+    s = %{s | retry_timer: nil}
+
+    if s.phase == :detached,
+      do: {:noreply, attach_round(s, s.hordecs, s.reason)},
+      else: {:noreply, s}
+  end
+
+  def handle_info(:ensure_replicas, s) do
+    Process.send_after(self(), :ensure_replicas, @ensure_interval)
+    {:noreply, ensure_replicas(s)}
+  end
+
+  def handle_info({:ensured, node, ok?}, s) do
+    ensured = if ok?, do: MapSet.put(s.ensured, node), else: s.ensured
+    {:noreply, %{s | ensured: ensured}}
+  end
+
+  def handle_info({:EXIT, pid, _}, %{ensuring: pid} = s), do: {:noreply, %{s | ensuring: nil}}
+
+  def handle_info({:nodedown, node, _info}, s),
+    do: {:noreply, %{s | ensured: MapSet.delete(s.ensured, node)}}
+
+  def handle_info({:nodeup, _node, _info}, s), do: {:noreply, s}
+
+  def handle_info(msg, s) do
+    {:noreply, %{s | mst: s.mod.handle_info(msg, s.addr, s.mst)}}
+  end
+
+  @impl true
+  def terminate(_reason, _s), do: :ok
+
+  # ------------------------------------------------------------------ stream
+
+  defp load_snapshot(entries, s) do
+    {members, rest} = Enum.split_with(entries, &match?({{:member, _}, _}, &1))
+    load_members(s.table, members)
+    mst = s.mod.handle_snapshot(rest, s.reason, s.addr, s.mst)
+    went_live(%{s | mst: mst, phase: :live})
+  end
+
+  defp apply_diffs(diffs, s) do
+    {members, rest} = Enum.split_with(diffs, &member_diff?/1)
+    Enum.each(members, &apply_member(s.table, &1))
+    mst = if rest == [], do: s.mst, else: s.mod.handle_diffs(rest, s.addr, s.mst)
+    %{s | mst: mst}
+  end
+
+  defp member_diff?({:add, {:member, _}, _}), do: true
+  defp member_diff?({:remove, {:member, _}}), do: true
+  defp member_diff?(_), do: false
+
+  defp apply_member(table, {:add, {:member, m}, _}), do: :ets.insert(table, {{:member, m}, true})
+  defp apply_member(table, {:remove, {:member, m}}), do: :ets.delete(table, {:member, m})
+
+  defp load_members(table, members) do
+    new = MapSet.new(members, fn {{:member, m}, _} -> m end)
+    old = :ets.match(table, {{:member, :"$1"}, :_}) |> MapSet.new(&hd/1)
+    for m <- MapSet.difference(old, new), do: :ets.delete(table, {:member, m})
+    for m <- MapSet.difference(new, old), do: :ets.insert(table, {{:member, m}, true})
+    :ok
+  end
+
+  # The mirror is complete again: answer the writers that waited, set the membership.
+  defp went_live(s) do
+    :ets.insert(s.table, {:attachment, s.addr, s.gen})
+    s = maybe_set_members(s)
+    {ready, waiting} = Enum.split_with(s.awaiting, fn {_, gen} -> s.gen > gen end)
+    for {from, _} <- ready, do: GenServer.reply(from, {:ok, s.addr, s.gen})
+    s = flush(%{s | awaiting: waiting})
+    for from <- s.barriers, do: GenServer.reply(from, :ok)
+    %{s | barriers: []}
+  end
+
+  defp flush(s) do
+    if function_exported?(s.mod, :flush, 2),
+      do: %{s | mst: s.mod.flush(s.addr, s.mst)},
+      else: s
+  end
+
+  defp resubscribe(s) do
+    case Mirror.subscribe(s.mirror) do
+      {:ok, mirror} ->
+        # A snapshot still owed after a failover keeps its reason: the callback reconciles it.
+        reason = if s.phase == :live, do: :resync, else: s.reason
+        %{s | mirror: mirror, phase: :syncing, reason: reason}
+
+      {:error, reason} ->
+        # The replica does not answer: treat it as gone.
+        Logger.warning(
+          "#{inspect(s.name)}: resubscribing to #{inspect(s.addr)} failed: #{inspect(reason)}"
+        )
+
+        {_, node} = s.addr
+        s = detach(s)
+        attach_round(s, rotate_after(s.hordecs, node), :failover)
+    end
+  end
+
+  # ------------------------------------------------------------------ attach / failover
+
+  defp detach(s) do
+    if s.mon, do: Process.demonitor(s.mon, [:flush])
+    :ets.insert(s.table, {:attachment, nil, s.gen})
+    %{s | addr: nil, mon: nil, mirror: nil, phase: :detached}
+  end
+
+  defp rotate_after(list, node) do
+    case Enum.find_index(list, &(&1 == node)) do
+      nil -> list
+      i -> Enum.drop(list, i + 1) ++ Enum.take(list, i + 1)
+    end
+  end
+
+  defp attach_round(s, nodes, reason), do: attach_any(%{s | refused: []}, nodes, reason)
+
+  defp attach_any(s, [], reason) do
+    s = %{s | refused: Enum.reverse(s.refused)}
+    backoff = s.retry
+    Logger.warning("#{inspect(s.name)}: no hordec node reachable, retrying in #{backoff} ms")
+    timer = Process.send_after(self(), :retry_attach, backoff)
+    %{s | reason: reason, retry: min(backoff * 2, @retry_max), retry_timer: timer}
+  end
+
+  defp attach_any(s, [node | rest], reason) do
+    case attach(s, node, reason) do
+      {:ok, s} ->
+        %{s | retry: @retry_min}
+
+      {:error, why, s} ->
+        Logger.info("#{inspect(s.name)}: cannot attach to #{node}: #{inspect(why)}")
+        s = if match?({:refused, _}, why), do: %{s | refused: [why | s.refused]}, else: s
+        attach_any(s, rest, reason)
+    end
+  end
+
+  defp attach(s, node, reason) do
+    addr = {s.name, node}
+    t = s.attach_timeout
+
+    with :ok <- connect(node),
+         {:ok, {:ok, _pid}} <- safe_call({:hordec, node}, s.mod.start_request(s.mst), t),
+         mon = Process.monitor(addr),
+         {req, mst} = s.mod.attach_request(reason, s.mst),
+         {:ok, reply} <- safe_call(addr, req, t) |> demonitor_on_error(mon),
+         {:ok, mst} <- s.mod.attached(reply, addr, mst) |> refusal() |> demonitor_on_error(mon),
+         mirror = Mirror.new(addr, storage: :owner, timeout: t, drop_seq: s.drop_seq),
+         {:ok, mirror} <- Mirror.subscribe(mirror) |> demonitor_on_error(mon) do
+      # Writers keep waiting (the published address stays nil) until the snapshot is loaded and
+      # reconciled: a write that raced ahead of it could be mistaken for a stale entry.
+      s = %{s | mst: mst, addr: addr, gen: s.gen + 1, mon: mon, mirror: mirror, drop_seq: nil}
+      s = %{s | phase: :syncing, reason: reason, ensured: MapSet.put(s.ensured, node)}
+      {:ok, first_attach_writes(s)}
+    else
+      {:ok, {:error, why}} -> {:error, {:refused, why}, s}
+      {:ok, other} -> {:error, other, s}
+      {:refused, _} = why -> {:error, why, s}
+      {:error, why} -> {:error, why, s}
+    end
+  end
+
+  defp refusal({:error, why}), do: {:refused, why}
+  defp refusal(other), do: other
+
+  defp demonitor_on_error({:ok, _} = ok, _mon), do: ok
+
+  defp demonitor_on_error(other, mon) do
+    Process.demonitor(mon, [:flush])
+    other
+  end
+
+  # Requests the object wants made once (meta given at start); synchronous, so that their diffs
+  # follow the snapshot in the mailbox.
+  defp first_attach_writes(%{first_done: true} = s), do: s
+
+  defp first_attach_writes(s) do
+    for req <- s.initial_requests, do: safe_call(s.addr, req, s.attach_timeout)
+
+    case s.members do
+      list when is_list(list) -> safe_call(s.addr, {:set_members, list}, s.attach_timeout)
+      :auto -> :ok
+    end
+
+    %{s | first_done: true}
+  end
+
+  # :auto membership: every listed node's replica is a member. Only ever adds, so clients whose
+  # lists differ, or an operator's HordeC.Cluster.set_members, are never undone by an attach.
+  defp maybe_set_members(%{members: :auto} = s) do
+    current = :ets.match(s.table, {{:member, :"$1"}, :_}) |> Enum.map(&hd/1)
+    mine = for h <- s.hordecs, do: {s.name, h}
+
+    case mine -- current do
+      [] ->
+        s
+
+      _missing ->
+        wanted = Enum.uniq(current ++ mine)
+        # Synchronous, so that the diffs it causes come before any barrier answered later.
+        safe_call(s.addr, {:set_members, wanted}, s.attach_timeout)
+        s
+    end
+  end
+
+  defp maybe_set_members(s), do: s
+
+  defp connect(node) do
+    case Node.connect(node) do
+      true -> :ok
+      false -> {:error, :noconnection}
+      :ignored -> {:error, :not_alive}
+    end
+  end
+
+  defp safe_call(addr, req, timeout) do
+    {:ok, GenServer.call(addr, req, timeout)}
+  catch
+    :exit, {reason, {GenServer, :call, _}} -> {:error, reason}
+  end
+
+  # A replica on every listed node (not only the attached one), so that the data lives on all of
+  # them and a failover finds it. Done by a helper process: connecting to a node that is down can
+  # take a while, and the mirror must keep up meanwhile.
+  defp ensure_replicas(%{ensuring: nil} = s) do
+    case Enum.filter(s.hordecs, &(not MapSet.member?(s.ensured, &1) and member_node?(s, &1))) do
+      [] ->
+        s
+
+      nodes ->
+        me = self()
+        req = s.mod.start_request(s.mst)
+        t = s.attach_timeout
+
+        pid =
+          spawn_link(fn ->
+            for node <- nodes do
+              ok? =
+                connect(node) == :ok and
+                  match?({:ok, {:ok, _}}, safe_call({:hordec, node}, req, t))
+
+              send(me, {:ensured, node, ok?})
+            end
+          end)
+
+        %{s | ensuring: pid}
+    end
+  end
+
+  defp ensure_replicas(s), do: s
+
+  defp member_node?(%{members: :auto}, _node), do: true
+  defp member_node?(%{members: list, name: name}, node), do: {name, node} in list
+end

@@ -1,0 +1,2 @@
+/* common/ is the bottom layer: it sees nothing above it. */
+#include "dist/conn.h"

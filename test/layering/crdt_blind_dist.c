@@ -1,0 +1,2 @@
+/* crdt/ sits beside dist/, not above it. */
+#include "dist/conn.h"

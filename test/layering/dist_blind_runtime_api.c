@@ -1,0 +1,2 @@
+/* dist/ knows nothing about processes. */
+#include "hordec/hc_runtime.h"

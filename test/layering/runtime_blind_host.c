@@ -1,0 +1,2 @@
+/* The host adapts the runtime; the runtime must not know it. */
+#include "host/host.h"

@@ -85,7 +85,10 @@ defmodule HordeC.RegistryClientTest do
     alive = H.holder(self())
     dead = spawn(fn -> :ok end)
     eventually(fn -> is_map(dump(f2, reg)) end)
-    # As if an unregister and a death had been applied on f1 only, which then died.
+    # As if an unregister and a death had been applied on f1 only, which then died. (A fake
+    # replica does not replicate: tell f2 about our registry as f1 would have.)
+    {:ok, _} = GenServer.call({reg, f2.node}, {:attach, client, []})
+
     for {k, p} <- [stale: alive, gone: dead] do
       {:ok, _} = GenServer.call({reg, f2.node}, {:register, k, p, :old, client})
     end
@@ -114,8 +117,8 @@ defmodule HordeC.RegistryClientTest do
     %{reg: reg} = ctx
     Process.register(self(), :gap_listener2)
     start(ctx, listeners: [:gap_listener2], drop_stream_seq: 5)
-    # the owner another node's registry process would be
-    other = spawn(fn -> Process.sleep(:infinity) end)
+    # vouched for by the replica itself (as for a C process), so not linked by our registry
+    other = :hordec
     h = H.holder(self())
 
     for i <- 1..10 do
@@ -131,6 +134,36 @@ defmodule HordeC.RegistryClientTest do
     end
 
     assert Registry.lookup(reg, {:k, 3}) == [{h, 3}]
+  end
+
+  test "a replica that dropped our attach record: writes and the stream make us attach again",
+       ctx do
+    %{reg: reg, f1: f1} = ctx
+    start(ctx)
+    client = Process.whereis(reg)
+    {:ok, _} = Registry.register(reg, :before, 1)
+
+    # the record goes out in the stream: the registry attaches again, re-asserting what it holds
+    :ok = GenServer.call({reg, f1.node}, {:forget_client, client})
+    eventually(fn -> Map.has_key?(dump(f1, reg), {:client, client}) end)
+    assert dump(f1, reg)[{:reg, :before, self()}] == {1, client}
+
+    # a write refused with not_attached: attach again, then the write goes through
+    :sys.suspend(client)
+    :ok = GenServer.call({reg, f1.node}, {:forget_client, client})
+    h = H.holder(self())
+    task = Task.async(fn -> H.run(h, Registry, :register, [reg, :after, 2]) end)
+    # (let the write reach the replica and be refused while the registry cannot see the stream:
+    # the stream's diff and the writer's call wait in its mailbox)
+    eventually(fn ->
+      {:messages, m} = Process.info(client, :messages)
+      length(m) >= 2
+    end)
+
+    :sys.resume(client)
+    assert {:ok, _} = Task.await(task)
+    assert dump(f1, reg)[{:reg, :after, h}] == {2, client}
+    assert Registry.lookup(reg, :after) == [{h, 2}]
   end
 
   @tag :fresh

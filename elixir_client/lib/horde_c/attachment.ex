@@ -178,6 +178,12 @@ defmodule HordeC.Attachment do
         {addr, gen} = await_attached(name, gen, deadline, where)
         do_call(name, request, addr, gen, deadline, visible, where)
 
+      # The replica no longer knows this node's attachment (it lost sight of it and dropped its
+      # record, docs/registry.md §5): attach again, re-asserting what this node owns, then retry.
+      {:error, :not_attached} ->
+        {addr, gen} = await_attached(name, gen, deadline, where, :reattach)
+        do_call(name, request, addr, gen, deadline, visible, where)
+
       reply ->
         if visible && visible.() do
           reply
@@ -258,8 +264,8 @@ defmodule HordeC.Attachment do
     ArgumentError -> raise ArgumentError, "unknown registry: #{inspect(name)}"
   end
 
-  defp await_attached(name, gen, deadline, where) do
-    case GenServer.call(name, {:await_attached, gen}, remaining(deadline)) do
+  defp await_attached(name, gen, deadline, where, how \\ :await_attached) do
+    case GenServer.call(name, {how, gen}, remaining(deadline)) do
       {:ok, addr, gen} -> {addr, gen}
     end
   catch
@@ -388,6 +394,13 @@ defmodule HordeC.Attachment do
     end
   end
 
+  # A writer was told `not_attached` by the replica of attachment `gen`: attach again (unless that
+  # happened already), then answer as :await_attached does.
+  def handle_call({:reattach, gen}, from, s) do
+    s = if gen == s.gen and s.addr != nil, do: reattach(s, "a write was refused"), else: s
+    handle_call({:await_attached, gen}, from, s)
+  end
+
   def handle_call(:state, _from, s), do: {:reply, Map.drop(s, [:mst]), s}
 
   @impl true
@@ -428,6 +441,11 @@ defmodule HordeC.Attachment do
 
   def handle_info({@async_tag, _reply}, s), do: {:noreply, s}
 
+  def handle_info({:reattach, gen}, %{gen: gen, phase: :live} = s),
+    do: {:noreply, reattach(s, "its attach record left the replica")}
+
+  def handle_info({:reattach, _gen}, s), do: {:noreply, s}
+
   def handle_info(:retry_attach, s) do
     s = %{s | retry_timer: nil}
 
@@ -466,6 +484,13 @@ defmodule HordeC.Attachment do
     {members, rest} = Enum.split_with(entries, &match?({{:member, _}, _}, &1))
     load_members(s.table, members)
     mst = s.mod.handle_snapshot(rest, s.reason, s.addr, s.mst)
+    me = self()
+
+    # The attach wrote our record before we subscribed: a (re)snapshot without it means the
+    # replica dropped it since.
+    unless Enum.any?(rest, &match?({{:client, ^me}, _}, &1)),
+      do: send(self(), {:reattach, s.gen})
+
     went_live(%{s | mst: mst, phase: :live})
   end
 
@@ -473,6 +498,11 @@ defmodule HordeC.Attachment do
     {members, rest} = Enum.split_with(diffs, &member_diff?/1)
     Enum.each(members, &apply_member(s.table, &1))
     mst = if rest == [], do: s.mst, else: s.mod.handle_diffs(rest, s.addr, s.mst)
+    me = self()
+    # Our own attach record removed (docs/registry.md §5): attach again, after this batch.
+    if Enum.any?(rest, &match?({:remove, {:client, ^me}}, &1)),
+      do: send(self(), {:reattach, s.gen})
+
     %{s | mst: mst}
   end
 
@@ -533,6 +563,14 @@ defmodule HordeC.Attachment do
     if s.mon, do: Process.demonitor(s.mon, [:flush])
     :ets.insert(s.table, {:attachment, nil, s.gen})
     %{s | addr: nil, mon: nil, mirror: nil, phase: :detached}
+  end
+
+  # Attach again, to the same replica first (its data is the freshest we know of).
+  defp reattach(s, why) do
+    {_, node} = s.addr
+    Logger.warning("#{inspect(s.name)}: attaching again to #{node}: #{why}")
+    s = detach(s)
+    attach_round(s, [node | List.delete(s.hordecs, node)], :failover)
   end
 
   defp rotate_after(list, node) do

@@ -139,9 +139,11 @@ defmodule HordeC.Registry do
     * `:hordec` – the hordec node to attach to, or a list of them in order of preference
       (failover goes down the list). Default: `Application.get_env(:horde_c, :hordec)`.
     * `:members` – the replicas that replicate this registry: `:auto` (the default: the replica
-      on every node of `:hordec`; only ever adds members) or an explicit list of
-      `{name, hordec_node}` (a bare atom `name` stands for `{name, h}` for every `h` of
-      `:hordec`), set when the process first attaches.
+      on every node of `:hordec`, added to the membership at every attach — a failover too — and
+      never removed) or an explicit list of `{name, hordec_node}` (a bare atom `name` stands for
+      `{name, h}` for every `h` of `:hordec`), set when the process first attaches. Manage the
+      membership with `HordeC.Cluster.set_members/3` only with explicit lists: with `:auto`, a
+      member removed comes back when a node that lists it attaches.
     * `:listeners` – names of local processes told of every change (see the module doc).
     * `:meta` – `[{key, value}]` put with `put_meta/3` when the process first attaches.
     * `:timeout` – how long a write may take, failover included (default 5000 ms); after it a

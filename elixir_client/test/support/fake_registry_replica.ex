@@ -129,6 +129,9 @@ defmodule HordeC.Test.FakeRegistryReplica do
 
   defp request({:register, k, p, v, owner}, _caller, s) do
     cond do
+      is_pid(owner) and not Map.has_key?(s.clients, owner) ->
+        {{:error, :not_attached}, s}
+
       s.kind == :unique and winner(s, k) != nil ->
         {{:error, {:already_registered, winner(s, k)}}, s}
 
@@ -141,6 +144,14 @@ defmodule HordeC.Test.FakeRegistryReplica do
   end
 
   defp request({:unregister, k, p}, _caller, s), do: {:ok, delete(s, {:reg, k, p})}
+
+  # Test hook: behave as a replica that lost sight of `client` (docs/registry.md §5): its record
+  # goes, and it must attach again before it registers more.
+  defp request({:forget_client, client}, _caller, s) do
+    {ref, clients} = Map.pop(s.clients, client)
+    if ref, do: Process.demonitor(ref)
+    {:ok, delete(%{s | clients: clients}, {:client, client})}
+  end
 
   defp request({:unregister_keys, p, keys}, _caller, s),
     do: {:ok, Enum.reduce(keys, s, &delete(&2, {:reg, &1, p}))}

@@ -4,8 +4,8 @@
 # A layer's include root, <build>/incroot/<layer>/, holds symlinks and nothing else:
 #   <dir> -> c_src/<dir>        for the layer itself and every layer below it
 #   hordec/<header>.h -> ...    one link per public header of include/hordec/ that belongs to one of those
-#                               layers (and, for the daemon while it still lives in c_src/hordec/, its own
-#                               private headers, which share that prefix)
+#                               layers (private headers never use the public hordec/ prefix: the daemon's
+#                               are daemon/*.h)
 # Sources keep their include style ("crdt/map.h", "hordec/hc_term.h"): only what they can reach changes.
 # Tests use hordec_core (see CMakeLists.txt), which sees everything.
 #
@@ -88,16 +88,7 @@ function(hc_make_incroot name public_headers)
   foreach(s ${sees})
     get_property(sdir GLOBAL PROPERTY HC_LAYER_${s}_DIR)
     get_filename_component(base ${sdir} NAME)
-    if(base STREQUAL "hordec")
-      # c_src/hordec/ shares its prefix with the public headers: merge its headers file by file.
-      file(GLOB private_headers CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/${sdir}/*.h)
-      foreach(h ${private_headers})
-        get_filename_component(hn ${h} NAME)
-        file(CREATE_LINK ${h} ${root}/hordec/${hn} SYMBOLIC)
-      endforeach()
-    else()
-      file(CREATE_LINK ${CMAKE_SOURCE_DIR}/${sdir} ${root}/${base} SYMBOLIC)
-    endif()
+    file(CREATE_LINK ${CMAKE_SOURCE_DIR}/${sdir} ${root}/${base} SYMBOLIC)
   endforeach()
   foreach(h ${public_headers})
     get_filename_component(hn ${h} NAME)

@@ -10,15 +10,15 @@
 
 typedef struct hc_hmap {
     uint64_t *keys;
-    void **vals; /* NULL = empty slot, HC_HMAP_TOMB = deleted */
+    void **vals;             /* NULL = empty slot, HC_HMAP_TOMB = deleted */
     size_t cap, count, used; /* used = live + tombstones */
 } hc_hmap;
 
 extern char hc_hmap_tomb_;
 #define HC_HMAP_TOMB ((void *)&hc_hmap_tomb_)
 
-int hc_hmap_put(hc_hmap *m, uint64_t key, void *val);   /* HC_OK or HC_ENOMEM */
-bool hc_hmap_del(hc_hmap *m, uint64_t key, void *val);  /* removes that exact pair */
+int hc_hmap_put(hc_hmap *m, uint64_t key, void *val);  /* HC_OK or HC_ENOMEM */
+bool hc_hmap_del(hc_hmap *m, uint64_t key, void *val); /* removes that exact pair */
 /* Iterates the values stored under `key`: start with *pos = 0; returns NULL when done. */
 void *hc_hmap_next(const hc_hmap *m, uint64_t key, size_t *pos);
 void *hc_hmap_get(const hc_hmap *m, uint64_t key); /* first value under key, or NULL */

@@ -4,8 +4,7 @@
 #include "common/term_priv.h"
 #include "hordec/hc_term.h"
 
-const hc_req_entry *hc_req_match(const hc_req_entry *table, size_t n, const uint8_t *req, size_t len,
-                                 hc_req_args *args)
+const hc_req_entry *hc_req_match(const hc_req_entry *table, size_t n, const uint8_t *req, size_t len, hc_req_args *args)
 {
     size_t end = 0, i = 0;
     uint32_t arity;

@@ -87,8 +87,12 @@ static int head(const uint8_t *p, size_t len, size_t i, uint8_t tag, uint64_t *n
         term_atom a;
         if (term_atom_at(p, len, &j, &a))
             return HC_EDECODE;
-        uint64_t rest = tag == ETF_PID ? 9 : tag == ETF_NEW_PID ? 12 : tag == ETF_PORT ? 5
-                      : tag == ETF_NEW_PORT ? 8 : tag == ETF_V4_PORT ? 12 : 5;
+        uint64_t rest = tag == ETF_PID        ? 9
+                        : tag == ETF_NEW_PID  ? 12
+                        : tag == ETF_PORT     ? 5
+                        : tag == ETF_NEW_PORT ? 8
+                        : tag == ETF_V4_PORT  ? 12
+                                              : 5;
         *n = (j - i) + rest;
         return HC_OK;
     }
@@ -107,14 +111,12 @@ static int head(const uint8_t *p, size_t len, size_t i, uint8_t tag, uint64_t *n
     case ETF_EXPORT: { /* Module and Function atoms, and an Arity that must be a SMALL_INTEGER */
         size_t j = i;
         term_atom a;
-        if (term_atom_at(p, len, &j, &a) || term_atom_at(p, len, &j, &a) || len - j < 2 ||
-            p[j] != ETF_SMALL_INTEGER)
+        if (term_atom_at(p, len, &j, &a) || term_atom_at(p, len, &j, &a) || len - j < 2 || p[j] != ETF_SMALL_INTEGER)
             return HC_EDECODE;
         *n = (j - i) + 2;
         return HC_OK;
     }
-    default: /* atom cache refs, compressed terms, old funs, LOCAL_EXT: never negotiated with us */
-        return HC_EDECODE;
+    default: /* atom cache refs, compressed terms, old funs, LOCAL_EXT: never negotiated with us */ return HC_EDECODE;
     }
 }
 

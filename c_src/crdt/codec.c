@@ -10,12 +10,10 @@
 #define TAG_ATOM "$hordec_crdt"
 
 static const char *const type_names[HC_CRDT_MSG__COUNT] = {
-    [HC_CRDT_MSG_HELLO] = "hello",       [HC_CRDT_MSG_DELTA] = "delta",
-    [HC_CRDT_MSG_DELTA_ACK] = "delta_ack", [HC_CRDT_MSG_DIGEST] = "digest",
-    [HC_CRDT_MSG_TREE] = "tree",         [HC_CRDT_MSG_TREE_DIFF] = "tree_diff",
-    [HC_CRDT_MSG_CHUNK] = "chunk",       [HC_CRDT_MSG_ELEMS] = "elems",
-    [HC_CRDT_MSG_CTX] = "ctx",           [HC_CRDT_MSG_END] = "end",
-    [HC_CRDT_MSG_ACK] = "ack",
+    [HC_CRDT_MSG_HELLO] = "hello",   [HC_CRDT_MSG_DELTA] = "delta", [HC_CRDT_MSG_DELTA_ACK] = "delta_ack",
+    [HC_CRDT_MSG_DIGEST] = "digest", [HC_CRDT_MSG_TREE] = "tree",   [HC_CRDT_MSG_TREE_DIFF] = "tree_diff",
+    [HC_CRDT_MSG_CHUNK] = "chunk",   [HC_CRDT_MSG_ELEMS] = "elems", [HC_CRDT_MSG_CTX] = "ctx",
+    [HC_CRDT_MSG_END] = "end",       [HC_CRDT_MSG_ACK] = "ack",
 };
 
 const char *crdt_msg_type_name(int type)
@@ -27,8 +25,7 @@ const char *crdt_msg_type_name(int type)
 
 int crdt_enc_list(hc_buf *b, uint32_t n) { return n ? hc_enc_list_header(b, n) : hc_enc_nil(b); }
 
-int crdt_enc_header(hc_buf *b, int type, uint64_t from_rid, uint64_t from_inc, uint64_t to_rid,
-                    uint64_t to_inc)
+int crdt_enc_header(hc_buf *b, int type, uint64_t from_rid, uint64_t from_inc, uint64_t to_rid, uint64_t to_inc)
 {
     if (b->err)
         return b->err;
@@ -53,8 +50,8 @@ int crdt_enc_elem(hc_buf *b, uint64_t rid, uint64_t ctr, uint64_t hlc, const uin
     return val ? hc_enc_raw(b, val, val_len) : b->err;
 }
 
-int crdt_enc_simple(hc_buf *b, int type, uint64_t from_rid, uint64_t from_inc, uint64_t to_rid,
-                    uint64_t to_inc, const uint64_t *fields, int n)
+int crdt_enc_simple(hc_buf *b, int type, uint64_t from_rid, uint64_t from_inc, uint64_t to_rid, uint64_t to_inc,
+                    const uint64_t *fields, int n)
 {
     crdt_enc_header(b, type, from_rid, from_inc, to_rid, to_inc);
     hc_enc_tuple_header(b, (uint32_t)n);
@@ -152,8 +149,7 @@ static int decode_body(dec *d, crdt_msg *m)
 {
     uint32_t n;
     switch (m->type) {
-    case HC_CRDT_MSG_HELLO:
-        return d_tuple(d, 2) || d_u64(d, &m->depth) || d_u64(d, &m->max_msg) ? HC_EDECODE : HC_OK;
+    case HC_CRDT_MSG_HELLO: return d_tuple(d, 2) || d_u64(d, &m->depth) || d_u64(d, &m->max_msg) ? HC_EDECODE : HC_OK;
     case HC_CRDT_MSG_DELTA:
         if (d_tuple(d, 2) || d_u64(d, &m->seq))
             return HC_EDECODE;
@@ -176,13 +172,12 @@ static int decode_body(dec *d, crdt_msg *m)
         return HC_OK;
     case HC_CRDT_MSG_TREE:
     case HC_CRDT_MSG_TREE_DIFF:
-        if (d_tuple(d, 4) || d_u64(d, &m->sid) || d_u64(d, &m->req) || d_u64(d, &m->level) ||
-            d_binary(d, &m->bin))
+        if (d_tuple(d, 4) || d_u64(d, &m->sid) || d_u64(d, &m->req) || d_u64(d, &m->level) || d_binary(d, &m->bin))
             return HC_EDECODE;
         return HC_OK;
     case HC_CRDT_MSG_CHUNK:
-        if (d_tuple(d, 5) || d_u64(d, &m->sid) || d_u64(d, &m->req) || d_u64(d, &m->lo) ||
-            d_u64(d, &m->hi) || m->lo > m->hi)
+        if (d_tuple(d, 5) || d_u64(d, &m->sid) || d_u64(d, &m->req) || d_u64(d, &m->lo) || d_u64(d, &m->hi) ||
+            m->lo > m->hi)
             return HC_EDECODE;
         return d_recs(d, m);
     case HC_CRDT_MSG_ELEMS:
@@ -190,13 +185,12 @@ static int decode_body(dec *d, crdt_msg *m)
             return HC_EDECODE;
         return d_recs(d, m);
     case HC_CRDT_MSG_CTX:
-        if (d_tuple(d, 5) || d_u64(d, &m->sid) || d_u64(d, &m->req) || d_u64(d, &m->piece) ||
-            d_u64(d, &m->pieces) || d_binary(d, &m->bin) || m->piece >= m->pieces)
+        if (d_tuple(d, 5) || d_u64(d, &m->sid) || d_u64(d, &m->req) || d_u64(d, &m->piece) || d_u64(d, &m->pieces) ||
+            d_binary(d, &m->bin) || m->piece >= m->pieces)
             return HC_EDECODE;
         return HC_OK;
     case HC_CRDT_MSG_END:
-    case HC_CRDT_MSG_ACK:
-        return d_tuple(d, 2) || d_u64(d, &m->sid) || d_u64(d, &m->req) ? HC_EDECODE : HC_OK;
+    case HC_CRDT_MSG_ACK: return d_tuple(d, 2) || d_u64(d, &m->sid) || d_u64(d, &m->req) ? HC_EDECODE : HC_OK;
     }
     return HC_EDECODE;
 }
@@ -235,8 +229,8 @@ int crdt_msg_decode(const uint8_t *buf, size_t len, crdt_msg *out)
     if (arity != 8 || hc_dec_atom_index(d.p, d.len, &d.i, type_names, HC_CRDT_MSG__COUNT, &type))
         return HC_EDECODE;
     out->type = (int)type;
-    if (d_u64(&d, &out->from_rid) || d_u64(&d, &out->from_inc) || d_u64(&d, &out->to_rid) ||
-        d_u64(&d, &out->to_inc) || !out->from_rid)
+    if (d_u64(&d, &out->from_rid) || d_u64(&d, &out->from_inc) || d_u64(&d, &out->to_rid) || d_u64(&d, &out->to_inc) ||
+        !out->from_rid)
         return HC_EDECODE;
     int rc = decode_body(&d, out);
     if (!rc && d.i != len)

@@ -261,19 +261,19 @@ int crdt_ctx_encode_pieces(const crdt_ctx *c, size_t max_piece, hc_buf **pieces,
     size_t n = 0, cap = 0;
     hc_buf *out = NULL;
     int rc = HC_OK;
-#define NEW_PIECE()                                                                                    \
-    do {                                                                                               \
-        if (n == cap) {                                                                                \
-            size_t nc = cap ? cap * 2 : 2;                                                             \
-            hc_buf *p = realloc(out, nc * sizeof *p);                                                  \
-            if (!p) {                                                                                  \
-                rc = HC_ENOMEM;                                                                        \
-                goto fail;                                                                             \
-            }                                                                                          \
-            out = p;                                                                                   \
-            cap = nc;                                                                                  \
-        }                                                                                              \
-        out[n++] = (hc_buf){0};                                                                        \
+#define NEW_PIECE()                                                                                                    \
+    do {                                                                                                               \
+        if (n == cap) {                                                                                                \
+            size_t nc = cap ? cap * 2 : 2;                                                                             \
+            hc_buf *p = realloc(out, nc * sizeof *p);                                                                  \
+            if (!p) {                                                                                                  \
+                rc = HC_ENOMEM;                                                                                        \
+                goto fail;                                                                                             \
+            }                                                                                                          \
+            out = p;                                                                                                   \
+            cap = nc;                                                                                                  \
+        }                                                                                                              \
+        out[n++] = (hc_buf){0};                                                                                        \
     } while (0)
     NEW_PIECE();
     for (uint32_t i = 0; i < c->n; i++) {
@@ -286,8 +286,7 @@ int crdt_ctx_encode_pieces(const crdt_ctx *c, size_t max_piece, hc_buf **pieces,
             hc_buf *b = &out[n - 1];
             size_t room = (max_piece - b->len - REC_HEAD) / 8;
             uint32_t take = left < room ? left : (uint32_t)room;
-            if ((rc = hc_buf_put_be64(b, r->rid)) || (rc = hc_buf_put_be64(b, base)) ||
-                (rc = hc_buf_put_be32(b, take)))
+            if ((rc = hc_buf_put_be64(b, r->rid)) || (rc = hc_buf_put_be64(b, base)) || (rc = hc_buf_put_be32(b, take)))
                 goto fail;
             for (uint32_t t = 0; t < take; j++) {
                 if (!r->cloud.slots[j])

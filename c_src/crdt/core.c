@@ -279,8 +279,8 @@ static bool core_pop(void *core, hc_effect *out)
     }
     hc_crdt_event e;
     if (hc_crdt_pop_event(c->crdt, &e)) {
-        *out = (hc_effect){.kind = HC_EFF_EVENT, .data = e.key, .len = e.key_len, .value = e.new_value,
-                           .value_len = e.new_len};
+        *out = (hc_effect){
+            .kind = HC_EFF_EVENT, .data = e.key, .len = e.key_len, .value = e.new_value, .value_len = e.new_len};
         return true;
     }
     if (c->headrep < c->nrep) {

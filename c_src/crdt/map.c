@@ -101,8 +101,7 @@ static size_t value_bytes(const crdt_elem *e, uint32_t n)
     return s;
 }
 
-int crdt_map_set(crdt_map *m, const uint8_t *key, size_t key_len, uint64_t hash, crdt_elem *elems,
-                 uint32_t n)
+int crdt_map_set(crdt_map *m, const uint8_t *key, size_t key_len, uint64_t hash, crdt_elem *elems, uint32_t n)
 {
     size_t b = crdt_map_bucket(m, hash);
     crdt_entry **link = &m->buckets[b], *e;

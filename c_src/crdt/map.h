@@ -59,8 +59,7 @@ static inline size_t crdt_map_bucket(const crdt_map *m, uint64_t h) { return (si
 crdt_entry *crdt_map_find(const crdt_map *m, const uint8_t *key, size_t key_len, uint64_t hash);
 /* Replaces the element set of key with elems[0..n) (any order; n == 0 deletes the key). References to the
  * blobs in elems are transferred to the map; the old elements' references are released. */
-int crdt_map_set(crdt_map *m, const uint8_t *key, size_t key_len, uint64_t hash, crdt_elem *elems,
-                 uint32_t n);
+int crdt_map_set(crdt_map *m, const uint8_t *key, size_t key_len, uint64_t hash, crdt_elem *elems, uint32_t n);
 /* Recomputes an entry digest from scratch (for the invariant checker). */
 uint64_t crdt_entry_digest(const crdt_entry *e);
 

@@ -16,7 +16,7 @@
 #define CRDT_MERKLE_NODES ((1u << (CRDT_MERKLE_DEPTH + 1)) - 1)
 
 typedef struct crdt_merkle {
-    uint64_t *sum;  /* heap order: node (l, i) at (1 << l) - 1 + i */
+    uint64_t *sum; /* heap order: node (l, i) at (1 << l) - 1 + i */
     uint32_t *count;
 } crdt_merkle;
 
@@ -27,10 +27,7 @@ void crdt_merkle_clear(crdt_merkle *t);
 void crdt_merkle_update(crdt_merkle *t, uint64_t h, uint64_t digest, int sign);
 
 static inline uint32_t crdt_merkle_index(uint32_t level, uint32_t i) { return (1u << level) - 1 + i; }
-static inline uint64_t crdt_merkle_lo(uint32_t level, uint32_t i)
-{
-    return level ? (uint64_t)i << (64 - level) : 0;
-}
+static inline uint64_t crdt_merkle_lo(uint32_t level, uint32_t i) { return level ? (uint64_t)i << (64 - level) : 0; }
 static inline uint64_t crdt_merkle_hi(uint32_t level, uint32_t i)
 {
     return level ? crdt_merkle_lo(level, i) + ((UINT64_C(1) << (64 - level)) - 1) : UINT64_MAX;

@@ -19,7 +19,7 @@ typedef struct crdt_pend_rec {
 
 typedef struct crdt_pending {
     crdt_pend_rec **buckets;
-    uint32_t nbuckets; /* power of two or 0 */
+    uint32_t nbuckets;    /* power of two or 0 */
     crdt_pend_rec **recs; /* insertion order, for deterministic batches */
     size_t n, cap;
 } crdt_pending;

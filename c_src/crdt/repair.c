@@ -355,9 +355,8 @@ static int make_elems(hc_crdt *r, crdt_peer *p, uint64_t now)
         return 0;
     }
     crdt_req *q = req_begin(r, p, HC_CRDT_MSG_ELEMS, 3);
-    if (!q || crdt_enc_list(&q->msg, 1) || hc_enc_tuple_header(&q->msg, 3) ||
-        hc_enc_raw(&q->msg, e->key, e->key_len) || crdt_enc_list(&q->msg, 1) ||
-        crdt_enc_elem(&q->msg, el->rid, el->ctr, el->hlc, el->val->data, el->val->len) ||
+    if (!q || crdt_enc_list(&q->msg, 1) || hc_enc_tuple_header(&q->msg, 3) || hc_enc_raw(&q->msg, e->key, e->key_len) ||
+        crdt_enc_list(&q->msg, 1) || crdt_enc_elem(&q->msg, el->rid, el->ctr, el->hlc, el->val->data, el->val->len) ||
         hc_enc_nil(&q->msg) || hc_enc_binary(&q->msg, NULL, 0) || hc_enc_nil(&q->msg)) {
         if (q)
             req_free(q);
@@ -557,7 +556,8 @@ static int on_tree(hc_crdt *r, crdt_peer *p, const crdt_msg *m)
     int rc = HC_OK;
     for (size_t o = 0; o < m->bin.len && !rc; o += TREE_ENTRY_BYTES) {
         uint32_t idx = hc_get_be32(m->bin.p + o), k = crdt_merkle_index((uint32_t)m->level, idx);
-        if (r->map.tree.count[k] == hc_get_be32(m->bin.p + o + 4) && r->map.tree.sum[k] == hc_get_be64(m->bin.p + o + 8))
+        if (r->map.tree.count[k] == hc_get_be32(m->bin.p + o + 4) &&
+            r->map.tree.sum[k] == hc_get_be64(m->bin.p + o + 8))
             continue;
         if (!(rc = hc_buf_put_be32(&diff, idx)))
             rc = hc_buf_put_u8(&diff, r->map.tree.count[k] ? 0 : DIFF_K_EMPTY);

@@ -157,8 +157,7 @@ int crdt_emit_change(hc_crdt *r, const uint8_t *key, size_t key_len, crdt_blob *
 {
     if (old_val == new_val)
         return HC_OK;
-    if (old_val && new_val && old_val->len == new_val->len &&
-        memcmp(old_val->data, new_val->data, old_val->len) == 0)
+    if (old_val && new_val && old_val->len == new_val->len && memcmp(old_val->data, new_val->data, old_val->len) == 0)
         return HC_OK;
     if (r->ev_n == r->ev_cap) {
         size_t cap = r->ev_cap ? r->ev_cap * 2 : 16;
@@ -236,8 +235,7 @@ static void schedule_flush(hc_crdt *r, uint64_t now)
 }
 
 /* One local write (val != NULL) or delete: it removes every element this replica has observed for key. */
-static int local_op(hc_crdt *r, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len,
-                    hc_time now)
+static int local_op(hc_crdt *r, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len, hc_time now)
 {
     uint64_t h = crdt_hash_bytes(key, key_len);
     crdt_entry *e = crdt_map_find(&r->map, key, key_len, h);
@@ -340,9 +338,9 @@ int crdt_apply_record(hc_crdt *r, const crdt_wire_rec *rec, const crdt_ctx *send
     int changed = 0, rc = HC_OK;
     for (uint32_t i = 0; i < have; i++) {
         const crdt_elem *el = &e->elems[i];
-        int observed = !wire_lists(rec, el->rid, el->ctr) &&
-                       (wire_removed(rec, el->rid, el->ctr) ||
-                        (sender_ctx && crdt_ctx_has(sender_ctx, el->rid, el->ctr)));
+        int observed =
+            !wire_lists(rec, el->rid, el->ctr) &&
+            (wire_removed(rec, el->rid, el->ctr) || (sender_ctx && crdt_ctx_has(sender_ctx, el->rid, el->ctr)));
         if (observed) {
             changed = 1;
             continue;
@@ -499,20 +497,19 @@ const char *hc_crdt_msg_name(int type) { return crdt_msg_type_name(type); }
 
 const char *hc_crdt_reject_name(int reason)
 {
-    static const char *const names[HC_CRDT_REJ__COUNT] = {"decode", "version", "not_neighbour", "stale",
-                                                          "invalid"};
+    static const char *const names[HC_CRDT_REJ__COUNT] = {"decode", "version", "not_neighbour", "stale", "invalid"};
     return reason >= 0 && reason < HC_CRDT_REJ__COUNT ? names[reason] : "unknown";
 }
 
 /* ---- invariants ---- */
 
-#define FAIL(...)                                                                                      \
-    do {                                                                                               \
-        if (why)                                                                                       \
-            snprintf(why, why_len, __VA_ARGS__);                                                       \
-        free(sum);                                                                                     \
-        free(cnt);                                                                                     \
-        return HC_ESTATE;                                                                              \
+#define FAIL(...)                                                                                                      \
+    do {                                                                                                               \
+        if (why)                                                                                                       \
+            snprintf(why, why_len, __VA_ARGS__);                                                                       \
+        free(sum);                                                                                                     \
+        free(cnt);                                                                                                     \
+        return HC_ESTATE;                                                                                              \
     } while (0)
 
 int hc_crdt_check(const hc_crdt *r, char *why, size_t why_len)

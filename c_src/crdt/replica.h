@@ -39,8 +39,8 @@ typedef struct crdt_req {
     hc_buf msg;
     uint64_t sent_at;
     uint32_t tries;
-    uint32_t level;   /* tree: the level asked about */
-    uint32_t *nodes;  /* tree: the node indices asked about, sorted */
+    uint32_t level;  /* tree: the level asked about */
+    uint32_t *nodes; /* tree: the node indices asked about, sorted */
     uint32_t n_nodes;
 } crdt_req;
 
@@ -65,18 +65,18 @@ enum { CRDT_PHASE_CTX, CRDT_PHASE_TREE, CRDT_PHASE_END };
 typedef struct crdt_session {
     uint64_t sid;
     int phase;
-    crdt_ctx snap;         /* our context when the session started */
-    hc_buf *pieces;        /* snap, serialised */
+    crdt_ctx snap;  /* our context when the session started */
+    hc_buf *pieces; /* snap, serialised */
     size_t n_pieces, next_piece;
-    crdt_node_ref *front;  /* nodes still to compare */
+    crdt_node_ref *front; /* nodes still to compare */
     size_t n_front, cap_front;
-    crdt_range *ship;      /* ranges whose entries must be sent */
+    crdt_range *ship; /* ranges whose entries must be sent */
     size_t head_ship, n_ship, cap_ship;
-    uint64_t ship_pos;     /* next key hash to send inside ship[head_ship] */
+    uint64_t ship_pos; /* next key hash to send inside ship[head_ship] */
     int ship_started;
     crdt_big_elem *big;
     size_t head_big, n_big, cap_big;
-    crdt_req *reqs;        /* in flight, at most cfg.repair_window */
+    crdt_req *reqs; /* in flight, at most cfg.repair_window */
     size_t n_reqs;
     uint64_t next_req;
 } crdt_session;
@@ -92,12 +92,12 @@ typedef struct crdt_incoming {
 typedef struct crdt_peer {
     uint64_t handle;
     int up;
-    uint64_t rid, inc;     /* the peer's identity, 0 = unknown */
-    int heard_me;          /* the peer addressed a message to our current identity */
+    uint64_t rid, inc; /* the peer's identity, 0 = unknown */
+    int heard_me;      /* the peer addressed a message to our current identity */
     uint64_t hello_at;
-    crdt_unacked *q;       /* our unacknowledged batches, by increasing seq */
+    crdt_unacked *q; /* our unacknowledged batches, by increasing seq */
     size_t qn, qcap, q_bytes;
-    uint64_t *acks;        /* seqs of its batches we applied and must acknowledge */
+    uint64_t *acks; /* seqs of its batches we applied and must acknowledge */
     size_t n_acks, cap_acks;
     int needs_repair;
     crdt_session *push;
@@ -120,7 +120,7 @@ typedef struct crdt_event {
 struct hc_crdt {
     hc_crdt_config cfg;
     uint64_t rid, inc;
-    uint64_t counter;  /* last dot counter issued */
+    uint64_t counter; /* last dot counter issued */
     crdt_hlc hlc;
     crdt_map map;
     crdt_ctx ctx;

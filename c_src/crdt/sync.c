@@ -464,8 +464,7 @@ int hc_crdt_receive(hc_crdt *r, uint64_t peer, const uint8_t *data, size_t len, 
         rc = HC_ESTATE;
     } else if (m.type == HC_CRDT_MSG_HELLO) {
         rc = on_hello(r, p, &m);
-    } else if (!p->rid || m.from_rid != p->rid || m.from_inc != p->inc || m.to_rid != r->rid ||
-               m.to_inc != r->inc) {
+    } else if (!p->rid || m.from_rid != p->rid || m.from_inc != p->inc || m.to_rid != r->rid || m.to_inc != r->inc) {
         r->stats.rejected[HC_CRDT_REJ_STALE]++;
         p->hello_at = 0; /* one of us restarted: greet again so both re-learn */
         rc = HC_ESTATE;

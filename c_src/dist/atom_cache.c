@@ -8,9 +8,9 @@
 
 #include "common/etf.h"
 
-#define LONG_ATOMS_FLAG 1u  /* in the half byte after the last reference's flags */
-#define NEW_ENTRY_FLAG 8u   /* per reference: the entry carries its atom text */
-#define MAX_FUN_NESTING 32  /* funs nested in funs' free variables (each level recurses once) */
+#define LONG_ATOMS_FLAG 1u /* in the half byte after the last reference's flags */
+#define NEW_ENTRY_FLAG 8u  /* per reference: the entry carries its atom text */
+#define MAX_FUN_NESTING 32 /* funs nested in funs' free variables (each level recurses once) */
 
 hc_atom_cache *hc_ac_new(void)
 {
@@ -146,12 +146,30 @@ static int shape_of(const uint8_t *p, size_t len, size_t i, uint8_t tag, shape *
         s->kids = (uint64_t)hc_get_be32(p + i) + 1; /* elements and the tail */
         break;
     case ETF_EXPORT: s->kids = 3; break; /* module, function, arity */
-    case ETF_PID: s->kind = SHAPE_NODE; s->post = 9; return HC_OK;
-    case ETF_NEW_PID: s->kind = SHAPE_NODE; s->post = 12; return HC_OK;
-    case ETF_PORT: s->kind = SHAPE_NODE; s->post = 5; return HC_OK;
-    case ETF_NEW_PORT: s->kind = SHAPE_NODE; s->post = 8; return HC_OK;
-    case ETF_V4_PORT: s->kind = SHAPE_NODE; s->post = 12; return HC_OK;
-    case ETF_REFERENCE: s->kind = SHAPE_NODE; s->post = 5; return HC_OK;
+    case ETF_PID:
+        s->kind = SHAPE_NODE;
+        s->post = 9;
+        return HC_OK;
+    case ETF_NEW_PID:
+        s->kind = SHAPE_NODE;
+        s->post = 12;
+        return HC_OK;
+    case ETF_PORT:
+        s->kind = SHAPE_NODE;
+        s->post = 5;
+        return HC_OK;
+    case ETF_NEW_PORT:
+        s->kind = SHAPE_NODE;
+        s->post = 8;
+        return HC_OK;
+    case ETF_V4_PORT:
+        s->kind = SHAPE_NODE;
+        s->post = 12;
+        return HC_OK;
+    case ETF_REFERENCE:
+        s->kind = SHAPE_NODE;
+        s->post = 5;
+        return HC_OK;
     case ETF_NEW_REFERENCE:
     case ETF_NEWER_REFERENCE: {
         if (left < 2)
@@ -409,8 +427,7 @@ static int store_new_entries(hc_atom_cache *ac)
     return HC_OK;
 }
 
-int hc_ac_normalize(hc_atom_cache *ac, uint8_t *p, size_t len, const uint8_t **out, size_t *outlen,
-                    const char **why)
+int hc_ac_normalize(hc_atom_cache *ac, uint8_t *p, size_t len, const uint8_t **out, size_t *outlen, const char **why)
 {
     *why = "malformed term after the distribution header";
     if (len >= 1 && p[0] == 'p') { /* erts never mixes forms, but 'p' is one we understand anyway */
@@ -458,8 +475,8 @@ int hc_ac_normalize(hc_atom_cache *ac, uint8_t *p, size_t len, const uint8_t **o
         return HC_OK;
     }
     hc_buf_reset(&ac->norm);
-    expander x = {.p = p, .len = len, .i = i, .copied = i, .out = &ac->norm, .refs = ac->rx.refs,
-                  .nrefs = ac->rx.nrefs};
+    expander x = {
+        .p = p, .len = len, .i = i, .copied = i, .out = &ac->norm, .refs = ac->rx.refs, .nrefs = ac->rx.nrefs};
     if ((rc = hc_buf_put_u8(x.out, 'p')) || (rc = hc_buf_put_u8(x.out, ETF_VERSION)))
         return rc;
     if ((rc = expand_terms(&x, 1, 0)) || (rc = flush_in(&x, x.i)))

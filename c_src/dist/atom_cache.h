@@ -23,7 +23,7 @@
 
 #include "hordec/hc_term.h"
 
-#define HC_AC_SIZE 2048   /* slots: 8 segments of 256 */
+#define HC_AC_SIZE 2048    /* slots: 8 segments of 256 */
 #define HC_AC_MAX_REFS 255 /* references one packet can make (NumberOfAtomCacheRefs is one byte) */
 
 /* A slot's atom, as text: the cache works on atom text and never touches the intern table, so atoms
@@ -60,7 +60,7 @@ typedef struct hc_atom_cache {
     hc_buf hdr;        /* 4-byte length + distribution header of the packet being sent */
     struct iovec *iov; /* the packet being sent: hdr, then spans of the caller's terms and refs */
     size_t niov, capiov;
-    hc_buf norm;       /* a received packet rewritten with full atoms */
+    hc_buf norm; /* a received packet rewritten with full atoms */
 } hc_atom_cache;
 
 hc_atom_cache *hc_ac_new(void);
@@ -73,8 +73,7 @@ void hc_ac_free(hc_atom_cache *ac);
  * result lives in ac->norm until the next call. A packet already in 'p' form passes through unchanged.
  * HC_EDECODE (with *why saying what was wrong) or HC_ENOMEM; the cache stays consistent either way,
  * but the caller should drop the connection, as erts does. */
-int hc_ac_normalize(hc_atom_cache *ac, uint8_t *p, size_t len, const uint8_t **out, size_t *outlen,
-                    const char **why);
+int hc_ac_normalize(hc_atom_cache *ac, uint8_t *p, size_t len, const uint8_t **out, size_t *outlen, const char **why);
 
 /* Send: builds the framed packet (4-byte length included) for `ctrl` ('p', 131, Control, as the
  * control encoders produce it) and `msg` (the message without 131, or NULL) as an iovec list that

@@ -331,8 +331,8 @@ static void tcp_connected(hc_conn *c)
     }
     hc_buf out = {0};
     uint32_t challenge = c->hs.our_challenge;
-    int rc = hc_hs_start_connect(&c->hs, c->cfg->our_name, c->peer, c->cfg->cookie, c->cfg->flags,
-                                 c->cfg->creation, challenge, &out);
+    int rc = hc_hs_start_connect(&c->hs, c->cfg->our_name, c->peer, c->cfg->cookie, c->cfg->flags, c->cfg->creation,
+                                 challenge, &out);
     if (rc || queue_raw(c, &out)) {
         hc_buf_free(&out);
         hc_conn_close(c, HC_ENOMEM, "cannot start handshake");
@@ -412,8 +412,10 @@ static void read_packets(hc_conn *c, uint64_t now)
             /* A BEAM that finds our challenge reply's digest wrong (another cookie) just closes, so a close
              * while we wait for the challenge ack is an authentication failure. */
             if (c->state == HC_CONN_HANDSHAKE && c->hs.state == HC_HS_ST_WAIT_ACK)
-                hc_conn_close(c, HC_EAUTH, "%s closed the connection instead of acknowledging our challenge reply "
-                              "(it probably has another cookie)", c->peer);
+                hc_conn_close(c, HC_EAUTH,
+                              "%s closed the connection instead of acknowledging our challenge reply "
+                              "(it probably has another cookie)",
+                              c->peer);
             else
                 hc_conn_close(c, HC_ENOCONN, "connection closed by peer");
             return;

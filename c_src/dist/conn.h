@@ -39,7 +39,7 @@ typedef struct hc_conn_config {
     const char *cookie;
     uint64_t flags;
     uint32_t creation;
-    size_t max_packet;      /* larger packets drop the connection */
+    size_t max_packet;         /* larger packets drop the connection */
     uint32_t setup_timeout_ms; /* epmd + connect + handshake must finish within this */
 } hc_conn_config;
 

@@ -39,8 +39,7 @@ int hc_ctrl_enc_link(hc_buf *b, const hc_pid *from, const hc_pid *to)
 
 static int enc_exit(hc_buf *b, int op, const hc_pid *from, const hc_pid *to, const uint8_t *r, size_t rlen)
 {
-    return start(b, 4, op) || hc_enc_pid(b, from) || hc_enc_pid(b, to) || hc_buf_append(b, r, rlen) ? HC_ENOMEM
-                                                                                                     : HC_OK;
+    return start(b, 4, op) || hc_enc_pid(b, from) || hc_enc_pid(b, to) || hc_buf_append(b, r, rlen) ? HC_ENOMEM : HC_OK;
 }
 
 int hc_ctrl_enc_exit(hc_buf *b, const hc_pid *from, const hc_pid *to, const uint8_t *reason, size_t rlen)
@@ -79,9 +78,8 @@ int hc_ctrl_enc_monitor_p_exit(hc_buf *b, const uint8_t *watched_raw, size_t wle
 
 int hc_ctrl_enc_unlink_id(hc_buf *b, uint64_t id, const hc_pid *from, const hc_pid *to)
 {
-    return start(b, 4, HC_DOP_UNLINK_ID) || hc_enc_ulong(b, id) || hc_enc_pid(b, from) || hc_enc_pid(b, to)
-               ? HC_ENOMEM
-               : HC_OK;
+    return start(b, 4, HC_DOP_UNLINK_ID) || hc_enc_ulong(b, id) || hc_enc_pid(b, from) || hc_enc_pid(b, to) ? HC_ENOMEM
+                                                                                                            : HC_OK;
 }
 
 int hc_ctrl_enc_unlink_id_ack(hc_buf *b, const uint8_t *id_raw, size_t idlen, const hc_pid *from, const hc_pid *to)
@@ -100,9 +98,8 @@ int hc_ctrl_enc_alias_send(hc_buf *b, const hc_pid *from, const hc_ref *alias)
 int hc_ctrl_enc_spawn_request(hc_buf *b, const hc_ref *req, const hc_pid *from, const hc_pid *group_leader,
                               const char *mod, const char *fun, uint32_t arity, const uint8_t *opts, size_t olen)
 {
-    if (start(b, 6, HC_DOP_SPAWN_REQUEST) || hc_enc_ref(b, req) || hc_enc_pid(b, from) ||
-        hc_enc_pid(b, group_leader) || hc_enc_tuple_header(b, 3) || hc_enc_atom_cstr(b, mod) ||
-        hc_enc_atom_cstr(b, fun) || hc_enc_ulong(b, arity))
+    if (start(b, 6, HC_DOP_SPAWN_REQUEST) || hc_enc_ref(b, req) || hc_enc_pid(b, from) || hc_enc_pid(b, group_leader) ||
+        hc_enc_tuple_header(b, 3) || hc_enc_atom_cstr(b, mod) || hc_enc_atom_cstr(b, fun) || hc_enc_ulong(b, arity))
         return HC_ENOMEM;
     if (olen)
         return hc_buf_append(b, opts, olen);
@@ -197,26 +194,23 @@ static int decode_fields(cursor *c, hc_ctrl *m, bool tt)
 {
     hc_span ignore;
     switch (m->op) {
-    case HC_DOP_SEND: /* {2, Unused, ToPid} */
-        return skip(c) || procref(c, &m->to, NULL) || m->to.is_name;
+    case HC_DOP_SEND: /* {2, Unused, ToPid} */ return skip(c) || procref(c, &m->to, NULL) || m->to.is_name;
     case HC_DOP_SEND_SENDER: /* {22, FromPid, ToPid} */
         return pid(c, &m->from) || procref(c, &m->to, NULL) || m->to.is_name;
     case HC_DOP_REG_SEND: /* {6, FromPid, Unused, ToName} */
         return pid(c, &m->from) || skip(c) || procref(c, &m->to, NULL) || !m->to.is_name;
     case HC_DOP_LINK:
     case HC_DOP_UNLINK:
-    case HC_DOP_GROUP_LEADER:
-        return pid(c, &m->from) || procref(c, &m->to, NULL) || m->to.is_name;
+    case HC_DOP_GROUP_LEADER: return pid(c, &m->from) || procref(c, &m->to, NULL) || m->to.is_name;
     case HC_DOP_EXIT:
     case HC_DOP_EXIT2: /* {Op, FromPid, ToPid, Reason}; _TT: {Op, FromPid, ToPid, Token, Reason} */
-        return pid(c, &m->from) || procref(c, &m->to, NULL) || m->to.is_name || (tt && skip(c)) ||
-               span(c, &m->reason);
+        return pid(c, &m->from) || procref(c, &m->to, NULL) || m->to.is_name || (tt && skip(c)) || span(c, &m->reason);
     case HC_DOP_MONITOR_P:
     case HC_DOP_DEMONITOR_P: /* {Op, FromPid, ToProc, Ref} */
         return pid(c, &m->from) || procref(c, &m->to, &m->to_raw) || ref(c, &m->ref);
     case HC_DOP_MONITOR_P_EXIT: /* {21, FromProc, ToPid, Ref, Reason} */
-        return procref(c, &m->watched, &m->to_raw) || procref(c, &m->to, NULL) || m->to.is_name ||
-               ref(c, &m->ref) || span(c, &m->reason);
+        return procref(c, &m->watched, &m->to_raw) || procref(c, &m->to, NULL) || m->to.is_name || ref(c, &m->ref) ||
+               span(c, &m->reason);
     case HC_DOP_UNLINK_ID:
     case HC_DOP_UNLINK_ID_ACK: { /* {Op, Id, FromPid, ToPid} */
         size_t s = c->i;
@@ -229,15 +223,13 @@ static int decode_fields(cursor *c, hc_ctrl *m, bool tt)
         m->id.len = c->i - s;
         return pid(c, &m->from) || procref(c, &m->to, NULL) || m->to.is_name;
     }
-    case HC_DOP_ALIAS_SEND: /* {33, FromPid, Alias} */
-        return pid(c, &m->from) || ref(c, &m->ref);
+    case HC_DOP_ALIAS_SEND: /* {33, FromPid, Alias} */ return pid(c, &m->from) || ref(c, &m->ref);
     case HC_DOP_SPAWN_REQUEST: /* {29, ReqId, From, GroupLeader, {M, F, Arity}, OptList} */
         return ref(c, &m->ref) || pid(c, &m->from) || skip(c) || span(c, &ignore) || span(c, &ignore);
     case HC_DOP_SPAWN_REPLY: /* {31, ReqId, To, Flags, Result} */
         return ref(c, &m->ref) || procref(c, &m->to, NULL) || m->to.is_name ||
                hc_dec_long(c->p, c->len, &c->i, &m->flags) || span(c, &m->result);
-    default:
-        return HC_EDECODE;
+    default: return HC_EDECODE;
     }
 }
 
@@ -257,10 +249,7 @@ static int base_of_tt(int op)
 
 /* Ops OTP defines that we have no use for (node link, payload exits and monitors for flags we do not
  * negotiate, spawn variants): well-formed ones are ignored, as a peer may legitimately send them. */
-static bool known_but_unhandled(int op)
-{
-    return op == 5 || (op >= 24 && op <= 28) || op == 30 || op == 32;
-}
+static bool known_but_unhandled(int op) { return op == 5 || (op >= 24 && op <= 28) || op == 30 || op == 32; }
 
 int hc_ctrl_decode(const uint8_t *p, size_t len, hc_ctrl *m)
 {
@@ -270,8 +259,7 @@ int hc_ctrl_decode(const uint8_t *p, size_t len, hc_ctrl *m)
     cursor c = {p, len, 2};
     uint32_t arity;
     int64_t op;
-    if (hc_dec_tuple_header(p, len, &c.i, &arity) || arity < 1 || hc_dec_long(p, len, &c.i, &op) || op < 0 ||
-        op > 255)
+    if (hc_dec_tuple_header(p, len, &c.i, &arity) || arity < 1 || hc_dec_long(p, len, &c.i, &op) || op < 0 || op > 255)
         return HC_EDECODE;
     m->op = (int)op;
     int base = base_of_tt(m->op);

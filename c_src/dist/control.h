@@ -22,17 +22,17 @@ typedef struct hc_procref {
 
 typedef struct hc_ctrl {
     int op;
-    bool known;        /* false for well-formed messages of OTP ops we do not handle (ignore them) */
-    hc_pid from;       /* LINK, EXIT*, MONITOR_P*, DEMONITOR_P, REG_SEND, UNLINK_ID*, ALIAS_SEND, SPAWN_REQUEST */
-    hc_procref to;     /* SEND, LINK, EXIT*, MONITOR_P, DEMONITOR_P, REG_SEND (name), UNLINK_ID*, SPAWN_REPLY */
+    bool known;         /* false for well-formed messages of OTP ops we do not handle (ignore them) */
+    hc_pid from;        /* LINK, EXIT*, MONITOR_P*, DEMONITOR_P, REG_SEND, UNLINK_ID*, ALIAS_SEND, SPAWN_REQUEST */
+    hc_procref to;      /* SEND, LINK, EXIT*, MONITOR_P, DEMONITOR_P, REG_SEND (name), UNLINK_ID*, SPAWN_REPLY */
     hc_procref watched; /* MONITOR_P_EXIT: the process that died, as the watcher named it */
-    hc_span to_raw;    /* raw bytes of To in MONITOR_P/DEMONITOR_P, echoed back in MONITOR_P_EXIT */
-    hc_ref ref;        /* MONITOR_P*, DEMONITOR_P, ALIAS_SEND (the alias), SPAWN_* (ReqId) */
-    hc_span reason;    /* EXIT, EXIT2, MONITOR_P_EXIT */
-    hc_span id;        /* UNLINK_ID / UNLINK_ID_ACK: the raw integer term */
-    hc_span result;    /* SPAWN_REPLY: the pid or error atom */
-    int64_t flags;     /* SPAWN_REPLY */
-    hc_span msg;       /* payload term when present (len 0 if none) */
+    hc_span to_raw;     /* raw bytes of To in MONITOR_P/DEMONITOR_P, echoed back in MONITOR_P_EXIT */
+    hc_ref ref;         /* MONITOR_P*, DEMONITOR_P, ALIAS_SEND (the alias), SPAWN_* (ReqId) */
+    hc_span reason;     /* EXIT, EXIT2, MONITOR_P_EXIT */
+    hc_span id;         /* UNLINK_ID / UNLINK_ID_ACK: the raw integer term */
+    hc_span result;     /* SPAWN_REPLY: the pid or error atom */
+    int64_t flags;      /* SPAWN_REPLY */
+    hc_span msg;        /* payload term when present (len 0 if none) */
 } hc_ctrl;
 
 /* Decodes a data packet (the bytes after the 4-byte length). HC_OK or HC_EDECODE (malformed, or an op

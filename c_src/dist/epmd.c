@@ -85,8 +85,7 @@ int hc_epmd_register(const char *alive, uint16_t port, int *fd_out, uint32_t *cr
     int fd = connect_epmd();
     if (fd < 0) {
         if (start_epmd_daemon() < 0) {
-            snprintf(err, errlen, "no epmd on port %d and `epmd -daemon` failed (is erlang installed?)",
-                     epmd_port());
+            snprintf(err, errlen, "no epmd on port %d and `epmd -daemon` failed (is erlang installed?)", epmd_port());
             return HC_EIO;
         }
         for (int i = 0; i < 50 && fd < 0; i++) { /* epmd -daemon returns before it listens */

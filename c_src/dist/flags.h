@@ -27,8 +27,8 @@
 
 /* What OTP 25 refuses to talk without. */
 #define HC_DFLAGS_MANDATORY                                                                                            \
-    (DFLAG_EXTENDED_REFERENCES | DFLAG_FUN_TAGS | DFLAG_EXTENDED_PIDS_PORTS | DFLAG_UTF8_ATOMS | DFLAG_NEW_FUN_TAGS | \
-     DFLAG_BIG_CREATION | DFLAG_NEW_FLOATS | DFLAG_MAP_TAG | DFLAG_EXPORT_PTR_TAG | DFLAG_BIT_BINARIES |             \
+    (DFLAG_EXTENDED_REFERENCES | DFLAG_FUN_TAGS | DFLAG_EXTENDED_PIDS_PORTS | DFLAG_UTF8_ATOMS | DFLAG_NEW_FUN_TAGS |  \
+     DFLAG_BIG_CREATION | DFLAG_NEW_FLOATS | DFLAG_MAP_TAG | DFLAG_EXPORT_PTR_TAG | DFLAG_BIT_BINARIES |               \
      DFLAG_HANDSHAKE_23)
 
 /* ei's own set plus DIST_MONITOR_NAME: without that bit the BEAM never sends MONITOR_P to a C node, so
@@ -37,7 +37,7 @@
  * DIST_HDR_ATOM_CACHE: atoms (node names in every pid and ref above all) travel as one-byte cache
  * references, which saves the BEAM an atom-table lookup per atom on both encode and decode. */
 #define HC_DFLAGS_OURS                                                                                                 \
-    (HC_DFLAGS_MANDATORY | DFLAG_DIST_MONITOR | DFLAG_DIST_MONITOR_NAME | DFLAG_SMALL_ATOM_TAGS | DFLAG_UNLINK_ID |   \
+    (HC_DFLAGS_MANDATORY | DFLAG_DIST_MONITOR | DFLAG_DIST_MONITOR_NAME | DFLAG_SMALL_ATOM_TAGS | DFLAG_UNLINK_ID |    \
      DFLAG_MANDATORY_25_DIGEST | DFLAG_V4_NC | DFLAG_DIST_HDR_ATOM_CACHE)
 
 enum hc_dop {

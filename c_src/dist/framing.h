@@ -12,7 +12,7 @@
 typedef struct hc_rbuf {
     uint8_t *data;
     size_t cap, start, end;
-    unsigned header;  /* 2 during the handshake, 4 afterwards */
+    unsigned header;   /* 2 during the handshake, 4 afterwards */
     size_t max_packet; /* a larger announced length is a protocol error */
 } hc_rbuf;
 

@@ -40,7 +40,7 @@ typedef struct hc_hs {
     char our_name[HC_NODE_NAME_MAX];
     uint64_t our_flags;
     uint32_t our_creation;
-    uint32_t our_challenge; /* chosen by the host before start */
+    uint32_t our_challenge;           /* chosen by the host before start */
     char peer_name[HC_NODE_NAME_MAX]; /* connector: the node we dialled; acceptor: from recv_name */
     uint64_t peer_flags;
     uint32_t peer_creation;

@@ -25,8 +25,7 @@ struct hc_host {
     hc_buf out; /* scratch for envelopes */
 };
 
-int hc_host_new(const hc_host_config *cfg, const hc_host_env *env, const hc_core_ops *ops, void *core,
-                hc_host **out)
+int hc_host_new(const hc_host_config *cfg, const hc_host_env *env, const hc_core_ops *ops, void *core, hc_host **out)
 {
     *out = NULL;
     hc_host *h = cfg && env && ops && core ? calloc(1, sizeof *h) : NULL;
@@ -236,8 +235,7 @@ void hc_host_node_event(hc_host *h, hc_atom node, bool up, hc_time now)
     pump(h, now);
 }
 
-void hc_host_monitor_down(hc_host *h, uint64_t id, const hc_pid *pid, const uint8_t *reason, size_t len,
-                          hc_time now)
+void hc_host_monitor_down(hc_host *h, uint64_t id, const hc_pid *pid, const uint8_t *reason, size_t len, hc_time now)
 {
     if (hc_stream_is_mon(id))
         hc_stream_down(&h->stream, id);

@@ -55,8 +55,7 @@ typedef struct hc_host_config {
 
 /* Creates a host around `core` (the host owns it from now on, also on failure: ops->free is called).
  * HC_OK, HC_EINVAL or HC_ENOMEM. */
-int hc_host_new(const hc_host_config *cfg, const hc_host_env *env, const hc_core_ops *ops, void *core,
-                hc_host **out);
+int hc_host_new(const hc_host_config *cfg, const hc_host_env *env, const hc_core_ops *ops, void *core, hc_host **out);
 /* Frees the host and its core. Subscriber monitors are left to the env (a dying process drops them). */
 void hc_host_free(hc_host *h);
 /* Frees the host but not its core, which it hands back (the caller owns it again, e.g. to run it in a new
@@ -68,8 +67,7 @@ void hc_host_message(hc_host *h, const hc_pid *from, const uint8_t *msg, size_t 
 void hc_host_request(hc_host *h, uint64_t token, const hc_pid *from, const uint8_t *req, size_t len, hc_time now);
 void hc_host_tick(hc_host *h, hc_time now);
 void hc_host_node_event(hc_host *h, hc_atom node, bool up, hc_time now);
-void hc_host_monitor_down(hc_host *h, uint64_t id, const hc_pid *pid, const uint8_t *reason, size_t len,
-                          hc_time now);
+void hc_host_monitor_down(hc_host *h, uint64_t id, const hc_pid *pid, const uint8_t *reason, size_t len, hc_time now);
 
 /* Introspection for tests and the simulator. */
 void *hc_host_core(const hc_host *h);

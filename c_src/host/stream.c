@@ -7,8 +7,8 @@
 
 void hc_stream_init(hc_stream *s, hc_atom name, size_t batch_bytes, uint64_t epoch_base)
 {
-    *s = (hc_stream){.name = name, .batch_bytes = batch_bytes, .next_epoch = epoch_base ? epoch_base : 1,
-                     .next_mon = 1};
+    *s =
+        (hc_stream){.name = name, .batch_bytes = batch_bytes, .next_epoch = epoch_base ? epoch_base : 1, .next_mon = 1};
 }
 
 void hc_stream_free(hc_stream *s)
@@ -40,8 +40,8 @@ static void begin_msg(hc_stream *s, hc_stream_sub *sub, const char *tag, uint32_
 static void send_msg(hc_stream *s, const hc_host_env *env, const hc_stream_sub *sub)
 {
     if (s->msg.err) {
-        hc_log_warn("stream %s: could not encode a message (%s); the subscriber will resync",
-                    hc_atom_name(s->name), hc_strerror(s->msg.err));
+        hc_log_warn("stream %s: could not encode a message (%s); the subscriber will resync", hc_atom_name(s->name),
+                    hc_strerror(s->msg.err));
         return;
     }
     env->send_pid(env->ud, &sub->pid, s->msg.data, s->msg.len);
@@ -84,7 +84,7 @@ void hc_stream_change(hc_stream *s, const hc_host_env *env, const uint8_t *key, 
 
 typedef struct snap_ctx {
     hc_stream *s;
-    hc_buf part;   /* encoded {K, V} entries of the part being filled */
+    hc_buf part; /* encoded {K, V} entries of the part being filled */
     uint32_t n;
     hc_buf *parts; /* finished parts; sent once the last one is known, so each can say More */
     uint32_t *counts;

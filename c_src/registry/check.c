@@ -12,19 +12,19 @@ typedef struct chk {
     int rc;
 } chk;
 
-#define CHK_FAIL(k, ...)                                                                                       \
-    do {                                                                                                       \
-        if ((k)->why && (k)->why_len)                                                                          \
-            snprintf((k)->why, (k)->why_len, __VA_ARGS__);                                                     \
-        (k)->rc = HC_ESTATE;                                                                                   \
-        return 1;                                                                                              \
+#define CHK_FAIL(k, ...)                                                                                               \
+    do {                                                                                                               \
+        if ((k)->why && (k)->why_len)                                                                                  \
+            snprintf((k)->why, (k)->why_len, __VA_ARGS__);                                                             \
+        (k)->rc = HC_ESTATE;                                                                                           \
+        return 1;                                                                                                      \
     } while (0)
 
-#define FAIL_RET(...)                                                                                          \
-    do {                                                                                                       \
-        if (why && why_len)                                                                                    \
-            snprintf(why, why_len, __VA_ARGS__);                                                               \
-        return HC_ESTATE;                                                                                      \
+#define FAIL_RET(...)                                                                                                  \
+    do {                                                                                                               \
+        if (why && why_len)                                                                                            \
+            snprintf(why, why_len, __VA_ARGS__);                                                                       \
+        return HC_ESTATE;                                                                                              \
     } while (0)
 
 static int visit(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
@@ -111,8 +111,7 @@ int hc_registry_core_check(void *core, char *why, size_t why_len)
             }
         }
         if (owned != w->n_owned || local != w->n_local)
-            FAIL_RET("a watch counts %u/%u entries, the index holds %u/%u", w->n_owned, w->n_local, owned,
-                     local);
+            FAIL_RET("a watch counts %u/%u entries, the index holds %u/%u", w->n_owned, w->n_local, owned, local);
         if (w->mon && hc_hmap_get(&c->mons, w->mon) != w)
             FAIL_RET("a watch's monitor is not in the monitor table");
     }

@@ -1013,8 +1013,7 @@ void hc_registry_config_init(hc_registry_config *cfg, hc_atom name, hc_atom node
 int hc_registry_core_new(const hc_registry_config *cfg, hc_time now, void **out)
 {
     *out = NULL;
-    if (!cfg || !cfg->name || !cfg->node ||
-        (cfg->keys != HC_REGISTRY_UNIQUE && cfg->keys != HC_REGISTRY_DUPLICATE))
+    if (!cfg || !cfg->name || !cfg->node || (cfg->keys != HC_REGISTRY_UNIQUE && cfg->keys != HC_REGISTRY_DUPLICATE))
         return HC_EINVAL;
     reg_core *c = calloc(1, sizeof *c);
     if (!c)

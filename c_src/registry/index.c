@@ -80,8 +80,8 @@ static void count_owner(reg_core *c, const reg_entry *e, int delta)
     reg_watch_sync(c, w);
 }
 
-int reg_index_put(reg_core *c, const uint8_t *key, size_t klen, const hc_pid *pid, const reg_val *v,
-                  const uint8_t *raw, size_t raw_len)
+int reg_index_put(reg_core *c, const uint8_t *key, size_t klen, const hc_pid *pid, const reg_val *v, const uint8_t *raw,
+                  size_t raw_len)
 {
     reg_key *k = reg_key_find(c, key, klen);
     bool new_key = !k;

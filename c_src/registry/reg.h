@@ -41,19 +41,19 @@ typedef struct reg_val {
     hc_pid owner;
 } reg_val;
 
-int reg_parse_ckey(const uint8_t *p, size_t len, reg_ckey *out);   /* HC_OK or HC_EDECODE */
-int reg_parse_val(const uint8_t *p, size_t len, reg_val *out);     /* HC_OK or HC_EDECODE */
+int reg_parse_ckey(const uint8_t *p, size_t len, reg_ckey *out);                             /* HC_OK or HC_EDECODE */
+int reg_parse_val(const uint8_t *p, size_t len, reg_val *out);                               /* HC_OK or HC_EDECODE */
 int reg_parse_member(const uint8_t *p, size_t len, size_t *i, hc_atom *name, hc_atom *node); /* {Name, Node} */
 
 /* Encoders append to b (sticky errors, see hc_buf). */
-void reg_enc_ckey_reg(hc_buf *b, const uint8_t *key, size_t klen, const hc_pid *pid);  /* {r, Key, Pid} */
-void reg_enc_okey_reg(hc_buf *b, const uint8_t *key, size_t klen, const hc_pid *pid);  /* {reg, Key, Pid} */
-void reg_enc_ckey_meta(hc_buf *b, const uint8_t *key, size_t klen);                    /* {m, K} */
-void reg_enc_okey_meta(hc_buf *b, const uint8_t *key, size_t klen);                    /* {meta, K} */
-void reg_enc_key_member(hc_buf *b, hc_atom name, hc_atom node);                        /* {member, {N, Nd}} */
-void reg_enc_key_client(hc_buf *b, const hc_pid *client);                              /* {client, C} */
+void reg_enc_ckey_reg(hc_buf *b, const uint8_t *key, size_t klen, const hc_pid *pid); /* {r, Key, Pid} */
+void reg_enc_okey_reg(hc_buf *b, const uint8_t *key, size_t klen, const hc_pid *pid); /* {reg, Key, Pid} */
+void reg_enc_ckey_meta(hc_buf *b, const uint8_t *key, size_t klen);                   /* {m, K} */
+void reg_enc_okey_meta(hc_buf *b, const uint8_t *key, size_t klen);                   /* {meta, K} */
+void reg_enc_key_member(hc_buf *b, hc_atom name, hc_atom node);                       /* {member, {N, Nd}} */
+void reg_enc_key_client(hc_buf *b, const hc_pid *client);                             /* {client, C} */
 void reg_enc_val(hc_buf *b, const uint8_t *value, size_t vlen, bool local, const hc_pid *owner);
-void reg_enc_member(hc_buf *b, hc_atom name, hc_atom node);                            /* {Name, Node} */
+void reg_enc_member(hc_buf *b, hc_atom name, hc_atom node); /* {Name, Node} */
 
 uint64_t reg_hash_bytes(const uint8_t *p, size_t n);
 
@@ -88,11 +88,11 @@ struct reg_key {
  * this node registered with Owner hordec. */
 typedef struct reg_watch {
     hc_pid pid;
-    uint64_t mon;      /* our monitor id, 0 when not monitored */
-    uint32_t n_owned;  /* entries whose Owner is this pid */
-    uint32_t n_local;  /* entries of this pid with Owner hordec (only counted for pids of our node) */
-    bool has_record;   /* a {client, Pid} record exists */
-    bool gone;         /* its monitor said noconnection while nobody vouched: do not monitor again */
+    uint64_t mon;               /* our monitor id, 0 when not monitored */
+    uint32_t n_owned;           /* entries whose Owner is this pid */
+    uint32_t n_local;           /* entries of this pid with Owner hordec (only counted for pids of our node) */
+    bool has_record;            /* a {client, Pid} record exists */
+    bool gone;                  /* its monitor said noconnection while nobody vouched: do not monitor again */
     hc_atom rec_name, rec_node; /* the record's replica */
 } reg_watch;
 
@@ -143,7 +143,7 @@ typedef struct reg_core {
     bool evict_now;      /* the grace for unwanted neighbours is over */
     hc_core_peer *peers; /* the neighbours the host gave us (adopted ones included) */
     size_t npeers;
-    uint64_t evict_at;   /* when to drop adopted neighbours that are not members (HC_NO_DEADLINE: none) */
+    uint64_t evict_at; /* when to drop adopted neighbours that are not members (HC_NO_DEADLINE: none) */
 
     hc_buf deletes; /* CRDT keys to delete once the engine's events are drained: [u32 len][bytes]... */
     bool recheck;   /* re-resolve every contested key: remote data arrived, or responsibility moved */
@@ -155,8 +155,8 @@ typedef struct reg_core {
     hc_buf popped;  /* the effect or reply handed out by the last pop */
     hc_buf scratch; /* keys under construction */
 
-    uint64_t conflicts;  /* name_conflict exits sent */
-    uint64_t ignored;    /* CRDT keys or values that are not the registry's (written by a bad peer) */
+    uint64_t conflicts; /* name_conflict exits sent */
+    uint64_t ignored;   /* CRDT keys or values that are not the registry's (written by a bad peer) */
 } reg_core;
 
 /* index.c */
@@ -164,8 +164,8 @@ reg_key *reg_key_find(const reg_core *c, const uint8_t *key, size_t klen);
 reg_entry *reg_entry_find(const reg_core *c, const uint8_t *key, size_t klen, const hc_pid *pid);
 /* The engine now holds {r, Key, Pid} => v (new or changed), or (v NULL) no longer holds it. HC_ENOMEM leaves
  * the index without the entry (it is then invisible here until its next change). */
-int reg_index_put(reg_core *c, const uint8_t *key, size_t klen, const hc_pid *pid, const reg_val *v,
-                  const uint8_t *raw, size_t raw_len);
+int reg_index_put(reg_core *c, const uint8_t *key, size_t klen, const hc_pid *pid, const reg_val *v, const uint8_t *raw,
+                  size_t raw_len);
 void reg_index_remove(reg_core *c, const uint8_t *key, size_t klen, const hc_pid *pid);
 /* Resolves every dirty key (and, when `all_contested`, every contested one) and queues the observable
  * changes; then acts on the conflicts this replica is responsible for. */

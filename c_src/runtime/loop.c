@@ -148,8 +148,7 @@ static uint64_t timer_add(hc_loop *l, uint64_t after_ms, hc_loop_timer_cb cb, vo
         return 0;
     /* A wait too long to add is a deadline that never comes, not one that wrapped into the past. */
     uint64_t deadline = after_ms > UINT64_MAX - l->now ? UINT64_MAX : l->now + after_ms;
-    *t = (timer){.deadline = deadline, .id = l->next_id++, .pos = l->nheap, .cb = cb, .ud = ud,
-                 .owns_ud = owns};
+    *t = (timer){.deadline = deadline, .id = l->next_id++, .pos = l->nheap, .cb = cb, .ud = ud, .owns_ud = owns};
     if (hc_hmap_put(&l->by_id, t->id, t)) {
         free(t);
         return 0;

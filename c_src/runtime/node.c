@@ -466,15 +466,13 @@ static void anon_watch_cb(hc_watch *w, uint32_t events, void *ud)
         if (c->aborted_quietly)
             hc_log_info("%s", c->close_reason);
         else if (c->close_code == HC_EAUTH)
-            hc_log_warn("rejected connection from %s: %s", c->peer[0] ? c->peer : "unnamed peer",
-                        c->close_reason);
+            hc_log_warn("rejected connection from %s: %s", c->peer[0] ? c->peer : "unnamed peer", c->close_reason);
         else if (c->close_code == HC_EDECODE || c->close_code == HC_ETOOBIG) {
             rt->stats.dropped_conns++;
-            hc_log_warn("dropped incoming connection%s%s: %s", c->peer[0] ? " from " : "", c->peer,
-                        c->close_reason);
+            hc_log_warn("dropped incoming connection%s%s: %s", c->peer[0] ? " from " : "", c->peer, c->close_reason);
         } else /* the peer went away mid-handshake, e.g. it lost a simultaneous connect */
-            hc_log_info("incoming connection%s%s closed during the handshake: %s", c->peer[0] ? " from " : "",
-                        c->peer, c->close_reason);
+            hc_log_info("incoming connection%s%s closed during the handshake: %s", c->peer[0] ? " from " : "", c->peer,
+                        c->close_reason);
         anon_remove(rt, a);
         graveyard_add(rt, c);
         free(a);

@@ -9,7 +9,9 @@
 #include "runtime/net_kernel.h"
 #include "runtime/rt_internal.h"
 
-#define A(name, s) const uint8_t rt_atom_##name[] = s; const size_t rt_atom_##name##_len = sizeof s - 1;
+#define A(name, s)                                                                                                     \
+    const uint8_t rt_atom_##name[] = s;                                                                                \
+    const size_t rt_atom_##name##_len = sizeof s - 1;
 A(normal, "\x77\x06normal")
 A(kill, "\x77\x04kill")
 A(killed, "\x77\x06killed")

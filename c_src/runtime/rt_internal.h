@@ -22,12 +22,12 @@ typedef struct hc_mon {
     hc_ref ref;
     mon_kind kind;
     hc_pid watcher;
-    hc_pid target;   /* the target pid when known (MON_IN/LOCAL always; MON_OUT by pid) */
-    bool by_name;    /* target named by registered name */
-    hc_atom name;    /* with by_name */
-    hc_atom node;    /* the target's node */
-    size_t tidx;     /* index in the target process's `watchers` (MON_IN/MON_LOCAL) */
-    size_t widx;     /* index in the watcher process's `watching` (MON_OUT/MON_LOCAL) */
+    hc_pid target; /* the target pid when known (MON_IN/LOCAL always; MON_OUT by pid) */
+    bool by_name;  /* target named by registered name */
+    hc_atom name;  /* with by_name */
+    hc_atom node;  /* the target's node */
+    size_t tidx;   /* index in the target process's `watchers` (MON_IN/MON_LOCAL) */
+    size_t widx;   /* index in the watcher process's `watching` (MON_OUT/MON_LOCAL) */
 } hc_mon;
 
 typedef struct mon_vec {
@@ -45,8 +45,8 @@ struct hc_proc {
     bool dead;
     hc_pid *links;
     size_t nlinks, caplinks;
-    mon_vec watchers; /* monitors on this process */
-    mon_vec watching; /* monitors this process holds */
+    mon_vec watchers;           /* monitors on this process */
+    mon_vec watching;           /* monitors this process holds */
     struct proc_timer **timers; /* pending timers this process owns, cancelled when it exits */
     size_t ntimers, captimers;
     hc_proc *next_dead;
@@ -58,7 +58,7 @@ typedef struct proc_timer {
     hc_rt *rt;
     hc_proc *proc;
     hc_timer_id id;
-    size_t idx; /* in proc->timers */
+    size_t idx;          /* in proc->timers */
     hc_proc_timer_cb cb; /* NULL: deliver msg[] as a message (send_after) */
     void *ud;
     size_t len;
@@ -74,7 +74,7 @@ typedef struct conn_cb {
 /* A remote node we know of: connected, connecting, or blocked. */
 typedef struct hc_peer {
     hc_atom node;
-    hc_conn *conn;      /* connecting or up; NULL if none */
+    hc_conn *conn; /* connecting or up; NULL if none */
     hc_watch watch;
     unsigned watch_gen;
     bool up;
@@ -83,8 +83,8 @@ typedef struct hc_peer {
     uint64_t wait_deadline;
     uint64_t retry_at;   /* after a failed dial, sends fail fast until then (no dial storm) */
     uint32_t backoff_ms; /* doubles per failure up to a second; reset on success */
-    hc_wqueue pending;  /* packets queued before the handshake finished */
-    uint64_t flags;     /* negotiated */
+    hc_wqueue pending;   /* packets queued before the handshake finished */
+    uint64_t flags;      /* negotiated */
     conn_cb *on_result;
 } hc_peer;
 
@@ -108,7 +108,7 @@ typedef struct local_sig {
     bool by_name;       /* LS_DOWN */
     hc_atom name, node; /* LS_DOWN */
     size_t len;
-    uint8_t data[];     /* message or reason */
+    uint8_t data[]; /* message or reason */
 } local_sig;
 
 typedef struct pending_call {
@@ -155,8 +155,8 @@ struct hc_rt {
 
     anon_conn *anon;
     local_sig *lq_head, *lq_tail;
-    hc_proc *dead;        /* exited, freed after the current turn */
-    hc_conn *closed;      /* graveyard of connections, freed after the current turn (chained via ud) */
+    hc_proc *dead;   /* exited, freed after the current turn */
+    hc_conn *closed; /* graveyard of connections, freed after the current turn (chained via ud) */
     hc_conn **graveyard;
     size_t ngrave, capgrave;
     node_sub *subs;
@@ -168,7 +168,7 @@ struct hc_rt {
     struct post_item *post_head, *post_tail;
     bool post_closed; /* hc_rt_free has begun */
     bool post_lock_ready;
-    int wake_fd;      /* eventfd: a post or a stop wakes the loop */
+    int wake_fd; /* eventfd: a post or a stop wakes the loop */
     hc_watch wake_watch;
     unsigned notifying; /* > 0 while node subscribers are being called (unsubscribe then only marks) */
 
@@ -199,7 +199,7 @@ bool rt_link_del(hc_proc *p, const hc_pid *other);
 int rt_post_init(hc_rt *rt, char *err, size_t errlen);
 void rt_post_close(hc_rt *rt); /* refuses new posts and runs the pending ones */
 void rt_post_free(hc_rt *rt);
-void rt_wake(hc_rt *rt);       /* async-signal-safe */
+void rt_wake(hc_rt *rt); /* async-signal-safe */
 
 /* timer.c */
 void rt_proc_timers_cancel_all(hc_rt *rt, hc_proc *p);

@@ -36,8 +36,7 @@ static void sig_push(hc_rt *rt, local_sig *s)
     rt->lq_tail = s;
 }
 
-void rt_local_enqueue(hc_rt *rt, local_kind kind, const hc_pid *to, const hc_pid *from, const uint8_t *data,
-                      size_t len)
+void rt_local_enqueue(hc_rt *rt, local_kind kind, const hc_pid *to, const hc_pid *from, const uint8_t *data, size_t len)
 {
     local_sig *s = sig_new(kind, to, from, data, len);
     if (s)
@@ -228,8 +227,7 @@ void rt_node_down_signals(hc_rt *rt, hc_atom node)
         hc_proc *p = rt->procs.vals[i];
         for (size_t k = 0; k < p->nlinks; k++)
             if (p->links[k].node == node) /* the link goes when the signal is delivered */
-                rt_local_enqueue(rt, LS_EXIT, &p->pid, &p->links[k], rt_atom_noconnection,
-                                 rt_atom_noconnection_len);
+                rt_local_enqueue(rt, LS_EXIT, &p->pid, &p->links[k], rt_atom_noconnection, rt_atom_noconnection_len);
     }
 }
 
@@ -467,8 +465,8 @@ static void on_monitor_p_exit(hc_rt *rt, hc_peer *peer, const hc_ctrl *m)
     hc_mon *mon = rt_mon_find(rt, &m->ref);
     if (!mon || mon->kind != MON_OUT || mon->node != peer->node)
         return;
-    rt_local_enqueue_down(rt, &mon->watcher, &mon->ref, &mon->target, mon->by_name, mon->name, mon->node,
-                          m->reason.p, m->reason.len);
+    rt_local_enqueue_down(rt, &mon->watcher, &mon->ref, &mon->target, mon->by_name, mon->name, mon->node, m->reason.p,
+                          m->reason.len);
     rt_mon_unlink(rt, mon);
 }
 
@@ -513,8 +511,8 @@ int rt_dispatch_packet(hc_rt *rt, hc_peer *peer, const uint8_t *p, size_t len)
     /* A peer speaks only for its own processes. */
     bool has_from = m.op != HC_DOP_SEND && m.op != HC_DOP_MONITOR_P_EXIT && m.op != HC_DOP_SPAWN_REPLY;
     if (has_from && m.from.node != peer->node) {
-        hc_log_warn("dropped a control message from %s claiming to be from a process on %s",
-                    hc_atom_name(peer->node), hc_atom_name(m.from.node));
+        hc_log_warn("dropped a control message from %s claiming to be from a process on %s", hc_atom_name(peer->node),
+                    hc_atom_name(m.from.node));
         return HC_OK;
     }
     switch (m.op) {

@@ -66,8 +66,8 @@ static void proc_timer_fire(void *ud)
     free(t);
 }
 
-static int arm(hc_rt *rt, hc_proc *p, uint64_t after_ms, hc_proc_timer_cb cb, void *ud, const uint8_t *msg,
-               size_t len, hc_timer_id *out)
+static int arm(hc_rt *rt, hc_proc *p, uint64_t after_ms, hc_proc_timer_cb cb, void *ud, const uint8_t *msg, size_t len,
+               hc_timer_id *out)
 {
     if (out)
         *out = 0;

@@ -132,7 +132,9 @@ defmodule HordeC.HordecRegistryTest do
     c = fake_client(h)
     p = sleeper()
     assert {:ok, _} = rcall(h, {:register, "key", p, :val, c})
+
     await_diffs(epoch, [{:add, {:client, c}, {:reg, h.node}}, {:add, {:reg, "key", p}, {:val, c}}])
+
     assert rcall(h, {:pids_down, c, [p]}) == :ok
     await_diffs(epoch, [{:remove, {:reg, "key", p}}])
     assert rcall(h, {:put_meta, :color, :blue}) == :ok

@@ -43,13 +43,13 @@ typedef struct hc_buf {
     int err; /* HC_OK, or the first failure */
 } hc_buf;
 
-int hc_buf_reserve(hc_buf *b, size_t extra);             /* make room for `extra` more bytes */
+int hc_buf_reserve(hc_buf *b, size_t extra); /* make room for `extra` more bytes */
 int hc_buf_append(hc_buf *b, const void *p, size_t n);
 int hc_buf_put_u8(hc_buf *b, uint8_t v);
 int hc_buf_put_be16(hc_buf *b, uint16_t v);
 int hc_buf_put_be32(hc_buf *b, uint32_t v);
 int hc_buf_put_be64(hc_buf *b, uint64_t v);
-void hc_buf_reset(hc_buf *b);                            /* len = 0, keeps the memory */
+void hc_buf_reset(hc_buf *b); /* len = 0, keeps the memory */
 void hc_buf_free(hc_buf *b);
 
 /* Makes room for `need` elements in a dynamic array of `elem` bytes each: on return *cap >= need
@@ -72,10 +72,7 @@ static inline uint32_t hc_get_be32(const uint8_t *p)
 {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
-static inline uint64_t hc_get_be64(const uint8_t *p)
-{
-    return ((uint64_t)hc_get_be32(p) << 32) | hc_get_be32(p + 4);
-}
+static inline uint64_t hc_get_be64(const uint8_t *p) { return ((uint64_t)hc_get_be32(p) << 32) | hc_get_be32(p + 4); }
 
 HC_END_DECLS
 #endif

@@ -39,10 +39,10 @@ typedef enum hc_effect_kind {
 /* One effect. Pointers are borrowed: valid until the next pop_effect or any other call into the core. */
 typedef struct hc_effect {
     hc_effect_kind kind;
-    uint64_t peer;  /* SEND_PEER */
-    uint64_t token; /* REPLY */
-    uint64_t id;    /* MONITOR, DEMONITOR */
-    hc_pid pid;     /* SEND_PID, MONITOR, EXIT */
+    uint64_t peer;       /* SEND_PEER */
+    uint64_t token;      /* REPLY */
+    uint64_t id;         /* MONITOR, DEMONITOR */
+    hc_pid pid;          /* SEND_PID, MONITOR, EXIT */
     const uint8_t *data; /* ETF without the version byte: message, reply, reason, or the event's key */
     size_t len;
     const uint8_t *value; /* EVENT: the key's new value, NULL when the key was removed */

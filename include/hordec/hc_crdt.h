@@ -43,15 +43,15 @@ typedef struct hc_crdt hc_crdt;
 #define HC_CRDT_NO_DEADLINE HC_NO_DEADLINE
 
 typedef struct hc_crdt_config {
-    uint64_t replica_id;         /* non-zero; must be new whenever a replica starts without its old state */
-    size_t max_message_bytes;    /* hard cap on every message this replica emits (default 1 MiB) */
-    uint32_t flush_interval_ms;  /* local ops are batched for this long before deltas go out (default 5) */
-    uint32_t retransmit_ms;      /* unacknowledged deltas / repair requests are re-sent after this (50) */
-    uint32_t hello_interval_ms;  /* handshake retry while a peer's identity is unknown (100) */
-    uint32_t digest_interval_ms; /* idle anti-entropy check of root hashes with each neighbour (1000) */
-    size_t max_unacked_bytes;    /* per-peer delta buffer; beyond it the peer is repaired instead (8 MiB) */
-    uint32_t max_unacked_batches;/* same, counted in batches (4096) */
-    uint32_t repair_window;      /* repair requests in flight per peer (4) */
+    uint64_t replica_id;          /* non-zero; must be new whenever a replica starts without its old state */
+    size_t max_message_bytes;     /* hard cap on every message this replica emits (default 1 MiB) */
+    uint32_t flush_interval_ms;   /* local ops are batched for this long before deltas go out (default 5) */
+    uint32_t retransmit_ms;       /* unacknowledged deltas / repair requests are re-sent after this (50) */
+    uint32_t hello_interval_ms;   /* handshake retry while a peer's identity is unknown (100) */
+    uint32_t digest_interval_ms;  /* idle anti-entropy check of root hashes with each neighbour (1000) */
+    size_t max_unacked_bytes;     /* per-peer delta buffer; beyond it the peer is repaired instead (8 MiB) */
+    uint32_t max_unacked_batches; /* same, counted in batches (4096) */
+    uint32_t repair_window;       /* repair requests in flight per peer (4) */
 } hc_crdt_config;
 
 /* Fills `cfg` with the defaults above for `replica_id`. */
@@ -91,8 +91,7 @@ bool hc_crdt_get(const hc_crdt *r, const uint8_t *key, size_t key_len, const uin
 
 /* Calls fn for every key with its resolved value, in no particular order (to_map). A non-zero return from
  * fn stops the walk and is returned. The map must not be modified from inside fn. */
-typedef int (*hc_crdt_visit_fn)(void *ud, const uint8_t *key, size_t key_len, const uint8_t *val,
-                                size_t val_len);
+typedef int (*hc_crdt_visit_fn)(void *ud, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len);
 int hc_crdt_foreach(const hc_crdt *r, hc_crdt_visit_fn fn, void *ud);
 size_t hc_crdt_size(const hc_crdt *r);
 
@@ -133,12 +132,12 @@ bool hc_crdt_pop_message(hc_crdt *r, hc_crdt_msg *out);
 
 enum { HC_CRDT_ADDED = 1, HC_CRDT_UPDATED = 2, HC_CRDT_REMOVED = 3 };
 typedef struct hc_crdt_event {
-    int kind;                   /* HC_CRDT_ADDED / UPDATED / REMOVED */
+    int kind; /* HC_CRDT_ADDED / UPDATED / REMOVED */
     const uint8_t *key;
     size_t key_len;
-    const uint8_t *old_value;   /* NULL for ADDED */
+    const uint8_t *old_value; /* NULL for ADDED */
     size_t old_len;
-    const uint8_t *new_value;   /* NULL for REMOVED */
+    const uint8_t *new_value; /* NULL for REMOVED */
     size_t new_len;
 } hc_crdt_event;
 /* Pops the oldest change event (pointers borrowed until the next pop or mutating call); false when there
@@ -148,27 +147,40 @@ bool hc_crdt_pop_event(hc_crdt *r, hc_crdt_event *out);
 /* ---- observability ---- */
 
 enum {
-    HC_CRDT_MSG_HELLO, HC_CRDT_MSG_DELTA, HC_CRDT_MSG_DELTA_ACK, HC_CRDT_MSG_DIGEST, HC_CRDT_MSG_TREE,
-    HC_CRDT_MSG_TREE_DIFF, HC_CRDT_MSG_CHUNK, HC_CRDT_MSG_ELEMS, HC_CRDT_MSG_CTX, HC_CRDT_MSG_END,
-    HC_CRDT_MSG_ACK, HC_CRDT_MSG__COUNT
+    HC_CRDT_MSG_HELLO,
+    HC_CRDT_MSG_DELTA,
+    HC_CRDT_MSG_DELTA_ACK,
+    HC_CRDT_MSG_DIGEST,
+    HC_CRDT_MSG_TREE,
+    HC_CRDT_MSG_TREE_DIFF,
+    HC_CRDT_MSG_CHUNK,
+    HC_CRDT_MSG_ELEMS,
+    HC_CRDT_MSG_CTX,
+    HC_CRDT_MSG_END,
+    HC_CRDT_MSG_ACK,
+    HC_CRDT_MSG__COUNT
 };
 enum {
-    HC_CRDT_REJ_DECODE, HC_CRDT_REJ_VERSION, HC_CRDT_REJ_NOT_NEIGHBOUR, HC_CRDT_REJ_STALE,
-    HC_CRDT_REJ_INVALID, HC_CRDT_REJ__COUNT
+    HC_CRDT_REJ_DECODE,
+    HC_CRDT_REJ_VERSION,
+    HC_CRDT_REJ_NOT_NEIGHBOUR,
+    HC_CRDT_REJ_STALE,
+    HC_CRDT_REJ_INVALID,
+    HC_CRDT_REJ__COUNT
 };
 typedef struct hc_crdt_stats {
     uint64_t sent_msgs[HC_CRDT_MSG__COUNT], sent_bytes[HC_CRDT_MSG__COUNT];
     uint64_t recv_msgs[HC_CRDT_MSG__COUNT], recv_bytes[HC_CRDT_MSG__COUNT];
     uint64_t rejected[HC_CRDT_REJ__COUNT];
-    uint64_t retransmits;       /* deltas and repair requests sent again */
-    uint64_t buffer_overflows;  /* a peer's delta buffer overflowed and the peer was scheduled for repair */
+    uint64_t retransmits;      /* deltas and repair requests sent again */
+    uint64_t buffer_overflows; /* a peer's delta buffer overflowed and the peer was scheduled for repair */
     uint64_t repairs_started, repairs_completed;
-    uint64_t keys_shipped;      /* key records sent in repair chunks */
-    uint64_t unshippable;       /* elements too large for max_message_bytes (a config mismatch) */
+    uint64_t keys_shipped; /* key records sent in repair chunks */
+    uint64_t unshippable;  /* elements too large for max_message_bytes (a config mismatch) */
     uint64_t keys, elements, key_bytes, value_bytes;
 } hc_crdt_stats;
 void hc_crdt_get_stats(const hc_crdt *r, hc_crdt_stats *out);
-const char *hc_crdt_msg_name(int type);     /* "delta", ... */
+const char *hc_crdt_msg_name(int type); /* "delta", ... */
 const char *hc_crdt_reject_name(int reason);
 
 /* ---- introspection (tests, the simulator, conflict reporting) ---- */
@@ -181,11 +193,10 @@ typedef struct hc_crdt_elem_info {
 } hc_crdt_elem_info;
 /* Copies up to `cap` concurrent elements of key into out (best first: index 0 is the resolved value) and
  * returns how many the key has (0 when absent). */
-size_t hc_crdt_elements(const hc_crdt *r, const uint8_t *key, size_t key_len, hc_crdt_elem_info *out,
-                        size_t cap);
+size_t hc_crdt_elements(const hc_crdt *r, const uint8_t *key, size_t key_len, hc_crdt_elem_info *out, size_t cap);
 uint64_t hc_crdt_replica_id(const hc_crdt *r);
 uint64_t hc_crdt_incarnation(const hc_crdt *r);
-uint64_t hc_crdt_hlc_last(const hc_crdt *r); /* the last timestamp issued or observed */
+uint64_t hc_crdt_hlc_last(const hc_crdt *r);  /* the last timestamp issued or observed */
 uint64_t hc_crdt_root_hash(const hc_crdt *r); /* digest of all stored elements: equal maps, equal hashes */
 /* True if the causal context contains dot (rid, counter). */
 bool hc_crdt_context_has(const hc_crdt *r, uint64_t replica_id, uint64_t counter);

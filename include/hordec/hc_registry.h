@@ -96,8 +96,8 @@ typedef struct hc_registry_result {
      * HC_ENOPROC: no registry replica named `registry` runs on this node.
      * HC_ETIMEOUT: no answer within HC_REGISTRY_CALL_TIMEOUT_MS.   HC_EDECODE: an answer we did not expect. */
     int status;
-    hc_pid pid;                         /* register: the replica (HC_OK) or the holder (HC_EEXIST) */
-    const hc_registry_match *matches;   /* lookup with HC_OK: valid during the callback */
+    hc_pid pid;                       /* register: the replica (HC_OK) or the holder (HC_EEXIST) */
+    const hc_registry_match *matches; /* lookup with HC_OK: valid during the callback */
     size_t n_matches;
 } hc_registry_result;
 

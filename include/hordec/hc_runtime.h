@@ -37,14 +37,14 @@ typedef struct hc_proc hc_proc;
 /* ------------------------------------------------------------------ configuration and lifecycle */
 
 typedef struct hc_rt_config {
-    const char *node_name;      /* "name@host" (copied by hc_rt_new) */
-    const char *cookie;         /* copied by hc_rt_new */
-    uint16_t port;              /* 0 = any free port */
-    uint32_t ticktime_s;        /* net_ticktime; 60 like the BEAM */
-    size_t max_message_bytes;   /* larger incoming packets drop the connection; default 256 MiB */
-    size_t busy_limit_bytes;    /* per-peer queue above which hc_rt_peer_busy() is true; default 8 MiB */
-    size_t max_queue_bytes;     /* per-peer queue above which sends fail with HC_EBUSY; default 1 GiB */
-    bool register_epmd;         /* false in tests that do not want epmd */
+    const char *node_name;    /* "name@host" (copied by hc_rt_new) */
+    const char *cookie;       /* copied by hc_rt_new */
+    uint16_t port;            /* 0 = any free port */
+    uint32_t ticktime_s;      /* net_ticktime; 60 like the BEAM */
+    size_t max_message_bytes; /* larger incoming packets drop the connection; default 256 MiB */
+    size_t busy_limit_bytes;  /* per-peer queue above which hc_rt_peer_busy() is true; default 8 MiB */
+    size_t max_queue_bytes;   /* per-peer queue above which sends fail with HC_EBUSY; default 1 GiB */
+    bool register_epmd;       /* false in tests that do not want epmd */
 } hc_rt_config;
 
 /* Fills *cfg with the defaults above (node_name and cookie NULL: the caller must set them). */
@@ -85,8 +85,8 @@ uint64_t hc_rt_now_ms(const hc_rt *rt); /* monotonic; the loop's notion of "now"
 const hc_rt_config *hc_rt_config_get(const hc_rt *rt); /* owned by the runtime */
 
 typedef struct hc_rt_stats {
-    uint64_t msgs_in, msgs_out;   /* messages delivered to / sent from C processes */
-    uint64_t dropped_conns;       /* connections dropped for bad input */
+    uint64_t msgs_in, msgs_out; /* messages delivered to / sent from C processes */
+    uint64_t dropped_conns;     /* connections dropped for bad input */
     size_t processes;
     size_t peers;
 } hc_rt_stats;
@@ -157,13 +157,13 @@ int hc_rt_on_connect_result(hc_rt *rt, hc_atom node, hc_node_event_cb cb, void *
  * (a plain struct assignment is NOT a copy: it would share, then lose, a heap tag). */
 typedef struct hc_gen_from {
     hc_pid pid;
-    uint8_t kind_;    /* private: how the tag is held */
-    uint32_t len_;    /* private: raw tag length */
+    uint8_t kind_; /* private: how the tag is held */
+    uint32_t len_; /* private: raw tag length */
     union {
         hc_ref ref;                    /* compact tags */
         uint8_t bytes[sizeof(hc_ref)]; /* raw tags that fit */
-    } in_;            /* private */
-    uint8_t *heap_;   /* private: raw tags that do not fit, owned */
+    } in_;                             /* private */
+    uint8_t *heap_;                    /* private: raw tags that do not fit, owned */
 } hc_gen_from;
 
 /* Makes *dst an independent copy of *src (HC_OK or HC_ENOMEM, then *dst is empty: releasing it is
@@ -174,17 +174,17 @@ void hc_gen_from_release(hc_gen_from *from);
 
 /* A monitor this process holds fired (see hc_monitor). */
 typedef struct hc_down {
-    hc_ref ref;          /* as hc_monitor returned it */
-    const hc_pid *pid;   /* the target when monitored by pid; NULL when monitored by name */
-    hc_atom name;        /* the target's name when monitored by name, else 0 */
-    hc_atom node;        /* the target's node */
-    hc_span reason; /* noproc if it never existed, noconnection if its node went away */
+    hc_ref ref;        /* as hc_monitor returned it */
+    const hc_pid *pid; /* the target when monitored by pid; NULL when monitored by name */
+    hc_atom name;      /* the target's name when monitored by name, else 0 */
+    hc_atom node;      /* the target's node */
+    hc_span reason;    /* noproc if it never existed, noconnection if its node went away */
 } hc_down;
 
 /* An exit signal reached a process that traps exits. */
 typedef struct hc_exit_info {
-    hc_pid from;         /* the linked process that exited, or the sender of exit/2 */
-    bool linked;         /* true: a link broke; false: an exit/2 (hc_exit_signal) */
+    hc_pid from; /* the linked process that exited, or the sender of exit/2 */
+    bool linked; /* true: a link broke; false: an exit/2 (hc_exit_signal) */
     hc_span reason;
 } hc_exit_info;
 
@@ -215,10 +215,10 @@ int hc_proc_spawn(hc_rt *rt, const hc_proc_ops *ops, void *state, hc_atom name, 
  * HC_EINVAL (name 0 or process dead) or HC_ENOMEM. Most code names its process in hc_proc_spawn. */
 int hc_proc_register(hc_rt *rt, hc_proc *p, hc_atom name);
 void hc_proc_unregister(hc_rt *rt, hc_proc *p);
-hc_proc *hc_proc_whereis(const hc_rt *rt, hc_atom name);      /* NULL if no process has that name */
-hc_proc *hc_proc_lookup(const hc_rt *rt, const hc_pid *pid);  /* NULL unless a live local process */
-const hc_pid *hc_proc_pid(const hc_proc *p);                  /* owned by the process */
-hc_atom hc_proc_name(const hc_proc *p);                       /* 0 if unregistered */
+hc_proc *hc_proc_whereis(const hc_rt *rt, hc_atom name);     /* NULL if no process has that name */
+hc_proc *hc_proc_lookup(const hc_rt *rt, const hc_pid *pid); /* NULL unless a live local process */
+const hc_pid *hc_proc_pid(const hc_proc *p);                 /* owned by the process */
+hc_atom hc_proc_name(const hc_proc *p);                      /* 0 if unregistered */
 void *hc_proc_state(const hc_proc *p);
 const hc_proc_ops *hc_proc_get_ops(const hc_proc *p); /* tells what kind of process this is */
 void hc_proc_set_trap_exit(hc_proc *p, bool on);
@@ -239,8 +239,7 @@ int hc_proc_timer_start(hc_rt *rt, hc_proc *p, uint64_t after_ms, hc_proc_timer_
 /* erlang:send_after(After, self(), Msg): after after_ms, `msg` (copied now) is delivered to p as a message
  * from itself, through on_message (or on_call if it is a '$gen_call', as any message would be). Cancel
  * it with hc_proc_timer_cancel. Same results as hc_proc_timer_start. */
-int hc_proc_send_after(hc_rt *rt, hc_proc *p, uint64_t after_ms, const uint8_t *msg, size_t len,
-                       hc_timer_id *out);
+int hc_proc_send_after(hc_rt *rt, hc_proc *p, uint64_t after_ms, const uint8_t *msg, size_t len, hc_timer_id *out);
 /* True if p's timer `id` was pending and now never fires; false if it fired already, was cancelled, or
  * is not one of p's timers (one process cannot cancel another's). */
 bool hc_proc_timer_cancel(hc_rt *rt, hc_proc *p, hc_timer_id id);

@@ -41,7 +41,7 @@ typedef uint32_t hc_atom; /* 0 is the empty atom '' */
 /* Interns `len` bytes of UTF-8 and returns the atom, or 0 with *rc set when the table is full
  * (bounded so a hostile peer cannot grow it without limit) or the name is too long. */
 hc_atom hc_atom_intern(const char *utf8, size_t len, int *rc);
-hc_atom hc_atom_intern_cstr(const char *s); /* for names we choose ourselves; aborts on failure */
+hc_atom hc_atom_intern_cstr(const char *s);         /* for names we choose ourselves; aborts on failure */
 hc_atom hc_atom_find(const char *utf8, size_t len); /* 0 if the atom was never interned */
 const char *hc_atom_name(hc_atom a);                /* NUL-terminated */
 size_t hc_atom_len(hc_atom a);
@@ -86,11 +86,11 @@ int hc_enc_pid(hc_buf *b, const hc_pid *p);
 int hc_enc_ref(hc_buf *b, const hc_ref *r); /* r->len must be 1..5 */
 int hc_enc_long(hc_buf *b, int64_t v);
 int hc_enc_ulong(hc_buf *b, uint64_t v);
-int hc_enc_double(hc_buf *b, double v); /* finite only: the BEAM has no NaN or infinity */
+int hc_enc_double(hc_buf *b, double v);                /* finite only: the BEAM has no NaN or infinity */
 int hc_enc_binary(hc_buf *b, const void *p, size_t n); /* p may be NULL when n is 0 */
-int hc_enc_string(hc_buf *b, const char *s);            /* a NUL-terminated string as an Elixir string (binary) */
-int hc_enc_tuple_header(hc_buf *b, uint32_t arity);     /* then encode `arity` elements */
-int hc_enc_map_header(hc_buf *b, uint32_t arity);       /* then encode `arity` key, value pairs */
+int hc_enc_string(hc_buf *b, const char *s);           /* a NUL-terminated string as an Elixir string (binary) */
+int hc_enc_tuple_header(hc_buf *b, uint32_t arity);    /* then encode `arity` elements */
+int hc_enc_map_header(hc_buf *b, uint32_t arity);      /* then encode `arity` key, value pairs */
 /* n > 0 (HC_EINVAL for 0: an empty list is hc_enc_nil alone); then encode n elements and the tail,
  * normally hc_enc_nil. */
 int hc_enc_list_header(hc_buf *b, uint32_t n);
@@ -136,7 +136,7 @@ int hc_dec_list_header(const uint8_t *p, size_t len, size_t *idx, uint32_t *n);
 /* What kind of term is at p[idx] (HC_TYPE_NONE past the end or for a tag no OTP 23+ peer sends). */
 typedef enum hc_type {
     HC_TYPE_NONE = 0,
-    HC_TYPE_INTEGER,   /* any size */
+    HC_TYPE_INTEGER, /* any size */
     HC_TYPE_FLOAT,
     HC_TYPE_ATOM,
     HC_TYPE_BINARY,    /* whole bytes */
@@ -147,7 +147,7 @@ typedef enum hc_type {
     HC_TYPE_PID,
     HC_TYPE_PORT,
     HC_TYPE_REF,
-    HC_TYPE_FUN,       /* a closure or an export fun M:F/A */
+    HC_TYPE_FUN, /* a closure or an export fun M:F/A */
 } hc_type;
 hc_type hc_term_type(const uint8_t *p, size_t len, size_t idx);
 int hc_peek_type(const uint8_t *p, size_t len, size_t idx); /* the raw ETF tag byte, or -1 past the end */
@@ -180,11 +180,11 @@ int hc_term_check(const uint8_t *p, size_t len);
  * SMALL_INTEGER terms, in storage inside the iterator (valid until the next call). */
 typedef struct hc_iter {
     const uint8_t *p;
-    size_t len, i;     /* the input, and where the next element starts */
-    uint32_t left;     /* elements (for a map: pairs) still to come; the count before the first next */
-    uint8_t kind;      /* internal: a list, a STRING (elements are its bytes) or a map */
-    uint8_t small[2];  /* the current STRING element as a SMALL_INTEGER term */
-    hc_span tail;      /* hc_iter_improper_list only: the tail, or {NULL, 0} for a proper list */
+    size_t len, i;    /* the input, and where the next element starts */
+    uint32_t left;    /* elements (for a map: pairs) still to come; the count before the first next */
+    uint8_t kind;     /* internal: a list, a STRING (elements are its bytes) or a map */
+    uint8_t small[2]; /* the current STRING element as a SMALL_INTEGER term */
+    hc_span tail;     /* hc_iter_improper_list only: the tail, or {NULL, 0} for a proper list */
 } hc_iter;
 
 /* A proper list ([], STRING or LIST ending in []) at p[*idx]; *idx moves past the whole list. */
@@ -193,7 +193,7 @@ int hc_iter_list(hc_iter *it, const uint8_t *p, size_t len, size_t *idx);
 int hc_iter_improper_list(hc_iter *it, const uint8_t *p, size_t len, size_t *idx);
 /* A map at p[*idx]; *idx moves past the whole map. */
 int hc_iter_map(hc_iter *it, const uint8_t *p, size_t len, size_t *idx);
-bool hc_iter_next(hc_iter *it, hc_span *elem);                    /* false after the last element */
+bool hc_iter_next(hc_iter *it, hc_span *elem);                     /* false after the last element */
 bool hc_iter_next_pair(hc_iter *it, hc_span *key, hc_span *value); /* false after the last pair */
 
 /* ------------------------------------------------------------------ matching requests */

@@ -1,4 +1,4 @@
-/* Control: the daemon sees every layer, and its own private headers under hordec/. */
-#include "hordec/control.h"
+/* Control: the daemon sees every layer, and its own private headers under daemon/. */
+#include "daemon/control.h"
 #include "hordec/hc_runtime.h"
 #include "host/host.h"

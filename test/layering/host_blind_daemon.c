@@ -1,2 +1,2 @@
 /* The daemon is on top: nothing below includes its headers. */
-#include "hordec/control.h"
+#include "daemon/control.h"

@@ -46,20 +46,20 @@
 #define MAX_P 600
 #define N_KEYS 24
 #define HOT_KEYS 4
-#define CLIENT_TIMER MAX_R      /* timer ids: replica i's wake-up is i, client k's retry CLIENT_TIMER + k */
+#define CLIENT_TIMER MAX_R /* timer ids: replica i's wake-up is i, client k's retry CLIENT_TIMER + k */
 #define SWEEP_TIMER (MAX_R + MAX_C)
 #define SWEEP_MS 100
 
 static simnet net;
 #define FAIL(...) return simnet_fail(&net, __VA_ARGS__)
 static bool tracing; /* HORDEC_SIM_TRACE=1: what happens, one line per event (for debugging a seed) */
-#define TRACE(...)                                                                                             \
-    do {                                                                                                       \
-        if (tracing) {                                                                                         \
-            fprintf(stderr, "%8" PRIu64 " ", net.now);                                                         \
-            fprintf(stderr, __VA_ARGS__);                                                                      \
-            fprintf(stderr, "\n");                                                                             \
-        }                                                                                                      \
+#define TRACE(...)                                                                                                     \
+    do {                                                                                                               \
+        if (tracing) {                                                                                                 \
+            fprintf(stderr, "%8" PRIu64 " ", net.now);                                                                 \
+            fprintf(stderr, __VA_ARGS__);                                                                              \
+            fprintf(stderr, "\n");                                                                                     \
+        }                                                                                                              \
     } while (0)
 
 static hc_atom a_reg, a_rnode[MAX_R], a_cnode[MAX_C];
@@ -91,7 +91,7 @@ typedef struct rep {
 
 typedef struct proc {
     hc_pid pid;
-    int client;     /* -1: a C process of replica `rep`'s node */
+    int client; /* -1: a C process of replica `rep`'s node */
     int rep;
     bool alive;
     bool dying;            /* an exit signal reached it: it dies once the current step is over */
@@ -118,7 +118,7 @@ static hc_crdt_config base_cfg;
 static uint64_t next_rid;
 static down *downs; /* monitors to fire once the current host call is over */
 static size_t ndowns, capdowns;
-static int *kills;  /* processes to kill likewise (exit signals) */
+static int *kills; /* processes to kill likewise (exit signals) */
 static size_t nkills, capkills;
 /* Exit signals on a connection cut by a partition that neither end noticed yet: TCP holds them. They arrive if
  * the partition heals first, and are lost if the connection is torn down (both ends then see it go). */
@@ -303,9 +303,10 @@ static void env_exit(void *ud, const hc_pid *to, const uint8_t *reason, size_t l
     uint32_t arity;
     int64_t key, val;
     hc_pid winner;
-    if (hc_dec_tuple_header(reason, len, &x, &arity) || arity != 4 || !hc_dec_is_atom(reason, len, &x, "name_conflict") ||
-        hc_dec_tuple_header(reason, len, &x, &arity) || arity != 2 || hc_dec_tuple_header(reason, len, &x, &arity) ||
-        arity != 2 || !hc_dec_is_atom(reason, len, &x, "k") || hc_dec_long(reason, len, &x, &key) ||
+    if (hc_dec_tuple_header(reason, len, &x, &arity) || arity != 4 ||
+        !hc_dec_is_atom(reason, len, &x, "name_conflict") || hc_dec_tuple_header(reason, len, &x, &arity) ||
+        arity != 2 || hc_dec_tuple_header(reason, len, &x, &arity) || arity != 2 ||
+        !hc_dec_is_atom(reason, len, &x, "k") || hc_dec_long(reason, len, &x, &key) ||
         hc_dec_long(reason, len, &x, &val) || !hc_dec_is_atom(reason, len, &x, "reg") ||
         hc_dec_pid(reason, len, &x, &winner) || x != len || key < 0 || key >= N_KEYS) {
         simnet_fail(&net, "replica %d: a malformed name_conflict reason", i);
@@ -373,8 +374,7 @@ static int replica_start(int i)
     rep *r = &Rp[i];
     r->pid.serial++;
     hc_registry_config cfg;
-    hc_registry_config_init(&cfg, a_reg, a_rnode[i], unique ? HC_REGISTRY_UNIQUE : HC_REGISTRY_DUPLICATE,
-                            ++next_rid);
+    hc_registry_config_init(&cfg, a_reg, a_rnode[i], unique ? HC_REGISTRY_UNIQUE : HC_REGISTRY_DUPLICATE, ++next_rid);
     uint64_t rid = cfg.crdt.replica_id;
     cfg.crdt = base_cfg;
     cfg.crdt.replica_id = rid;
@@ -384,9 +384,16 @@ static int replica_start(int i)
     if (rc)
         FAIL("replica %d: hc_registry_core_new: %s", i, hc_strerror(rc));
     hc_host_config hc = {.name = a_reg, .node = a_rnode[i], .epoch_base = (uint64_t)i << 40};
-    hc_host_env env = {.ud = r, .send_name = env_send_name, .send_pid = env_send_pid, .reply = env_reply,
-                       .monitor = env_monitor, .demonitor = env_demonitor, .exit = env_exit,
-                       .wake_at = env_wake_at, .connect = env_connect, .is_connected = env_is_connected};
+    hc_host_env env = {.ud = r,
+                       .send_name = env_send_name,
+                       .send_pid = env_send_pid,
+                       .reply = env_reply,
+                       .monitor = env_monitor,
+                       .demonitor = env_demonitor,
+                       .exit = env_exit,
+                       .wake_at = env_wake_at,
+                       .connect = env_connect,
+                       .is_connected = env_is_connected};
     rc = hc_host_new(&hc, &env, &hc_registry_core_ops, core, &r->host);
     if (rc)
         FAIL("replica %d: hc_host_new: %s", i, hc_strerror(rc));
@@ -1189,10 +1196,10 @@ static int verify(void)
             continue;
         for (int key = 0; key < N_KEYS && !rc; key++)
             if (p->held[key] && !shown[q][key])
-                rc = simnet_fail(&net, "live process %u lost key %d (%s, %s)%s", p->pid.num, key,
-                                 p->client < 0 ? "C" : "BEAM",
-                                 unique && holder[key] >= 0 ? "held by another" : "absent",
-                                 p->exits[key] ? ", and was sent an exit it did not get" : "");
+                rc =
+                    simnet_fail(&net, "live process %u lost key %d (%s, %s)%s", p->pid.num, key,
+                                p->client < 0 ? "C" : "BEAM", unique && holder[key] >= 0 ? "held by another" : "absent",
+                                p->exits[key] ? ", and was sent an exit it did not get" : "");
     }
     for (int q = 0; q < NP && !rc; q++)
         for (int key = 0; key < N_KEYS && !rc; key++)
@@ -1394,8 +1401,7 @@ int main(int argc, char **argv)
            " unregistrations, %" PRIu64 " process deaths, %" PRIu64 " BEAM nodes lost, %" PRIu64
            " hordec crashes, %" PRIu64 " partitions; %" PRIu64 " attaches (%" PRIu64 " failovers), %" PRIu64
            " monitors fired, %" PRIu64 " name_conflict exits (%" PRIu64 " lost to cut connections, %" PRIu64
-           " to already dead losers); %" PRIu64
-           " messages delivered, %" PRIu64 " dropped, %" PRIu64 " damaged\n",
+           " to already dead losers); %" PRIu64 " messages delivered, %" PRIu64 " dropped, %" PRIu64 " damaged\n",
            T.registers, T.taken, T.unregisters, T.deaths, T.client_deaths, T.crashes, T.partitions, T.attaches,
            T.failovers, T.downs, T.exits, T.exits_lost, T.exits_late, T.delivered, T.dropped, T.damaged);
     hc_atom_table_reset();

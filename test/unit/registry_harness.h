@@ -283,8 +283,7 @@ static inline bool h_deliver(h_world *w)
         memmove(w->q, w->q + 1, (w->nq - 1) * sizeof *w->q);
         w->nq--;
         h_rep *to = &w->r[m.to];
-        if (to->up && w->r[m.from].up && !w->cut[m.from][m.to] && !to->nb[m.from] &&
-            hc_registry_core_ops.adopt_peers)
+        if (to->up && w->r[m.from].up && !w->cut[m.from][m.to] && !to->nb[m.from] && hc_registry_core_ops.adopt_peers)
             h_adopt(w, m.to, m.from); /* as the host does for a core with adopt_peers */
         if (to->up && w->r[m.from].up && !w->cut[m.from][m.to] && to->nb[m.from]) {
             hc_registry_core_ops.receive(to->core, (uint64_t)m.from + 1, m.data, m.len, w->now);
@@ -325,10 +324,7 @@ static inline void h_run(h_world *w, uint64_t ms)
     w->now.mono_ms = end;
 }
 
-static inline void h_partition(h_world *w, int a, int b, bool cut)
-{
-    w->cut[a][b] = w->cut[b][a] = cut;
-}
+static inline void h_partition(h_world *w, int a, int b, bool cut) { w->cut[a][b] = w->cut[b][a] = cut; }
 
 /* A request to replica i from `from`: returns the reply (owned by w, valid until the next call). Exactly one. */
 static inline const uint8_t *h_call(h_world *w, int i, const hc_pid *from, const hc_buf *req, size_t *len)

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "hordec/cli.h"
+#include "daemon/cli.h"
 
 static char tmpdir[256];
 
@@ -93,8 +93,8 @@ static void test_valid_name_and_defaults(void **state)
     assert_false(o.version);
 
     assert_int_equal(PARSE(&o, err, "--name", "My_node-2@host.example.com", "--cookie", "c", "--port", "65535",
-                           "--ticktime", "4", "--max-message-bytes", "1024", "--log-level", "debug", "--connect",
-                           "a@h", "--connect", "b@h"),
+                           "--ticktime", "4", "--max-message-bytes", "1024", "--log-level", "debug", "--connect", "a@h",
+                           "--connect", "b@h"),
                      0);
     assert_string_equal(o.node_name, "My_node-2@host.example.com");
     assert_int_equal(o.port, 65535);
@@ -179,8 +179,7 @@ static void test_number_ranges(void **state)
     }
     static const char *bad_tick[] = {"0", "86401", "-3", "1.5"};
     for (size_t i = 0; i < sizeof bad_tick / sizeof bad_tick[0]; i++)
-        expect_error("--ticktime", PARSE(&o, err, "--name", "a@h", "--cookie", "c", "--ticktime", bad_tick[i]),
-                     err);
+        expect_error("--ticktime", PARSE(&o, err, "--name", "a@h", "--cookie", "c", "--ticktime", bad_tick[i]), err);
     static const char *bad_max[] = {"1023", "0", "2147483649", "lots"};
     for (size_t i = 0; i < sizeof bad_max / sizeof bad_max[0]; i++)
         expect_error("--max-message-bytes",

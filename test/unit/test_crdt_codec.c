@@ -11,8 +11,8 @@
 #include "crdt/codec.h"
 #include "crdt/replica.h"
 
-static const uint8_t KEY[] = {104, 2, 100, 0, 1, 'k', 97, 7};           /* {k, 7} */
-static const uint8_t VAL[] = {109, 0, 0, 0, 3, 'a', 'b', 'c'};           /* <<"abc">> */
+static const uint8_t KEY[] = {104, 2, 100, 0, 1, 'k', 97, 7};  /* {k, 7} */
+static const uint8_t VAL[] = {109, 0, 0, 0, 3, 'a', 'b', 'c'}; /* <<"abc">> */
 
 /* Builds one message of each type; returns its type. */
 static int build(hc_buf *b, int type)
@@ -102,15 +102,19 @@ static void test_roundtrip_every_message(void **state)
         assert_true(m.from_rid == 11 && m.from_inc == 2 && m.to_rid == 22 && m.to_inc == 3);
         switch (t) {
         case HC_CRDT_MSG_HELLO: assert_true(m.depth == 12 && m.max_msg == 4096); break;
-        case HC_CRDT_MSG_DIGEST: assert_true(m.root == 12 && m.count == 4096 && m.ctx_hash == 77 && m.want_reply == 1); break;
+        case HC_CRDT_MSG_DIGEST:
+            assert_true(m.root == 12 && m.count == 4096 && m.ctx_hash == 77 && m.want_reply == 1);
+            break;
         case HC_CRDT_MSG_DELTA_ACK:
             assert_int_equal(m.n_seqs, 3);
             assert_true(m.seqs[1] == UINT64_MAX);
             break;
-        case HC_CRDT_MSG_TREE: case HC_CRDT_MSG_TREE_DIFF: case HC_CRDT_MSG_CTX:
-            assert_true(m.sid == 5 && m.req == 6 && m.bin.len == 16);
-            break;
-        case HC_CRDT_MSG_DELTA: case HC_CRDT_MSG_CHUNK: case HC_CRDT_MSG_ELEMS:
+        case HC_CRDT_MSG_TREE:
+        case HC_CRDT_MSG_TREE_DIFF:
+        case HC_CRDT_MSG_CTX: assert_true(m.sid == 5 && m.req == 6 && m.bin.len == 16); break;
+        case HC_CRDT_MSG_DELTA:
+        case HC_CRDT_MSG_CHUNK:
+        case HC_CRDT_MSG_ELEMS:
             assert_int_equal(m.n_recs, 2);
             assert_int_equal(m.recs[1].n, 2);
             assert_memory_equal(m.recs[1].key.p, KEY, sizeof KEY);
@@ -288,7 +292,8 @@ static void test_replica_rejects_hostile(void **state)
         build(&b, t);
         /* from an unknown sender identity / to someone else: stale */
         int rc = hc_crdt_receive(r, 1, b.data, b.len, (hc_time){3, 3});
-        assert_true(t == HC_CRDT_MSG_HELLO ? rc == HC_OK : rc == HC_ESTATE); /* a greeting is how identities are learnt */
+        assert_true(t == HC_CRDT_MSG_HELLO ? rc == HC_OK
+                                           : rc == HC_ESTATE); /* a greeting is how identities are learnt */
         /* from a non-neighbour */
         assert_int_equal(hc_crdt_receive(r, 9, b.data, b.len, (hc_time){3, 3}), HC_ESTATE);
         assert_int_equal(hc_crdt_receive(r, 1, b.data, b.len / 2, (hc_time){3, 3}), HC_EDECODE);

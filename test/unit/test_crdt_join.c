@@ -67,8 +67,11 @@ static void join_into(hc_crdt *dst, const hc_crdt *src)
             crdt_wire_elem we[16];
             assert_true(e->n <= 16);
             for (uint32_t i = 0; i < e->n; i++)
-                we[i] = (crdt_wire_elem){e->elems[i].rid, e->elems[i].ctr, e->elems[i].hlc,
-                                         {e->elems[i].val->data, e->elems[i].val->len}, 1};
+                we[i] = (crdt_wire_elem){e->elems[i].rid,
+                                         e->elems[i].ctr,
+                                         e->elems[i].hlc,
+                                         {e->elems[i].val->data, e->elems[i].val->len},
+                                         1};
             crdt_wire_rec rec = {{e->key, e->key_len}, we, e->n, {NULL, 0}};
             assert_int_equal(crdt_apply_record(dst, &rec, &src->ctx), HC_OK);
         }

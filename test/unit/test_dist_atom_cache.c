@@ -56,15 +56,9 @@ static void expect_decodes_to(hc_atom_cache *rx, hc_buf *wire, const hc_buf *wan
     assert_int_equal(hc_ctrl_decode(out, outlen, &m), HC_OK);
 }
 
-static hc_pid mkpid(const char *node, uint32_t num)
-{
-    return (hc_pid){hc_atom_intern_cstr(node), num, 0, 0x12345678};
-}
+static hc_pid mkpid(const char *node, uint32_t num) { return (hc_pid){hc_atom_intern_cstr(node), num, 0, 0x12345678}; }
 
-static hc_ref mkref(const char *node)
-{
-    return (hc_ref){hc_atom_intern_cstr(node), 0x12345678, 3, {1, 2, 3, 0, 0}};
-}
+static hc_ref mkref(const char *node) { return (hc_ref){hc_atom_intern_cstr(node), 0x12345678, 3, {1, 2, 3, 0, 0}}; }
 
 /* A GenServer.call as a BEAM sends it: REG_SEND + {'$gen_call', {From, [alias | Ref]}, {req, 42, "abc"}}. */
 static void gen_call(hc_buf *ctrl, hc_buf *msg, const char *client_node)
@@ -304,21 +298,25 @@ static void test_receive_shapes(void **state)
 
     /* 131,68,2, flags {new seg0, new seg1}, entries: slot 0x005 'mod', slot 0x107 'n@h';
      * ctrl {2, '', Pid} with Pid's node = ref 1; message: a fun with module = ref 0 and pid node = ref 1 */
-    uint8_t pk[] = {131, 68, 2, 0x98, 0x00,      /* flags: ref0 = 8|0, ref1 = 8|1; LongAtoms off */
-                    5, 3, 'm', 'o', 'd', 7, 3, 'n', '@', 'h',
-                    104, 3, 97, 2, 119, 0, 88, 82, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1,
-                    112, 0, 0, 0, 29 + 2 + 2 + 2 + 15 + 2, /* Size */
-                    0, /* arity */
-                    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0, 0, 0, 1, /* uniq, index */
-                    0, 0, 0, 1,                                                         /* numfree */
-                    82, 0, 97, 1, 97, 2, 88, 82, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, /* mod, olds, pid */
-                    97, 42};                                                            /* free var */
+    uint8_t pk[] = {131, 68, 2,   0x98, 0x00, /* flags: ref0 = 8|0, ref1 = 8|1; LongAtoms off */
+                    5,   3,  'm', 'o',  'd',  7,  3,  'n', '@', 'h', 104, 3,
+                    97,  2,  119, 0,    88,   82, 1,  0,   0,   0,   1,   0,
+                    0,   0,  0,   0,    0,    0,  1,  112, 0,   0,   0,   29 + 2 + 2 + 2 + 15 + 2, /* Size */
+                    0,                                                                             /* arity */
+                    1,   2,  3,   4,    5,    6,  7,  8,   9,   10,  11,  12,
+                    13,  14, 15,  16,   0,    0,  0,  1, /* uniq, index */
+                    0,   0,  0,   1,                     /* numfree */
+                    82,  0,  97,  1,    97,   2,  88, 82,  1,   0,   0,   0,
+                    1,   0,  0,   0,    0,    0,  0,  0,   1, /* mod, olds, pid */
+                    97,  42};                                 /* free var */
     assert_int_equal(hc_ac_normalize(rx, pk, sizeof pk, &out, &outlen, &why), HC_OK);
-    static const uint8_t want[] = {'p', 131, 104, 3, 97, 2, 119, 0, 88, 119, 3, 'n', '@', 'h', 0, 0, 0, 1, 0, 0,
-                                   0, 0, 0, 0, 0, 1, 131, 112, 0, 0, 0, 29 + 5 + 2 + 2 + 18 + 2, 0, 1, 2, 3, 4, 5,
-                                   6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0, 0, 0, 1, 0, 0, 0, 1, 119, 3, 'm',
-                                   'o', 'd', 97, 1, 97, 2, 88, 119, 3, 'n', '@', 'h', 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,
-                                   0, 1, 97, 42};
+    static const uint8_t want[] = {
+        'p', 131, 104, 3,   97, 2,   119, 0,   88, 119, 3,   'n', '@', 'h', 0,  0,
+        0,   1,   0,   0,   0,  0,   0,   0,   0,  1,   131, 112, 0,   0,   0,  29 + 5 + 2 + 2 + 18 + 2,
+        0,   1,   2,   3,   4,  5,   6,   7,   8,  9,   10,  11,  12,  13,  14, 15,
+        16,  0,   0,   0,   1,  0,   0,   0,   1,  119, 3,   'm', 'o', 'd', 97, 1,
+        97,  2,   88,  119, 3,  'n', '@', 'h', 0,  0,   0,   1,   0,   0,   0,  0,
+        0,   0,   0,   1,   97, 42};
     assert_int_equal(outlen, sizeof want);
     assert_memory_equal(out, want, sizeof want);
     hc_ctrl m;
@@ -331,13 +329,13 @@ static void test_receive_shapes(void **state)
     assert_string_equal(hc_atom_name(m.to.pid.node), "n@h");
 
     /* no references: rewritten in place, the message not moved */
-    uint8_t plain[] = {131, 68, 0, 104, 3, 97, 2, 119, 0, 88, 119, 3, 'n', '@', 'h', 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,
-                       0, 1, 109, 0, 0, 0, 2, 'h', 'i'};
+    uint8_t plain[] = {131, 68, 0, 104, 3, 97, 2, 119, 0, 88, 119, 3, 'n', '@', 'h', 0,   0,
+                       0,   1,  0, 0,   0, 0,  0, 0,   0, 1,  109, 0, 0,   0,   2,   'h', 'i'};
     assert_int_equal(hc_ac_normalize(rx, plain, sizeof plain, &out, &outlen, &why), HC_OK);
     assert_ptr_equal(out, plain);
     assert_int_equal(outlen, sizeof plain);
-    static const uint8_t plain_want[] = {'p', 131, 104, 3, 97, 2, 119, 0, 88, 119, 3, 'n', '@', 'h', 0, 0, 0, 1, 0,
-                                         0, 0, 0, 0, 0, 0, 1, 131, 109, 0, 0, 0, 2, 'h', 'i'};
+    static const uint8_t plain_want[] = {'p', 131, 104, 3, 97, 2, 119, 0, 88, 119, 3,   'n', '@', 'h', 0, 0,   0,
+                                         1,   0,   0,   0, 0,  0, 0,   0, 1,  131, 109, 0,   0,   0,   2, 'h', 'i'};
     assert_memory_equal(out, plain_want, sizeof plain_want);
     uint8_t plain_noms[] = {131, 68, 0, 104, 1, 97, 5};
     assert_int_equal(hc_ac_normalize(rx, plain_noms, sizeof plain_noms, &out, &outlen, &why), HC_OK);

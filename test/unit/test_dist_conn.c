@@ -67,10 +67,7 @@ typedef struct rig {
     uint64_t peer_flags; /* what the played peer advertises; 0 = ours without the atom cache ('p' framing) */
 } rig;
 
-static void peer_write(rig *r, const void *p, size_t n)
-{
-    assert_int_equal(write(r->peer_fd, p, n), (ssize_t)n);
-}
+static void peer_write(rig *r, const void *p, size_t n) { assert_int_equal(write(r->peer_fd, p, n), (ssize_t)n); }
 
 static void peer_read_all(rig *r)
 {
@@ -208,8 +205,8 @@ static void test_handshake_and_data(void **state)
     assert_int_equal(hc_conn_wanted_events(r.c), EPOLLIN);
     assert_int_equal(r.c->last_tx_ms, 1300);
     peer_read_all(&r);
-    static const uint8_t want[] = {0, 0, 0, 8, 'p', 131, 104, 1, 97, 99, 131, 106,
-                                   0, 0, 0, 6, 'p', 131, 104, 1, 97, 99};
+    static const uint8_t want[] = {0,   0, 0, 8, 'p', 131, 104, 1,   97, 99, 131,
+                                   106, 0, 0, 0, 6,   'p', 131, 104, 1,  97, 99};
     assert_int_equal(r.in.len, sizeof want);
     assert_memory_equal(r.in.data, want, sizeof want);
     hc_buf_reset(&r.in);
@@ -339,8 +336,8 @@ static void test_refused_and_setup_timeout(void **state)
 
     /* a wrong cookie on the peer's side: closed with HC_EAUTH, no ack sent */
     rig_open(&r, "ok", 0);
-    assert_int_equal(
-        hc_hs_start_connect(&r.hs, "peer@host", "hordec@host", "wrong", HC_DFLAGS_OURS, 5, 99, &out), HC_OK);
+    assert_int_equal(hc_hs_start_connect(&r.hs, "peer@host", "hordec@host", "wrong", HC_DFLAGS_OURS, 5, 99, &out),
+                     HC_OK);
     peer_write(&r, out.data, out.len);
     hc_buf_reset(&out);
     handle(&r, 10);
@@ -369,8 +366,8 @@ static void test_refused_and_setup_timeout(void **state)
 static void test_connect_bad_names(void **state)
 {
     (void)state;
-    hc_conn_config cfg = {.our_name = "a@h", .cookie = "c", .flags = HC_DFLAGS_OURS, .max_packet = 1024,
-                          .setup_timeout_ms = 100};
+    hc_conn_config cfg = {
+        .our_name = "a@h", .cookie = "c", .flags = HC_DFLAGS_OURS, .max_packet = 1024, .setup_timeout_ms = 100};
     char err[256];
     static const char *bad[] = {"nohost", "@host", "name@"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -451,8 +448,7 @@ static void test_atom_cache_framing(void **state)
     assert_int_equal(hc_ac_normalize(peer, r.in.data + 4, first - 4, &out, &outlen, &why), HC_OK);
     assert_memory_equal(out, want.data, want.len);
     assert_int_equal(r.in.data[first + 4], 131);
-    assert_int_equal(hc_ac_normalize(peer, r.in.data + first + 4, r.in.len - first - 4, &out, &outlen, &why),
-                     HC_OK);
+    assert_int_equal(hc_ac_normalize(peer, r.in.data + first + 4, r.in.len - first - 4, &out, &outlen, &why), HC_OK);
     assert_int_equal(outlen, ctrl.len);
     assert_memory_equal(out, ctrl.data, ctrl.len);
 
@@ -476,14 +472,10 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_handshake_and_data),
-        cmocka_unit_test(test_atom_cache_framing),
-        cmocka_unit_test(test_ticks_and_timeout),
-        cmocka_unit_test(test_too_big_packet),
-        cmocka_unit_test(test_hook_rejects_packet),
-        cmocka_unit_test(test_peer_closes),
-        cmocka_unit_test(test_refused_and_setup_timeout),
-        cmocka_unit_test(test_connect_bad_names),
+        cmocka_unit_test(test_handshake_and_data),        cmocka_unit_test(test_atom_cache_framing),
+        cmocka_unit_test(test_ticks_and_timeout),         cmocka_unit_test(test_too_big_packet),
+        cmocka_unit_test(test_hook_rejects_packet),       cmocka_unit_test(test_peer_closes),
+        cmocka_unit_test(test_refused_and_setup_timeout), cmocka_unit_test(test_connect_bad_names),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     hc_atom_table_reset();

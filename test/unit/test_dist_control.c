@@ -203,9 +203,9 @@ static void test_link_exact_bytes(void **state)
     hc_pid z = {hc_atom_intern_cstr("z@y"), 0x01020304u, 0, 0xFFFFFFFFu};
     hc_buf pkt = {0};
     assert_int_equal(hc_ctrl_enc_link(&pkt, &a, &z), HC_OK);
-    static const uint8_t want[] = {'p', 131, 104, 3, 97, 1,
-                                   88, 119, 3, 'a', '@', 'b', 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3,
-                                   88, 119, 3, 'z', '@', 'y', 1, 2, 3, 4, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF};
+    static const uint8_t want[] = {'p', 131, 104, 3, 97, 1, 88, 119, 3, 'a', '@',  'b',  0,    0,
+                                   0,   1,   0,   0, 0,  2, 0,  0,   0, 3,   88,   119,  3,    'z',
+                                   '@', 'y', 1,   2, 3,  4, 0,  0,   0, 0,   0xFF, 0xFF, 0xFF, 0xFF};
     assert_int_equal(pkt.len, sizeof want);
     assert_memory_equal(pkt.data, want, sizeof want);
     hc_ctrl m;
@@ -258,8 +258,8 @@ static void test_exit2(void **state)
 static void test_unlink_id_and_ack(void **state)
 {
     (void)state;
-    static const uint64_t ids[] = {0, 1, 255, 256, 0x7FFFFFFFull, 0x80000000ull, 0xFFFFFFFFull,
-                                   0x123456789ABCull, UINT64_MAX};
+    static const uint64_t ids[] = {
+        0, 1, 255, 256, 0x7FFFFFFFull, 0x80000000ull, 0xFFFFFFFFull, 0x123456789ABCull, UINT64_MAX};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
         hc_buf pkt = {0}, idterm = {0};
         assert_int_equal(hc_enc_ulong(&idterm, ids[i]), HC_OK);
@@ -342,8 +342,8 @@ static void test_monitor_p_exit(void **state)
         hc_buf watched = by_name ? term_atom("echo") : term_pid(&P2);
         hc_buf reason = term_atom("noproc");
         hc_buf pkt = {0};
-        assert_int_equal(
-            hc_ctrl_enc_monitor_p_exit(&pkt, watched.data, watched.len, &P1, &R1, reason.data, reason.len), HC_OK);
+        assert_int_equal(hc_ctrl_enc_monitor_p_exit(&pkt, watched.data, watched.len, &P1, &R1, reason.data, reason.len),
+                         HC_OK);
         hc_ctrl m;
         assert_int_equal(hc_ctrl_decode(pkt.data, pkt.len, &m), HC_OK);
         assert_true(m.known);
@@ -768,10 +768,22 @@ static void test_random_buffers(void **state)
 {
     (void)state;
     rng_state = 0x5EED;
-    static const uint8_t tags[] = {ETF_SMALL_TUPLE, ETF_LARGE_TUPLE, ETF_SMALL_INTEGER, ETF_INTEGER,
-                                   ETF_NEW_PID,     ETF_PID,         ETF_NEWER_REFERENCE, ETF_SMALL_ATOM_UTF8,
-                                   ETF_ATOM_UTF8,   ETF_LIST,        ETF_NIL,         ETF_BINARY, ETF_MAP,
-                                   ETF_VERSION,     ETF_SMALL_BIG,   ETF_NEW_REFERENCE};
+    static const uint8_t tags[] = {ETF_SMALL_TUPLE,
+                                   ETF_LARGE_TUPLE,
+                                   ETF_SMALL_INTEGER,
+                                   ETF_INTEGER,
+                                   ETF_NEW_PID,
+                                   ETF_PID,
+                                   ETF_NEWER_REFERENCE,
+                                   ETF_SMALL_ATOM_UTF8,
+                                   ETF_ATOM_UTF8,
+                                   ETF_LIST,
+                                   ETF_NIL,
+                                   ETF_BINARY,
+                                   ETF_MAP,
+                                   ETF_VERSION,
+                                   ETF_SMALL_BIG,
+                                   ETF_NEW_REFERENCE};
     for (int iter = 0; iter < 5000; iter++) {
         size_t n = rnd() % 96;
         uint8_t *p = malloc(n ? n : 1);
@@ -813,10 +825,10 @@ static void test_mutations_of_valid_packets(void **state)
         for (int e = 0; e < edits; e++) {
             size_t at = n ? rnd() % n : 0;
             switch (kind) {
-            case 0: p[at] = (uint8_t)rnd(); break;                           /* overwrite */
-            case 1: p[at] ^= (uint8_t)(1u << (rnd() % 8)); break;             /* bit flip */
-            case 2: p[at] = (uint8_t)(rnd() % 2 ? 0xFF : 0x00); break;       /* extremes (lengths) */
-            case 3:                                                          /* delete a byte */
+            case 0: p[at] = (uint8_t)rnd(); break;                     /* overwrite */
+            case 1: p[at] ^= (uint8_t)(1u << (rnd() % 8)); break;      /* bit flip */
+            case 2: p[at] = (uint8_t)(rnd() % 2 ? 0xFF : 0x00); break; /* extremes (lengths) */
+            case 3:                                                    /* delete a byte */
                 if (n) {
                     memmove(p + at, p + at + 1, n - at - 1);
                     n--;

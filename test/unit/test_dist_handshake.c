@@ -78,9 +78,9 @@ typedef struct pair {
 static void pair_start(pair *p, const char *ccookie, const char *acookie)
 {
     memset(p, 0, sizeof *p);
-    assert_int_equal(hc_hs_start_connect(&p->c, CONN_NAME, ACC_NAME, ccookie, CONN_FLAGS, CONN_CREATION,
-                                         CONN_CHALLENGE, &p->cout),
-                     HC_OK);
+    assert_int_equal(
+        hc_hs_start_connect(&p->c, CONN_NAME, ACC_NAME, ccookie, CONN_FLAGS, CONN_CREATION, CONN_CHALLENGE, &p->cout),
+        HC_OK);
     assert_int_equal(p->c.state, HC_HS_ST_WAIT_STATUS);
     hc_hs_start_accept(&p->a, ACC_NAME, acookie, ACC_FLAGS, ACC_CREATION, ACC_CHALLENGE);
     assert_int_equal(p->a.state, HC_HS_ST_WAIT_NAME);
@@ -294,8 +294,8 @@ static void test_not_allowed(void **state)
 static void test_unknown_status_on_connector(void **state)
 {
     (void)state;
-    static const char *bad[] = {"sbogus", "sOK", "s", "", "xok", "sok_simultaneousX",
-                                "s0123456789012345678901234567890123456789"};
+    static const char *bad[] = {
+        "sbogus", "sOK", "s", "", "xok", "sok_simultaneousX", "s0123456789012345678901234567890123456789"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         hc_hs c;
         hc_buf out = {0};
@@ -408,12 +408,11 @@ static void test_bytes_status_and_challenge(void **state)
     put_name_pkt(&b, HC_DFLAGS_MANDATORY, 1, "ab@c", 4);
     assert_int_equal(hc_hs_feed(&a, b.data, b.len, &out), HC_HS_DECIDE);
     assert_int_equal(hc_hs_decide(&a, "ok", &out), HC_HS_MORE);
-    static const uint8_t want[] = {
-        0,    3,    's',  'o',  'k',                                    /* status */
-        0,    23,   'N',  0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, /* flags */
-        0xDE, 0xAD, 0xBE, 0xEF,                                         /* challenge */
-        0x0A, 0x0B, 0x0C, 0x0D,                                         /* creation */
-        0,    4,    'z',  'z',  '@',  'q'};
+    static const uint8_t want[] = {0,    3,    's',  'o',  'k',                                      /* status */
+                                   0,    23,   'N',  0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, /* flags */
+                                   0xDE, 0xAD, 0xBE, 0xEF,                                           /* challenge */
+                                   0x0A, 0x0B, 0x0C, 0x0D,                                           /* creation */
+                                   0,    4,    'z',  'z',  '@',  'q'};
     assert_int_equal(out.len, sizeof want);
     assert_memory_equal(out.data, want, sizeof want);
     hc_buf_free(&out);
@@ -491,13 +490,13 @@ static void test_malformed_send_name(void **state)
         int delta; /* claimed length minus actual */
         int want;
     } cases[] = {
-        {'n', CONN_FLAGS, CONN_NAME, 0, HC_EDECODE},            /* old-style 'n' send_name */
-        {'X', CONN_FLAGS, CONN_NAME, 0, HC_EDECODE},            /* wrong tag */
-        {'N', CONN_FLAGS, "alphahost1", 0, HC_EDECODE},          /* no '@' */
-        {'N', CONN_FLAGS, "", 0, HC_EDECODE},                    /* empty name */
-        {'N', CONN_FLAGS, CONN_NAME, 1, HC_EDECODE},             /* claims one byte more */
-        {'N', CONN_FLAGS, CONN_NAME, -1, HC_EDECODE},            /* claims one byte less */
-        {'N', CONN_FLAGS, CONN_NAME, 60000, HC_EDECODE},         /* claims far more */
+        {'n', CONN_FLAGS, CONN_NAME, 0, HC_EDECODE},     /* old-style 'n' send_name */
+        {'X', CONN_FLAGS, CONN_NAME, 0, HC_EDECODE},     /* wrong tag */
+        {'N', CONN_FLAGS, "alphahost1", 0, HC_EDECODE},  /* no '@' */
+        {'N', CONN_FLAGS, "", 0, HC_EDECODE},            /* empty name */
+        {'N', CONN_FLAGS, CONN_NAME, 1, HC_EDECODE},     /* claims one byte more */
+        {'N', CONN_FLAGS, CONN_NAME, -1, HC_EDECODE},    /* claims one byte less */
+        {'N', CONN_FLAGS, CONN_NAME, 60000, HC_EDECODE}, /* claims far more */
         {'N', CONN_FLAGS & ~DFLAG_EXTENDED_REFERENCES, CONN_NAME, 0, HC_EAUTH},
         {'N', CONN_FLAGS & ~DFLAG_HANDSHAKE_23, CONN_NAME, 0, HC_EAUTH},
         {'N', CONN_FLAGS & ~DFLAG_UTF8_ATOMS, CONN_NAME, 0, HC_EAUTH},
@@ -707,7 +706,7 @@ static void test_random_packets_every_state(void **state)
         for (size_t k = 0; k < n; k++)
             pkt[k] = (uint8_t)rand();
         if (n && iter % 3 == 0)
-            pkt[0] = (uint8_t)"Nsra"[rand() % 4]; /* plausible tags reach deeper */
+            pkt[0] = (uint8_t) "Nsra"[rand() % 4]; /* plausible tags reach deeper */
         hc_hs hs;
         hc_buf out = {0};
         switch (iter % 5) {

@@ -248,7 +248,7 @@ static void test_write_error(void **state)
     errno = 0;
     assert_int_equal(hc_wq_flush(&q, s.wfd), HC_EIO);
     assert_int_equal(errno, EPIPE);
-    assert_int_equal(q.bytes, 5); /* nothing was lost from the accounting */
+    assert_int_equal(q.bytes, 5);                  /* nothing was lost from the accounting */
     assert_int_equal(hc_wq_flush(&q, -1), HC_EIO); /* EBADF */
     hc_wq_free(&q);
     assert_int_equal(q.bytes, 0);
@@ -260,10 +260,8 @@ static void test_write_error(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_partial_writes),
-        cmocka_unit_test(test_append_while_partially_written),
-        cmocka_unit_test(test_splice),
-        cmocka_unit_test(test_empty_and_zero_length),
+        cmocka_unit_test(test_partial_writes), cmocka_unit_test(test_append_while_partially_written),
+        cmocka_unit_test(test_splice),         cmocka_unit_test(test_empty_and_zero_length),
         cmocka_unit_test(test_write_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -104,16 +104,16 @@ static hc_buf term_atom(const char *a)
 
 static void reg(world *w, int i, const hc_buf *key, const hc_buf *val)
 {
-    assert_int_equal(hc_registry_register(w->rt, w->procs[i], &w->users[i].req, w->reg, key->data, key->len,
-                                          val->data, val->len, on_result, &w->users[i]),
+    assert_int_equal(hc_registry_register(w->rt, w->procs[i], &w->users[i].req, w->reg, key->data, key->len, val->data,
+                                          val->len, on_result, &w->users[i]),
                      HC_OK);
 }
 
 static void lookup(world *w, int i, const hc_buf *key)
 {
-    assert_int_equal(hc_registry_lookup(w->rt, w->procs[i], &w->users[i].req, w->reg, key->data, key->len, on_result,
-                                        &w->users[i]),
-                     HC_OK);
+    assert_int_equal(
+        hc_registry_lookup(w->rt, w->procs[i], &w->users[i].req, w->reg, key->data, key->len, on_result, &w->users[i]),
+        HC_OK);
 }
 
 static void test_register_lookup_unregister(void **state)
@@ -137,15 +137,15 @@ static void test_register_lookup_unregister(void **state)
     assert_int_equal(w->users[1].match_len, val.len);
     assert_memory_equal(w->users[1].match_val, val.data, val.len);
     /* only its own registration can a process remove */
-    assert_int_equal(hc_registry_unregister(w->rt, w->procs[1], &w->users[1].req, w->reg, key.data, key.len,
-                                            on_result, &w->users[1]),
+    assert_int_equal(hc_registry_unregister(w->rt, w->procs[1], &w->users[1].req, w->reg, key.data, key.len, on_result,
+                                            &w->users[1]),
                      HC_OK);
     await(w, 1, 3);
     lookup(w, 1, &key);
     await(w, 1, 4);
     assert_int_equal(w->users[1].n_matches, 1);
-    assert_int_equal(hc_registry_unregister(w->rt, w->procs[0], &w->users[0].req, w->reg, key.data, key.len,
-                                            on_result, &w->users[0]),
+    assert_int_equal(hc_registry_unregister(w->rt, w->procs[0], &w->users[0].req, w->reg, key.data, key.len, on_result,
+                                            &w->users[0]),
                      HC_OK);
     await(w, 0, 2);
     assert_int_equal(w->users[0].status, HC_OK);
@@ -188,20 +188,18 @@ static void test_bad_calls(void **state)
     hc_buf key = term_atom("k"), val = term_atom("v");
     uint8_t broken[] = {104, 2, 119}; /* not one whole term */
     user *u = &w->users[0];
-    assert_int_equal(hc_registry_register(w->rt, w->procs[0], &u->req, w->reg, broken, sizeof broken, val.data,
-                                          val.len, on_result, u),
+    assert_int_equal(hc_registry_register(w->rt, w->procs[0], &u->req, w->reg, broken, sizeof broken, val.data, val.len,
+                                          on_result, u),
                      HC_EINVAL);
-    assert_int_equal(hc_registry_register(w->rt, w->procs[0], &u->req, w->reg, key.data, key.len, broken,
-                                          sizeof broken, on_result, u),
+    assert_int_equal(hc_registry_register(w->rt, w->procs[0], &u->req, w->reg, key.data, key.len, broken, sizeof broken,
+                                          on_result, u),
                      HC_EINVAL);
     assert_int_equal(hc_registry_lookup(w->rt, w->procs[0], &u->req, w->reg, key.data, key.len, NULL, u), HC_EINVAL);
-    assert_int_equal(hc_registry_lookup(w->rt, w->procs[0], NULL, w->reg, key.data, key.len, on_result, u),
-                     HC_EINVAL);
-    assert_int_equal(hc_registry_unregister(w->rt, NULL, &u->req, w->reg, key.data, key.len, on_result, u),
-                     HC_EINVAL);
+    assert_int_equal(hc_registry_lookup(w->rt, w->procs[0], NULL, w->reg, key.data, key.len, on_result, u), HC_EINVAL);
+    assert_int_equal(hc_registry_unregister(w->rt, NULL, &u->req, w->reg, key.data, key.len, on_result, u), HC_EINVAL);
     /* a registry that does not run here */
-    assert_int_equal(hc_registry_register(w->rt, w->procs[0], &u->req, hc_atom_intern_cstr("nope"), key.data,
-                                          key.len, val.data, val.len, on_result, u),
+    assert_int_equal(hc_registry_register(w->rt, w->procs[0], &u->req, hc_atom_intern_cstr("nope"), key.data, key.len,
+                                          val.data, val.len, on_result, u),
                      HC_OK);
     await(w, 0, 1);
     assert_int_equal(u->status, HC_ENOPROC);

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "hordec/cli.h"
+#include "daemon/cli.h"
 
 /* Parses "--name x@h --cookie c" plus the given arguments (NULL-terminated). */
 static int parse(hordec_options *o, char *err, size_t errlen, ...)

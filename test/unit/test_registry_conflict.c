@@ -8,8 +8,8 @@ static void join(h_world *w)
 {
     hc_pid c = h_beam(1);
     size_t n;
-    const uint8_t *r = h_req(w, 0, &c, &n, "taltaataan", 2u, "set_members", 2u, 2u, "reg", "h1@sim", 2u, "reg",
-                             "h2@sim");
+    const uint8_t *r =
+        h_req(w, 0, &c, &n, "taltaataan", 2u, "set_members", 2u, 2u, "reg", "h1@sim", 2u, "reg", "h2@sim");
     h_expect(r, n, "a", "ok");
     h_run(w, 500);
 }
@@ -31,8 +31,7 @@ static void reg_ok(h_world *w, int i, const char *key, const hc_pid *pid, const 
 }
 
 /* The one exit `loser` got: from replica `by`, naming the winner. */
-static void expect_exit(h_world *w, const hc_pid *loser, int by, const char *key, const char *val,
-                        const hc_pid *winner)
+static void expect_exit(h_world *w, const hc_pid *loser, int by, const char *key, const char *val, const hc_pid *winner)
 {
     assert_int_equal(h_exits_to(w, loser), 1);
     for (size_t k = 0; k < w->nexits; k++) {
@@ -148,8 +147,8 @@ static void test_conflict_three_ways(void **state)
     h_init(&w, 3, HC_REGISTRY_UNIQUE);
     hc_pid c0 = h_beam(1);
     size_t n;
-    const uint8_t *r = h_req(&w, 0, &c0, &n, "taltaataataan", 2u, "set_members", 3u, 2u, "reg", "h1@sim", 2u,
-                             "reg", "h2@sim", 2u, "reg", "h3@sim");
+    const uint8_t *r = h_req(&w, 0, &c0, &n, "taltaataataan", 2u, "set_members", 3u, 2u, "reg", "h1@sim", 2u, "reg",
+                             "h2@sim", 2u, "reg", "h3@sim");
     h_expect(r, n, "a", "ok");
     h_run(&w, 500);
     hc_pid c[3] = {h_beam(10), h_beam(20), h_beam(30)}, p[3] = {h_beam(11), h_beam(21), h_beam(31)};
@@ -191,8 +190,8 @@ static void test_attach_owned_key_held_by_another(void **state)
     attach(&w, 0, &cq);
     reg_ok(&w, 0, "k", &q, "vq", &cq);
     size_t n;
-    const uint8_t *r = h_req(&w, 0, &c, &n, "tapltapatapan", 3u, "attach", &c, 2u, 3u, "k", &p, "vp", 3u, "mine",
-                             &p, "vm");
+    const uint8_t *r =
+        h_req(&w, 0, &c, &n, "tapltapatapan", 3u, "attach", &c, 2u, 3u, "k", &p, "vp", 3u, "mine", &p, "vm");
     assert_true(n > 3 && r[0] == 104);
     expect_exit(&w, &p, 0, "k", "vp", &q);
     hc_buf k = {0}, m = {0};
@@ -216,8 +215,8 @@ static void test_conflict_told_by_owner_replica_only(void **state)
     h_init(&w, 3, HC_REGISTRY_UNIQUE);
     hc_pid c0 = h_beam(1);
     size_t n;
-    const uint8_t *r = h_req(&w, 0, &c0, &n, "taltaataataan", 2u, "set_members", 3u, 2u, "reg", "h1@sim", 2u,
-                             "reg", "h2@sim", 2u, "reg", "h3@sim");
+    const uint8_t *r = h_req(&w, 0, &c0, &n, "taltaataataan", 2u, "set_members", 3u, 2u, "reg", "h1@sim", 2u, "reg",
+                             "h2@sim", 2u, "reg", "h3@sim");
     h_expect(r, n, "a", "ok");
     h_run(&w, 500);
     hc_pid c3 = h_beam(30), p = h_beam(31), cq = h_beam(10), q = h_beam(11);

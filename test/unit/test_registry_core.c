@@ -12,13 +12,13 @@ static void attach(h_world *w, int i, const hc_pid *client)
     size_t n;
     const uint8_t *r = h_req(w, i, client, &n, "tapn", 3u, "attach", client);
     hc_pid s = self_of(i);
-    h_expect(r, n, "tamaaap", 2u, "ok", 2u, "keys", w->keys == HC_REGISTRY_UNIQUE ? "unique" : "duplicate",
-             "replica", &s);
+    h_expect(r, n, "tamaaap", 2u, "ok", 2u, "keys", w->keys == HC_REGISTRY_UNIQUE ? "unique" : "duplicate", "replica",
+             &s);
 }
 
 /* {register, Key, Pid, Value, Owner} with atom key and value; returns the reply. */
-static const uint8_t *reg(h_world *w, int i, const char *key, const hc_pid *pid, const char *val,
-                          const hc_pid *owner, size_t *n)
+static const uint8_t *reg(h_world *w, int i, const char *key, const hc_pid *pid, const char *val, const hc_pid *owner,
+                          size_t *n)
 {
     if (owner)
         return h_req(w, i, pid, n, "taapap", 5u, "register", key, pid, val, owner);
@@ -133,8 +133,8 @@ static void test_meta(void **state)
     h_init(&w, 2, HC_REGISTRY_UNIQUE);
     hc_pid c = h_beam(10);
     size_t n;
-    const uint8_t *r = h_req(&w, 0, &c, &n, "taltaataan", 2u, "set_members", 2u, 2u, "reg", "h1@sim", 2u, "reg",
-                             "h2@sim");
+    const uint8_t *r =
+        h_req(&w, 0, &c, &n, "taltaataan", 2u, "set_members", 2u, 2u, "reg", "h1@sim", 2u, "reg", "h2@sim");
     h_expect(r, n, "a", "ok");
     r = h_req(&w, 0, &c, &n, "taai", 3u, "put_meta", "color", 42);
     h_expect(r, n, "a", "ok");
@@ -225,8 +225,8 @@ static void test_duplicate_keys(void **state)
     h_init(&w, 2, HC_REGISTRY_DUPLICATE);
     hc_pid c = h_beam(10), p1 = h_beam(11), p2 = h_beam(12);
     size_t n;
-    const uint8_t *r = h_req(&w, 0, &c, &n, "taltaataan", 2u, "set_members", 2u, 2u, "reg", "h1@sim", 2u, "reg",
-                             "h2@sim");
+    const uint8_t *r =
+        h_req(&w, 0, &c, &n, "taltaataan", 2u, "set_members", 2u, 2u, "reg", "h1@sim", 2u, "reg", "h2@sim");
     h_expect(r, n, "a", "ok");
     attach(&w, 0, &c);
     h_run(&w, 300); /* c's record reaches h2 */
@@ -386,8 +386,8 @@ static void pair(h_world *w)
 {
     hc_pid c = h_beam(1);
     size_t n;
-    const uint8_t *r = h_req(w, 0, &c, &n, "taltaataan", 2u, "set_members", 2u, 2u, "reg", "h1@sim", 2u, "reg",
-                             "h2@sim");
+    const uint8_t *r =
+        h_req(w, 0, &c, &n, "taltaataan", 2u, "set_members", 2u, 2u, "reg", "h1@sim", 2u, "reg", "h2@sim");
     h_expect(r, n, "a", "ok");
     h_run(w, 500);
     r = h_req(w, 1, &c, &n, "a", "members");
@@ -479,7 +479,8 @@ static void test_attach_reasserts_after_state_loss(void **state)
     h_start(&w, 0);
     assert_int_equal(h_count_reg(&w, 0), 0);
     hc_pid s = self_of(0);
-    const uint8_t *r = h_req(&w, 0, &c, &n, "tapltapatapan", 3u, "attach", &c, 2u, 3u, "a", &p1, "v1", 3u, "b", &p2, "v2");
+    const uint8_t *r =
+        h_req(&w, 0, &c, &n, "tapltapatapan", 3u, "attach", &c, 2u, 3u, "a", &p1, "v1", 3u, "b", &p2, "v2");
     h_expect(r, n, "tamaaap", 2u, "ok", 2u, "keys", "unique", "replica", &s);
     hc_buf a = atom_term("a"), b = atom_term("b");
     assert_true(h_shows(&w, 0, &a, &p1));
@@ -544,34 +545,34 @@ static void test_bad_input(void **state)
         deep[2 * i + 1] = 1;
     }
     static const char *const fmts[] = {
-        "a",             /* register as a bare atom */
-        "ta",            /* {register} */
-        "taap",          /* {register, K, P} */
-        "taaaaa",        /* {register, k, notapid, v, owner} */
-        "taapai",        /* owner neither pid nor hordec */
-        "taapaa",        /* owner some other atom */
-        "taapapa",       /* one too many */
-        "taaa",          /* {unregister, k, notapid} */
-        "taaa",          /* {unregister_keys, notapid, k} */
-        "tapi",          /* {unregister_keys, P, 5} (not a list) */
-        "taap",          /* {update_value, k, P}: wrong arity */
-        "taia",          /* {pids_down, 5, [..]} */
-        "tapa",          /* {pids_down, P, notalist} */
-        "taa",           /* {put_meta, k} */
-        "ta",            /* {delete_meta} */
-        "tai",           /* {set_members, 5} */
-        "talin",         /* {set_members, [5]} */
-        "taltaan",       /* {set_members, [{a, b}]}: not a node */
-        "taa",           /* {members, x} */
-        "ta",            /* {lookup} */
-        "taai",          /* {attach, notapid, 5} */
-        "tapi",          /* {attach, P, 5} */
-        "taplin",        /* {attach, P, [5]} */
-        "tapltaapn",     /* {attach, P, [{k, notapid, ...}]} */
-        "tapltaaan",     /* {attach, P, [{k, v, x}]} */
-        "a",             /* unknown */
-        "tai",           /* {unknown, 1} */
-        "i",             /* 5 */
+        "a",         /* register as a bare atom */
+        "ta",        /* {register} */
+        "taap",      /* {register, K, P} */
+        "taaaaa",    /* {register, k, notapid, v, owner} */
+        "taapai",    /* owner neither pid nor hordec */
+        "taapaa",    /* owner some other atom */
+        "taapapa",   /* one too many */
+        "taaa",      /* {unregister, k, notapid} */
+        "taaa",      /* {unregister_keys, notapid, k} */
+        "tapi",      /* {unregister_keys, P, 5} (not a list) */
+        "taap",      /* {update_value, k, P}: wrong arity */
+        "taia",      /* {pids_down, 5, [..]} */
+        "tapa",      /* {pids_down, P, notalist} */
+        "taa",       /* {put_meta, k} */
+        "ta",        /* {delete_meta} */
+        "tai",       /* {set_members, 5} */
+        "talin",     /* {set_members, [5]} */
+        "taltaan",   /* {set_members, [{a, b}]}: not a node */
+        "taa",       /* {members, x} */
+        "ta",        /* {lookup} */
+        "taai",      /* {attach, notapid, 5} */
+        "tapi",      /* {attach, P, 5} */
+        "taplin",    /* {attach, P, [5]} */
+        "tapltaapn", /* {attach, P, [{k, notapid, ...}]} */
+        "tapltaaan", /* {attach, P, [{k, v, x}]} */
+        "a",         /* unknown */
+        "tai",       /* {unknown, 1} */
+        "i",         /* 5 */
     };
     for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
         const uint8_t *r = NULL;
@@ -608,7 +609,8 @@ static void test_bad_input(void **state)
         h_expect(r, n, "taa", 2u, "error", "badarg");
     }
     /* an attach whose LAST element is bad writes nothing, not even the record */
-    const uint8_t *r = h_req(&w, 0, &c, &n, "tapltapataian", 3u, "attach", &remote_c, 2u, 3u, "k9", &p, "v", 3u, "k10", 5, "v");
+    const uint8_t *r =
+        h_req(&w, 0, &c, &n, "tapltapataian", 3u, "attach", &remote_c, 2u, 3u, "k9", &p, "v", 3u, "k10", 5, "v");
     h_expect(r, n, "taa", 2u, "error", "badarg");
     /* a register whose Owner hordec names a process of another node */
     r = reg(&w, 0, "k3", &remote_c, "v", NULL, &n);

@@ -159,7 +159,7 @@ static void note_run(hc_rt *rt, void *ud)
     a->ran++;
     hc_rt_stats s;
     hc_rt_stats_get(rt, &s);
-    a->procs_seen = (int)s.processes; /* the runtime is still whole: net_kernel is there */
+    a->procs_seen = (int)s.processes;            /* the runtime is still whole: net_kernel is there */
     a->repost_rc = hc_rt_post(rt, note_run, ud); /* refused: hc_rt_free has begun */
 }
 

@@ -338,24 +338,23 @@ static void test_calls_between_c_processes(void **state)
     hc_atom name = hc_atom_intern_cstr("echo");
     assert_int_equal(hc_proc_register(w->rt, w->procs[1], name), HC_OK);
     hc_span req = shutdown_term(&b, "request"); /* any term */
-    assert_int_equal(hc_gen_call(w->rt, w->procs[0], NULL, name, 0, req.p, req.len, 1000, call_cb, &w->recs[0]),
-                     HC_OK);
+    assert_int_equal(hc_gen_call(w->rt, w->procs[0], NULL, name, 0, req.p, req.len, 1000, call_cb, &w->recs[0]), HC_OK);
     run(w);
     assert_int_equal(w->recs[0].call_cb_runs, 1);
     assert_int_equal(w->recs[0].call_status, HC_OK);
     assert_int_equal(w->recs[0].call_reply_len, req.len);
     assert_memory_equal(w->recs[0].call_reply, req.p, req.len);
     /* by pid too */
-    assert_int_equal(hc_gen_call(w->rt, w->procs[0], hc_proc_pid(w->procs[1]), 0, 0, req.p, req.len, 1000, call_cb,
-                                 &w->recs[0]),
-                     HC_OK);
+    assert_int_equal(
+        hc_gen_call(w->rt, w->procs[0], hc_proc_pid(w->procs[1]), 0, 0, req.p, req.len, 1000, call_cb, &w->recs[0]),
+        HC_OK);
     run(w);
     assert_int_equal(w->recs[0].call_cb_runs, 2);
     assert_int_equal(w->recs[0].call_status, HC_OK);
     /* unknown name: noproc, at once */
     hc_atom missing = hc_atom_intern_cstr("missing");
-    assert_int_equal(
-        hc_gen_call(w->rt, w->procs[0], NULL, missing, 0, req.p, req.len, 1000, call_cb, &w->recs[0]), HC_OK);
+    assert_int_equal(hc_gen_call(w->rt, w->procs[0], NULL, missing, 0, req.p, req.len, 1000, call_cb, &w->recs[0]),
+                     HC_OK);
     run(w);
     assert_int_equal(w->recs[0].call_cb_runs, 3);
     assert_int_equal(w->recs[0].call_status, HC_ENOPROC);
@@ -369,17 +368,17 @@ static void test_call_timeout_and_server_death(void **state)
     hc_buf b = {0};
     w->recs[1].never_reply = true;
     hc_span req = atom_term(&b, "ping");
-    assert_int_equal(hc_gen_call(w->rt, w->procs[0], hc_proc_pid(w->procs[1]), 0, 0, req.p, req.len, 30, call_cb,
-                                 &w->recs[0]),
-                     HC_OK);
+    assert_int_equal(
+        hc_gen_call(w->rt, w->procs[0], hc_proc_pid(w->procs[1]), 0, 0, req.p, req.len, 30, call_cb, &w->recs[0]),
+        HC_OK);
     for (int i = 0; i < 100 && !w->recs[0].call_cb_runs; i++)
         hc_rt_run_once(w->rt, 5);
     assert_int_equal(w->recs[0].call_cb_runs, 1);
     assert_int_equal(w->recs[0].call_status, HC_ETIMEOUT);
     /* the server dies while the call is pending: noproc, not a timeout */
-    assert_int_equal(hc_gen_call(w->rt, w->procs[0], hc_proc_pid(w->procs[1]), 0, 0, req.p, req.len, 5000, call_cb,
-                                 &w->recs[0]),
-                     HC_OK);
+    assert_int_equal(
+        hc_gen_call(w->rt, w->procs[0], hc_proc_pid(w->procs[1]), 0, 0, req.p, req.len, 5000, call_cb, &w->recs[0]),
+        HC_OK);
     run(w);
     hc_span boom = atom_term(&b, "boom");
     hc_proc_exit(w->rt, w->procs[1], boom.p, boom.len);
@@ -388,9 +387,9 @@ static void test_call_timeout_and_server_death(void **state)
     assert_int_equal(w->recs[0].call_status, HC_ENOPROC);
     /* the caller dies first: its callback never runs */
     w->recs[3].never_reply = true;
-    assert_int_equal(hc_gen_call(w->rt, w->procs[2], hc_proc_pid(w->procs[3]), 0, 0, req.p, req.len, 20, call_cb,
-                                 &w->recs[2]),
-                     HC_OK);
+    assert_int_equal(
+        hc_gen_call(w->rt, w->procs[2], hc_proc_pid(w->procs[3]), 0, 0, req.p, req.len, 20, call_cb, &w->recs[2]),
+        HC_OK);
     hc_span normal = hc_reason_normal();
     hc_proc_exit(w->rt, w->procs[2], normal.p, normal.len);
     for (int i = 0; i < 10; i++)
@@ -413,7 +412,7 @@ static void test_timers(void **state)
     hc_timer_id first, cancelled, never;
     assert_int_equal(hc_timer_start(w->rt, 1, timer_cb, (void *)0, &first), HC_OK);
     assert_int_equal(hc_timer_start(w->rt, 1, timer_cb, (void *)1, &cancelled), HC_OK);
-    assert_int_equal(hc_timer_start(w->rt, 100000, timer_cb, (void *)2, &never), HC_OK); /* freed, never fired */
+    assert_int_equal(hc_timer_start(w->rt, 100000, timer_cb, (void *)2, &never), HC_OK);   /* freed, never fired */
     assert_int_equal(hc_timer_start(w->rt, UINT64_MAX, timer_cb, (void *)3, NULL), HC_OK); /* no wrap-around */
     assert_true(first && cancelled && never && first != cancelled);
     assert_true(hc_timer_cancel(w->rt, cancelled));
@@ -659,7 +658,7 @@ static void test_caller_kept_beyond_the_callback(void **state)
     hc_gen_from second;
     assert_int_equal(hc_gen_from_copy(&second, &w->recs[1].kept), HC_OK);
     hc_gen_from_release(&w->recs[1].kept);
-    hc_gen_from_release(&w->recs[1].kept); /* twice is harmless */
+    hc_gen_from_release(&w->recs[1].kept);                                        /* twice is harmless */
     assert_int_equal(hc_gen_reply_atom(w->rt, &w->recs[1].kept, "x"), HC_EINVAL); /* released: empty */
     assert_true(hc_pid_eq(&second.pid, &w->pids[0]));
     assert_int_equal(hc_gen_reply_atom(w->rt, &second, "done"), HC_OK);
@@ -703,9 +702,8 @@ static void test_reply_and_send_from_a_failed_buffer(void **state)
     assert_memory_equal(w->recs[2].last_msg, good.data, good.len);
     /* a reply still answers the caller: {error, {encode_failed, etoobig}} */
     w->recs[1].keep_from = true;
-    assert_int_equal(hc_gen_call(w->rt, w->procs[0], &w->pids[1], 0, 0, good.data, good.len, 5000, call_cb,
-                                 &w->recs[0]),
-                     HC_OK);
+    assert_int_equal(
+        hc_gen_call(w->rt, w->procs[0], &w->pids[1], 0, 0, good.data, good.len, 5000, call_cb, &w->recs[0]), HC_OK);
     run(w);
     assert_int_equal(hc_gen_reply_buf(w->rt, &w->recs[1].kept, &bad), HC_ETOOBIG);
     run(w);
@@ -719,9 +717,8 @@ static void test_reply_and_send_from_a_failed_buffer(void **state)
     assert_int_equal(w->recs[0].call_reply_len, want.len);
     assert_memory_equal(w->recs[0].call_reply, want.data, want.len);
     /* and a good buffer is the reply itself */
-    assert_int_equal(hc_gen_call(w->rt, w->procs[0], &w->pids[1], 0, 0, good.data, good.len, 5000, call_cb,
-                                 &w->recs[0]),
-                     HC_OK);
+    assert_int_equal(
+        hc_gen_call(w->rt, w->procs[0], &w->pids[1], 0, 0, good.data, good.len, 5000, call_cb, &w->recs[0]), HC_OK);
     run(w);
     assert_int_equal(hc_gen_reply_buf(w->rt, &w->recs[1].kept, &good), HC_OK);
     run(w);
@@ -765,9 +762,9 @@ static void test_node_events_carry_codes(void **state)
     /* a call to a process there is answered through the callback (noconnection), and the caller sees no
      * stray DOWN for the call's internal monitor */
     hc_atom name = hc_atom_intern_cstr("srv");
-    assert_int_equal(hc_gen_call(w->rt, w->procs[0], NULL, name, node, (const uint8_t *)"\x6a", 1, 5000, call_cb,
-                                 &w->recs[0]),
-                     HC_OK);
+    assert_int_equal(
+        hc_gen_call(w->rt, w->procs[0], NULL, name, node, (const uint8_t *)"\x6a", 1, 5000, call_cb, &w->recs[0]),
+        HC_OK);
     run(w);
     assert_int_equal(w->recs[0].call_cb_runs, 1);
     assert_int_equal(w->recs[0].call_status, HC_ENOCONN);

@@ -216,12 +216,20 @@ static void test_pid_ref_roundtrip(void **state)
     hc_pid p = {hc_atom_intern_cstr("node@host"), 0x7FFF, 0x1FFF, 0xFFFFFFFFu};
     hc_buf b = {0};
     assert_int_equal(hc_enc_pid(&b, &p), HC_OK);
-    assert_bytes_hex(&b, "587709" "6E6F646540686F7374" "00007FFF" "00001FFF" "FFFFFFFF");
+    assert_bytes_hex(&b, "587709"
+                         "6E6F646540686F7374"
+                         "00007FFF"
+                         "00001FFF"
+                         "FFFFFFFF");
     hc_buf_free(&b);
     b = (hc_buf){0};
     hc_pid p2 = {hc_atom_intern_cstr("n@h"), 1, 2, 3};
     assert_int_equal(hc_enc_pid(&b, &p2), HC_OK);
-    assert_bytes_hex(&b, "587703" "6E4068" "00000001" "00000002" "00000003");
+    assert_bytes_hex(&b, "587703"
+                         "6E4068"
+                         "00000001"
+                         "00000002"
+                         "00000003");
     size_t idx = 0;
     hc_pid back;
     assert_int_equal(hc_dec_pid(b.data, b.len, &idx, &back), HC_OK);
@@ -230,7 +238,11 @@ static void test_pid_ref_roundtrip(void **state)
     hc_buf_free(&b);
 
     /* old PID_EXT (8-bit creation) and a latin1 ATOM_EXT node name decode to the same node */
-    hc_buf old = from_hex("67640003" "68E940" "00000001" "00000002" "03"); /* node 'hé@' in latin1 */
+    hc_buf old = from_hex("67640003"
+                          "68E940"
+                          "00000001"
+                          "00000002"
+                          "03"); /* node 'hé@' in latin1 */
     idx = 0;
     assert_int_equal(hc_dec_pid(old.data, old.len, &idx, &back), HC_OK);
     assert_string_equal(hc_atom_name(back.node), "h\xC3\xA9@");
@@ -239,7 +251,13 @@ static void test_pid_ref_roundtrip(void **state)
 
     hc_ref r = {hc_atom_intern_cstr("n@h"), 9, 3, {1, 2, 3, 0, 0}};
     assert_int_equal(hc_enc_ref(&b, &r), HC_OK);
-    assert_bytes_hex(&b, "5A0003" "7703" "6E4068" "00000009" "00000001" "00000002" "00000003");
+    assert_bytes_hex(&b, "5A0003"
+                         "7703"
+                         "6E4068"
+                         "00000009"
+                         "00000001"
+                         "00000002"
+                         "00000003");
     idx = 0;
     hc_ref rb;
     assert_int_equal(hc_dec_ref(b.data, b.len, &idx, &rb), HC_OK);
@@ -256,8 +274,14 @@ static void test_pid_ref_roundtrip(void **state)
     hc_buf_free(&b);
 
     /* hostile refs: 0 or 6 words, truncated */
-    static const char *bad[] = {"5A0000770168000000000000000000", "5A0006770168" "00000000" "0000000100000002000000030000000400000005000000060000",
-                                "5A00017701", "5A000177016800000000", "72000177016800", "65770168000000"};
+    static const char *bad[] = {"5A0000770168000000000000000000",
+                                "5A0006770168"
+                                "00000000"
+                                "0000000100000002000000030000000400000005000000060000",
+                                "5A00017701",
+                                "5A000177016800000000",
+                                "72000177016800",
+                                "65770168000000"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         hc_buf h = from_hex(bad[i]);
         idx = 0;
@@ -270,7 +294,9 @@ static void test_pid_ref_roundtrip(void **state)
 static void test_is_atom_and_peek(void **state)
 {
     (void)state;
-    hc_buf b = from_hex("770568656C6C6F" "64000568656C6C6F" "73026869");
+    hc_buf b = from_hex("770568656C6C6F"
+                        "64000568656C6C6F"
+                        "73026869");
     size_t idx = 0;
     assert_false(hc_dec_is_atom(b.data, b.len, &idx, "hell"));
     assert_false(hc_dec_is_atom(b.data, b.len, &idx, "helloo"));
@@ -444,35 +470,72 @@ static void test_skip_beam_term(void **state)
 
 /* One valid sample per tag hc_dec_skip knows. */
 static const char *TAG_SAMPLES[] = {
-    "6105",                                   /* SMALL_INTEGER */
-    "62FFFFFFFB",                             /* INTEGER */
+    "6105",                                                             /* SMALL_INTEGER */
+    "62FFFFFFFB",                                                       /* INTEGER */
     "63312E3530303030303030303030303030303030303030652B30300000000000", /* FLOAT (31 bytes) */
-    "463FF8000000000000",                     /* NEW_FLOAT */
-    "6A",                                     /* NIL */
-    "64000568656C6C6F",                       /* ATOM */
-    "76000568656C6C6F",                       /* ATOM_UTF8 */
-    "730568656C6C6F",                         /* SMALL_ATOM */
-    "770568656C6C6F",                         /* SMALL_ATOM_UTF8 */
-    "6B0003010203",                           /* STRING */
-    "6D00000003616263",                       /* BINARY */
-    "4D0000000103" "20",                      /* BIT_BINARY */
-    "6E0201FFFF",                             /* SMALL_BIG */
-    "6F0000000201FFFF",                       /* LARGE_BIG */
-    "68026101770161",                         /* SMALL_TUPLE */
-    "69000000026101770161",                   /* LARGE_TUPLE */
-    "7400000001770161770162",                 /* MAP */
-    "6C0000000261016102" "6A",                /* LIST */
-    "6C00000001610161 02",                    /* improper LIST */
-    "677703" "6E4068" "00000001" "00000002" "03",          /* PID */
-    "587703" "6E4068" "00000001" "00000002" "00000003",    /* NEW_PID */
-    "667703" "6E4068" "00000001" "03",                     /* PORT */
-    "597703" "6E4068" "00000001" "00000003",               /* NEW_PORT */
-    "787703" "6E4068" "0000000000000001" "00000003",       /* V4_PORT */
-    "657703" "6E4068" "00000001" "03",                     /* REFERENCE */
-    "720001" "7703" "6E4068" "03" "00000001",              /* NEW_REFERENCE */
-    "5A0002" "7703" "6E4068" "00000003" "0000000100000002", /* NEWER_REFERENCE */
-    "71" "7705" "6C69737473" "7703" "6D6170" "6102",      /* EXPORT */
-    "70" "00000010" "000102030405060708090A0B",           /* NEW_FUN: size counts itself */
+    "463FF8000000000000",                                               /* NEW_FLOAT */
+    "6A",                                                               /* NIL */
+    "64000568656C6C6F",                                                 /* ATOM */
+    "76000568656C6C6F",                                                 /* ATOM_UTF8 */
+    "730568656C6C6F",                                                   /* SMALL_ATOM */
+    "770568656C6C6F",                                                   /* SMALL_ATOM_UTF8 */
+    "6B0003010203",                                                     /* STRING */
+    "6D00000003616263",                                                 /* BINARY */
+    "4D0000000103"
+    "20",                     /* BIT_BINARY */
+    "6E0201FFFF",             /* SMALL_BIG */
+    "6F0000000201FFFF",       /* LARGE_BIG */
+    "68026101770161",         /* SMALL_TUPLE */
+    "69000000026101770161",   /* LARGE_TUPLE */
+    "7400000001770161770162", /* MAP */
+    "6C0000000261016102"
+    "6A",                  /* LIST */
+    "6C00000001610161 02", /* improper LIST */
+    "677703"
+    "6E4068"
+    "00000001"
+    "00000002"
+    "03", /* PID */
+    "587703"
+    "6E4068"
+    "00000001"
+    "00000002"
+    "00000003", /* NEW_PID */
+    "667703"
+    "6E4068"
+    "00000001"
+    "03", /* PORT */
+    "597703"
+    "6E4068"
+    "00000001"
+    "00000003", /* NEW_PORT */
+    "787703"
+    "6E4068"
+    "0000000000000001"
+    "00000003", /* V4_PORT */
+    "657703"
+    "6E4068"
+    "00000001"
+    "03", /* REFERENCE */
+    "720001"
+    "7703"
+    "6E4068"
+    "03"
+    "00000001", /* NEW_REFERENCE */
+    "5A0002"
+    "7703"
+    "6E4068"
+    "00000003"
+    "0000000100000002", /* NEWER_REFERENCE */
+    "71"
+    "7705"
+    "6C69737473"
+    "7703"
+    "6D6170"
+    "6102", /* EXPORT */
+    "70"
+    "00000010"
+    "000102030405060708090A0B", /* NEW_FUN: size counts itself */
 };
 
 static void test_skip_every_tag_truncated(void **state)
@@ -510,20 +573,42 @@ static void test_skip_unknown_and_bad_tags(void **state)
 {
     (void)state;
     static const char *bad[] = {
-        "52",                     /* ATOM_CACHE_REF: never negotiated */
-        "75",                     /* old FUN */
-        "50",                     /* compressed term */
-        "83",                     /* a version byte where a term should be */
-        "00", "FF", "",
-        "4D0000000100" "20",      /* BIT_BINARY with 0 bits in the last byte */
-        "4D0000000109" "20",      /* 9 bits */
-        "4D0000000003",           /* empty BIT_BINARY */
-        "5A0000" "7703" "6E4068" "00000003",                   /* NEWER_REFERENCE with 0 words */
-        "5A0006" "7703" "6E4068" "00000003" "000000000000000000000000000000000000000000000000", /* 6 words */
-        "5A0001" "6101" "00000003" "00000001",                 /* node is not an atom */
-        "587703" "6E4068" "00000001" "00000002" "00000003" "FF", /* a whole pid, then junk */
-        "70" "00000003" "00",                                  /* NEW_FUN size < 4 */
-        "71" "7705",                                           /* EXPORT truncated */
+        "52", /* ATOM_CACHE_REF: never negotiated */
+        "75", /* old FUN */
+        "50", /* compressed term */
+        "83", /* a version byte where a term should be */
+        "00",
+        "FF",
+        "",
+        "4D0000000100"
+        "20", /* BIT_BINARY with 0 bits in the last byte */
+        "4D0000000109"
+        "20",           /* 9 bits */
+        "4D0000000003", /* empty BIT_BINARY */
+        "5A0000"
+        "7703"
+        "6E4068"
+        "00000003", /* NEWER_REFERENCE with 0 words */
+        "5A0006"
+        "7703"
+        "6E4068"
+        "00000003"
+        "000000000000000000000000000000000000000000000000", /* 6 words */
+        "5A0001"
+        "6101"
+        "00000003"
+        "00000001", /* node is not an atom */
+        "587703"
+        "6E4068"
+        "00000001"
+        "00000002"
+        "00000003"
+        "FF", /* a whole pid, then junk */
+        "70"
+        "00000003"
+        "00", /* NEW_FUN size < 4 */
+        "71"
+        "7705", /* EXPORT truncated */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         hc_buf b = from_hex(bad[i]);
@@ -543,25 +628,27 @@ static void test_skip_huge_claims(void **state)
 {
     (void)state;
     static const char *huge[] = {
-        "69FFFFFFFF",         /* LARGE_TUPLE of 4 billion */
-        "69FFFFFFFF6101",     /* ... with one element present */
-        "74FFFFFFFF",         /* MAP of 4 billion pairs (8 billion terms) */
-        "74800000006101",     /* 2^31 pairs: 2 * arity must not wrap */
-        "6CFFFFFFFF6101",     /* LIST */
+        "69FFFFFFFF",     /* LARGE_TUPLE of 4 billion */
+        "69FFFFFFFF6101", /* ... with one element present */
+        "74FFFFFFFF",     /* MAP of 4 billion pairs (8 billion terms) */
+        "74800000006101", /* 2^31 pairs: 2 * arity must not wrap */
+        "6CFFFFFFFF6101", /* LIST */
         "6CFFFFFFFF",
-        "6DFFFFFFFF00",       /* BINARY of 4 GB */
+        "6DFFFFFFFF00", /* BINARY of 4 GB */
         "6DFFFFFFF0",
-        "4DFFFFFFFF0800",     /* BIT_BINARY */
-        "6FFFFFFFFF00",       /* LARGE_BIG */
-        "6EFF00",             /* SMALL_BIG 255 digits, none there */
-        "6BFFFF00",           /* STRING */
-        "64FFFF61",           /* ATOM */
-        "76FFFF61",           /* ATOM_UTF8 */
-        "77FF61",             /* SMALL_ATOM_UTF8 */
-        "70FFFFFFFF00",       /* NEW_FUN */
-        "68FF",               /* SMALL_TUPLE of 255, nothing there */
-        "58" "76FFFF",        /* NEW_PID whose node atom claims 64 KiB */
-        "5A0005" "77FF",      /* NEWER_REFERENCE whose node claims 255 bytes */
+        "4DFFFFFFFF0800", /* BIT_BINARY */
+        "6FFFFFFFFF00",   /* LARGE_BIG */
+        "6EFF00",         /* SMALL_BIG 255 digits, none there */
+        "6BFFFF00",       /* STRING */
+        "64FFFF61",       /* ATOM */
+        "76FFFF61",       /* ATOM_UTF8 */
+        "77FF61",         /* SMALL_ATOM_UTF8 */
+        "70FFFFFFFF00",   /* NEW_FUN */
+        "68FF",           /* SMALL_TUPLE of 255, nothing there */
+        "58"
+        "76FFFF", /* NEW_PID whose node atom claims 64 KiB */
+        "5A0005"
+        "77FF", /* NEWER_REFERENCE whose node claims 255 bytes */
     };
     for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
         hc_buf b = from_hex(huge[i]);
@@ -658,7 +745,8 @@ static void test_enc_bool_raw_atom_bytes(void **state)
     hc_buf b = {0};
     assert_int_equal(hc_enc_bool(&b, true), HC_OK);
     assert_int_equal(hc_enc_bool(&b, false), HC_OK);
-    assert_bytes_hex(&b, "770474727565" "770566616C7365");
+    assert_bytes_hex(&b, "770474727565"
+                         "770566616C7365");
     hc_buf_reset(&b);
     /* {a, 1} spliced whole into [_]: what a decoder's span gives back */
     static const uint8_t a1[] = {0x68, 0x02, 0x77, 0x01, 'a', 0x61, 0x01};
@@ -666,7 +754,9 @@ static void test_enc_bool_raw_atom_bytes(void **state)
     assert_int_equal(hc_enc_raw(&b, a1, sizeof a1), HC_OK);
     assert_int_equal(hc_enc_raw(&b, NULL, 0), HC_OK); /* splicing nothing is fine */
     assert_int_equal(hc_enc_nil(&b), HC_OK);
-    assert_bytes_hex(&b, "6C00000001" "68027701616101" "6A");
+    assert_bytes_hex(&b, "6C00000001"
+                         "68027701616101"
+                         "6A");
     assert_int_equal(hc_term_check(b.data, b.len), HC_OK);
     hc_buf_reset(&b);
     /* the atom encoder takes explicit lengths: a NUL inside the text is just a character */
@@ -701,11 +791,26 @@ static void test_enc_refuses_bad_arguments(void **state)
         case 4: rc = hc_enc_double(&b, -INFINITY); break;
         case 5: rc = hc_enc_atom_cstr(&b, long_ascii); break;
         case 6: rc = hc_enc_atom_cstr(&b, NULL); break;
-        case 7: memcpy(bad, "a\xC3(", 4); rc = hc_enc_atom_cstr(&b, bad); break;          /* truncated sequence */
-        case 8: memcpy(bad, "\xC0\xAF", 3); rc = hc_enc_atom_cstr(&b, bad); break;        /* overlong '/' */
-        case 9: memcpy(bad, "\xED\xA0\x80", 4); rc = hc_enc_atom_cstr(&b, bad); break;    /* a surrogate */
-        case 10: memcpy(bad, "\xF4\x90\x80\x80", 5); rc = hc_enc_atom_cstr(&b, bad); break; /* > U+10FFFF */
-        case 11: memcpy(bad, "\xE2\x82", 3); rc = hc_enc_atom_cstr(&b, bad); break;       /* cut short */
+        case 7:
+            memcpy(bad, "a\xC3(", 4);
+            rc = hc_enc_atom_cstr(&b, bad);
+            break; /* truncated sequence */
+        case 8:
+            memcpy(bad, "\xC0\xAF", 3);
+            rc = hc_enc_atom_cstr(&b, bad);
+            break; /* overlong '/' */
+        case 9:
+            memcpy(bad, "\xED\xA0\x80", 4);
+            rc = hc_enc_atom_cstr(&b, bad);
+            break; /* a surrogate */
+        case 10:
+            memcpy(bad, "\xF4\x90\x80\x80", 5);
+            rc = hc_enc_atom_cstr(&b, bad);
+            break; /* > U+10FFFF */
+        case 11:
+            memcpy(bad, "\xE2\x82", 3);
+            rc = hc_enc_atom_cstr(&b, bad);
+            break; /* cut short */
         case 12: rc = hc_enc_atom_bytes(&b, NULL, 1); break;
         case 13: rc = hc_enc_binary(&b, NULL, 3); break;
         case 14: rc = hc_enc_string(&b, NULL); break;
@@ -735,11 +840,16 @@ static void test_enc_sticky_error(void **state)
     assert_int_equal(hc_enc_ref(&b, &bad_ref), HC_EINVAL);
     assert_int_equal(b.len, before);
     int rcs[] = {
-        hc_enc_atom(&b, pid.node), hc_enc_atom_cstr(&b, "x"), hc_enc_atom_bytes(&b, "x", 1), hc_enc_bool(&b, true),
-        hc_enc_pid(&b, &pid), hc_enc_ref(&b, &ok_ref), hc_enc_long(&b, -5), hc_enc_long(&b, 1LL << 40),
-        hc_enc_ulong(&b, 7), hc_enc_double(&b, 1.5), hc_enc_binary(&b, "ab", 2), hc_enc_string(&b, "s"),
-        hc_enc_tuple_header(&b, 2), hc_enc_map_header(&b, 1), hc_enc_list_header(&b, 3), hc_enc_nil(&b),
-        hc_enc_raw(&b, "\x6A", 1), hc_buf_put_u8(&b, 1), hc_buf_append(&b, "zz", 2),
+        hc_enc_atom(&b, pid.node),     hc_enc_atom_cstr(&b, "x"),
+        hc_enc_atom_bytes(&b, "x", 1), hc_enc_bool(&b, true),
+        hc_enc_pid(&b, &pid),          hc_enc_ref(&b, &ok_ref),
+        hc_enc_long(&b, -5),           hc_enc_long(&b, 1LL << 40),
+        hc_enc_ulong(&b, 7),           hc_enc_double(&b, 1.5),
+        hc_enc_binary(&b, "ab", 2),    hc_enc_string(&b, "s"),
+        hc_enc_tuple_header(&b, 2),    hc_enc_map_header(&b, 1),
+        hc_enc_list_header(&b, 3),     hc_enc_nil(&b),
+        hc_enc_raw(&b, "\x6A", 1),     hc_buf_put_u8(&b, 1),
+        hc_buf_append(&b, "zz", 2),
     };
     for (size_t k = 0; k < sizeof rcs / sizeof rcs[0]; k++)
         if (rcs[k] != HC_EINVAL)

@@ -43,7 +43,10 @@ typedef struct sample {
     const char *hex;
 } sample;
 
-#define S(what, fn, type, hex) {what, fn, sizeof(type), hex}
+#define S(what, fn, type, hex)                                                                                         \
+    {                                                                                                                  \
+        what, fn, sizeof(type), hex                                                                                    \
+    }
 
 static const sample VALID[] = {
     S("ulong 0", w_ulong, uint64_t, "6100"),
@@ -68,11 +71,35 @@ static const sample VALID[] = {
     S("atom", w_atom, hc_atom, "770568656C6C6F"),
     S("atom latin1", w_atom, hc_atom, "730268E9"),
     S("atom index", w_index, size_t, "7703707574"),
-    S("pid", w_pid, hc_pid, "587703" "6E4068" "00000001" "00000002" "00000003"),
-    S("pid old", w_pid, hc_pid, "677703" "6E4068" "00000001" "00000002" "03"),
-    S("ref", w_ref, hc_ref, "5A0002" "7703" "6E4068" "00000003" "0000000100000002"),
-    S("ref new", w_ref, hc_ref, "720001" "7703" "6E4068" "03" "00000001"),
-    S("ref old", w_ref, hc_ref, "657703" "6E4068" "00000001" "03"),
+    S("pid", w_pid, hc_pid,
+      "587703"
+      "6E4068"
+      "00000001"
+      "00000002"
+      "00000003"),
+    S("pid old", w_pid, hc_pid,
+      "677703"
+      "6E4068"
+      "00000001"
+      "00000002"
+      "03"),
+    S("ref", w_ref, hc_ref,
+      "5A0002"
+      "7703"
+      "6E4068"
+      "00000003"
+      "0000000100000002"),
+    S("ref new", w_ref, hc_ref,
+      "720001"
+      "7703"
+      "6E4068"
+      "03"
+      "00000001"),
+    S("ref old", w_ref, hc_ref,
+      "657703"
+      "6E4068"
+      "00000001"
+      "03"),
     S("term", w_term, hc_span, "740000000277016161017701626C000000017701786A"),
 };
 
@@ -109,10 +136,22 @@ static const sample HOSTILE[] = {
     S("atom index longer", w_index, size_t, "770467657474"),
     S("atom a binary", w_atom, hc_atom, "6D00000001 61"),
     S("atom cache ref", w_atom, hc_atom, "5200"),
-    S("pid node not an atom", w_pid, hc_pid, "586101" "00000001" "00000002" "00000003"),
-    S("ref 0 words", w_ref, hc_ref, "5A0000" "7703" "6E4068" "00000003"),
+    S("pid node not an atom", w_pid, hc_pid,
+      "586101"
+      "00000001"
+      "00000002"
+      "00000003"),
+    S("ref 0 words", w_ref, hc_ref,
+      "5A0000"
+      "7703"
+      "6E4068"
+      "00000003"),
     S("ref 6 words", w_ref, hc_ref,
-      "5A0006" "7703" "6E4068" "00000003" "000000000000000000000000000000000000000000000000"),
+      "5A0006"
+      "7703"
+      "6E4068"
+      "00000003"
+      "000000000000000000000000000000000000000000000000"),
     S("term cache ref", w_term, hc_span, "5200"),
     S("term truncated", w_term, hc_span, "68026101"),
 };
@@ -186,9 +225,15 @@ static void test_numbers(void **state)
         const char *hex;
         uint64_t v;
     } u[] = {
-        {"6100", 0}, {"61FF", 255}, {"6200000100", 256}, {"627FFFFFFF", INT32_MAX},
-        {"6E0400FFFFFFFF", UINT32_MAX}, {"6E0800FFFFFFFFFFFFFFFF", UINT64_MAX},
-        {"6E08000000000000000080", 1ULL << 63}, {"6E040000000008", 1u << 27}, {"6E0000", 0},
+        {"6100", 0},
+        {"61FF", 255},
+        {"6200000100", 256},
+        {"627FFFFFFF", INT32_MAX},
+        {"6E0400FFFFFFFF", UINT32_MAX},
+        {"6E0800FFFFFFFFFFFFFFFF", UINT64_MAX},
+        {"6E08000000000000000080", 1ULL << 63},
+        {"6E040000000008", 1u << 27},
+        {"6E0000", 0},
         {"6E0001", 0}, /* -0 */
     };
     for (size_t k = 0; k < sizeof u / sizeof u[0]; k++) {
@@ -201,8 +246,9 @@ static void test_numbers(void **state)
         hc_buf_free(&b);
     }
     /* every value hc_enc_ulong / hc_enc_long writes comes back */
-    static const uint64_t us[] = {0, 1, 255, 256, 65535, (1u << 27) - 1, 1u << 27, INT32_MAX, 1ULL << 31,
-                                  UINT32_MAX, 1ULL << 32, 1ULL << 40, INT64_MAX, 1ULL << 63, UINT64_MAX};
+    static const uint64_t us[] = {0,         1,          255,        256,        65535,      (1u << 27) - 1,
+                                  1u << 27,  INT32_MAX,  1ULL << 31, UINT32_MAX, 1ULL << 32, 1ULL << 40,
+                                  INT64_MAX, 1ULL << 63, UINT64_MAX};
     for (size_t k = 0; k < sizeof us / sizeof us[0]; k++) {
         hc_buf b = {0};
         hc_enc_ulong(&b, us[k]);
@@ -263,7 +309,10 @@ static void test_doubles(void **state)
 static void test_binaries_and_strings(void **state)
 {
     (void)state;
-    hc_buf b = from_hex("6D00000003616263" "6B0003616263" "6A" "6D00000000");
+    hc_buf b = from_hex("6D00000003616263"
+                        "6B0003616263"
+                        "6A"
+                        "6D00000000");
     size_t idx = 0;
     hc_span s;
     assert_int_equal(hc_dec_binary(b.data, b.len, &idx, &s), HC_OK);
@@ -293,7 +342,12 @@ static void test_atoms(void **state)
     (void)state;
     static const char *const names[] = {"get", "put", "h\xC3\xA9", NULL, "ok"};
     /* UTF-8 and latin1 spellings of the same atoms; 'hé' in latin1 is 68 E9 */
-    hc_buf b = from_hex("7703676574" "6400037075 74" "730268E9" "7702C3A9" "7600026F6B" "7703 786F6B");
+    hc_buf b = from_hex("7703676574"
+                        "6400037075 74"
+                        "730268E9"
+                        "7702C3A9"
+                        "7600026F6B"
+                        "7703 786F6B");
     size_t idx = 0, k = 99, before = hc_atom_count();
     assert_int_equal(hc_dec_atom_index(b.data, b.len, &idx, names, 5, &k), HC_OK);
     assert_int_equal(k, 0);
@@ -320,7 +374,9 @@ static void test_atoms(void **state)
     assert_string_equal(hc_atom_name(a), "h\xC3\xA9");
     hc_buf_free(&b);
     /* a pid cut short does not intern its node */
-    b = from_hex("58770E" "6E6F742D696E7465726E65644068" "000000010000");
+    b = from_hex("58770E"
+                 "6E6F742D696E7465726E65644068"
+                 "000000010000");
     before = hc_atom_count();
     idx = 0;
     hc_pid pid;
@@ -337,15 +393,38 @@ static void test_types(void **state)
         const char *hex;
         hc_type t;
     } ts[] = {
-        {"6101", HC_TYPE_INTEGER}, {"62000000FF", HC_TYPE_INTEGER}, {"6E0100FF", HC_TYPE_INTEGER},
-        {"6F0000000100FF", HC_TYPE_INTEGER}, {"463FF8000000000000", HC_TYPE_FLOAT}, {"63", HC_TYPE_FLOAT},
-        {"770161", HC_TYPE_ATOM}, {"64000161", HC_TYPE_ATOM}, {"730161", HC_TYPE_ATOM}, {"76000161", HC_TYPE_ATOM},
-        {"6D00000000", HC_TYPE_BINARY}, {"4D000000010320", HC_TYPE_BITSTRING}, {"6A", HC_TYPE_LIST},
-        {"6B0001FF", HC_TYPE_LIST}, {"6C00000001", HC_TYPE_LIST}, {"6800", HC_TYPE_TUPLE},
-        {"6900000000", HC_TYPE_TUPLE}, {"7400000000", HC_TYPE_MAP}, {"58", HC_TYPE_PID}, {"67", HC_TYPE_PID},
-        {"59", HC_TYPE_PORT}, {"66", HC_TYPE_PORT}, {"78", HC_TYPE_PORT}, {"5A", HC_TYPE_REF},
-        {"72", HC_TYPE_REF}, {"65", HC_TYPE_REF}, {"70", HC_TYPE_FUN}, {"71", HC_TYPE_FUN},
-        {"52", HC_TYPE_NONE}, {"75", HC_TYPE_NONE}, {"50", HC_TYPE_NONE}, {"00", HC_TYPE_NONE},
+        {"6101", HC_TYPE_INTEGER},
+        {"62000000FF", HC_TYPE_INTEGER},
+        {"6E0100FF", HC_TYPE_INTEGER},
+        {"6F0000000100FF", HC_TYPE_INTEGER},
+        {"463FF8000000000000", HC_TYPE_FLOAT},
+        {"63", HC_TYPE_FLOAT},
+        {"770161", HC_TYPE_ATOM},
+        {"64000161", HC_TYPE_ATOM},
+        {"730161", HC_TYPE_ATOM},
+        {"76000161", HC_TYPE_ATOM},
+        {"6D00000000", HC_TYPE_BINARY},
+        {"4D000000010320", HC_TYPE_BITSTRING},
+        {"6A", HC_TYPE_LIST},
+        {"6B0001FF", HC_TYPE_LIST},
+        {"6C00000001", HC_TYPE_LIST},
+        {"6800", HC_TYPE_TUPLE},
+        {"6900000000", HC_TYPE_TUPLE},
+        {"7400000000", HC_TYPE_MAP},
+        {"58", HC_TYPE_PID},
+        {"67", HC_TYPE_PID},
+        {"59", HC_TYPE_PORT},
+        {"66", HC_TYPE_PORT},
+        {"78", HC_TYPE_PORT},
+        {"5A", HC_TYPE_REF},
+        {"72", HC_TYPE_REF},
+        {"65", HC_TYPE_REF},
+        {"70", HC_TYPE_FUN},
+        {"71", HC_TYPE_FUN},
+        {"52", HC_TYPE_NONE},
+        {"75", HC_TYPE_NONE},
+        {"50", HC_TYPE_NONE},
+        {"00", HC_TYPE_NONE},
     };
     for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++) {
         hc_buf b = from_hex(ts[k].hex);
@@ -360,7 +439,10 @@ static void test_types(void **state)
 static void test_dec_term_spans(void **state)
 {
     (void)state;
-    hc_buf b = from_hex("6803" "6101" "740000000277016161017701626C000000017701786A" "6A");
+    hc_buf b = from_hex("6803"
+                        "6101"
+                        "740000000277016161017701626C000000017701786A"
+                        "6A");
     size_t idx = 0;
     uint32_t ar;
     hc_span t;

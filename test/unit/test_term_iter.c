@@ -65,8 +65,12 @@ static void test_lists(void **state)
     assert_int_equal(list_hex("6C00000002620000010061016A", false, out, sizeof out, NULL, 0), HC_OK);
     assert_string_equal(out, "6200000100|6101|");
     /* [{a, 1}, [x], #{}] */
-    assert_int_equal(list_hex("6C00000003" "68027701616101" "6C000000017701786A" "7400000000" "6A", false, out,
-                              sizeof out, NULL, 0),
+    assert_int_equal(list_hex("6C00000003"
+                              "68027701616101"
+                              "6C000000017701786A"
+                              "7400000000"
+                              "6A",
+                              false, out, sizeof out, NULL, 0),
                      HC_OK);
     assert_string_equal(out, "68027701616101|6C000000017701786A|7400000000|");
 }
@@ -84,8 +88,14 @@ static void test_improper_lists(void **state)
     assert_int_equal(list_hex("6C0000000161016A", true, out, sizeof out, tail, sizeof tail), HC_OK);
     assert_string_equal(tail, "");
     /* a tail that is itself a list ([1 | [2]] as ei could write it) is not a proper list */
-    assert_int_equal(list_hex("6C000000016101" "6C0000000161026A", false, out, sizeof out, NULL, 0), HC_EDECODE);
-    assert_int_equal(list_hex("6C000000016101" "6C0000000161026A", true, out, sizeof out, tail, sizeof tail), HC_OK);
+    assert_int_equal(list_hex("6C000000016101"
+                              "6C0000000161026A",
+                              false, out, sizeof out, NULL, 0),
+                     HC_EDECODE);
+    assert_int_equal(list_hex("6C000000016101"
+                              "6C0000000161026A",
+                              true, out, sizeof out, tail, sizeof tail),
+                     HC_OK);
     assert_string_equal(tail, "6C0000000161026A");
 }
 
@@ -94,20 +104,23 @@ static void test_lists_hostile(void **state)
     (void)state;
     char out[64];
     static const char *bad[] = {
-        "",                       /* nothing */
-        "6C",                     /* header cut */
-        "6C00000002610161",       /* one element short */
-        "6C000000026101610261",   /* tail cut */
-        "6C0000000261016102",     /* no tail at all */
-        "6CFFFFFFFF6A",           /* four billion elements claimed */
-        "6C000000016101" "52",    /* a tail that is no term */
-        "6C00000001" "5200" "6A", /* an element that is no term */
-        "6B0003",                 /* STRING without its bytes */
+        "",                     /* nothing */
+        "6C",                   /* header cut */
+        "6C00000002610161",     /* one element short */
+        "6C000000026101610261", /* tail cut */
+        "6C0000000261016102",   /* no tail at all */
+        "6CFFFFFFFF6A",         /* four billion elements claimed */
+        "6C000000016101"
+        "52", /* a tail that is no term */
+        "6C00000001"
+        "5200"
+        "6A",     /* an element that is no term */
+        "6B0003", /* STRING without its bytes */
         "6B00030102",
         "6B",
-        "7400000000",             /* a map */
-        "6101",                   /* an integer */
-        "6D00000000",             /* a binary */
+        "7400000000", /* a map */
+        "6101",       /* an integer */
+        "6D00000000", /* a binary */
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         if (list_hex(bad[k], false, out, sizeof out, NULL, 0) != HC_EDECODE)
@@ -121,7 +134,8 @@ static void test_maps(void **state)
 {
     (void)state;
     /* #{a => 1, b => [x]} then a trailing atom the iterator must not touch */
-    hc_buf b = from_hex("740000000277016161017701626C000000017701786A" "770178");
+    hc_buf b = from_hex("740000000277016161017701626C000000017701786A"
+                        "770178");
     hc_iter it;
     size_t idx = 0;
     assert_int_equal(hc_iter_map(&it, b.data, b.len, &idx), HC_OK);
@@ -131,7 +145,10 @@ static void test_maps(void **state)
     assert_false(hc_iter_next(&it, &k)); /* a map hands out pairs, not elements */
     assert_int_equal(it.left, 2);
     assert_true(hc_iter_next_pair(&it, &k, &v));
-    assert_true(k.len == 3 && memcmp(k.p, "\x77\x01" "a", 3) == 0);
+    assert_true(k.len == 3 && memcmp(k.p,
+                                     "\x77\x01"
+                                     "a",
+                                     3) == 0);
     assert_true(v.len == 2 && v.p[1] == 1);
     assert_true(hc_iter_next_pair(&it, &k, &v));
     assert_true(hc_dec_is_atom(k.p, k.len, &(size_t){0}, "b"));
@@ -152,8 +169,15 @@ static void test_maps(void **state)
     assert_false(hc_iter_next_pair(&it, &k, &v));
     hc_buf_free(&b);
     static const char *bad[] = {
-        "74", "74000000", "7400000001770161", "740000000177016161",
-        "74FFFFFFFF", "74800000006101", "7400000001" "5200" "6101",
+        "74",
+        "74000000",
+        "7400000001770161",
+        "740000000177016161",
+        "74FFFFFFFF",
+        "74800000006101",
+        "7400000001"
+        "5200"
+        "6101",
     };
     for (size_t n = 0; n < sizeof bad / sizeof bad[0]; n++) {
         hc_buf h = from_hex(bad[n]);
@@ -197,11 +221,8 @@ static void test_truncations(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lists),
-        cmocka_unit_test(test_improper_lists),
-        cmocka_unit_test(test_lists_hostile),
-        cmocka_unit_test(test_maps),
-        cmocka_unit_test(test_truncations),
+        cmocka_unit_test(test_lists), cmocka_unit_test(test_improper_lists), cmocka_unit_test(test_lists_hostile),
+        cmocka_unit_test(test_maps),  cmocka_unit_test(test_truncations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,8 +43,8 @@ static int do_put(void *c, hc_req_args *a)
 }
 
 static const hc_req_entry TABLE[] = {
-    {"ping", 0, do_ping}, {"get", 1, do_get}, {"put", 2, do_put}, {"get", 2, do_put},
-    {"h\xC3\xA9", 1, do_get}, /* 'hé', a UTF-8 name */
+    {"ping", 0, do_ping}, {"get", 1, do_get},       {"put", 2, do_put},
+    {"get", 2, do_put},   {"h\xC3\xA9", 1, do_get}, /* 'hé', a UTF-8 name */
     {"stop", 0, do_ping},
 };
 #define N (sizeof TABLE / sizeof TABLE[0])
@@ -73,12 +73,14 @@ static void test_bare_atom(void **state)
     assert_int_equal(a.i, a.len);
     assert_int_equal(e->fn(&c, &a), HC_OK);
     assert_int_equal(c.calls, 1);
-    assert_ptr_equal(match("770473746F70", &a), &TABLE[5]);   /* stop */
-    assert_null(match("6801770470696E67", &a));               /* {ping}: a 1-tuple is not the bare atom */
-    assert_null(match("770470696E", &a));                     /* pin: truncated */
-    assert_null(match("770470696E67" "6A", &a));              /* ping, then a trailing [] */
-    assert_null(match("77057061696E67", &a));                 /* paing */
-    assert_null(match("7703676574", &a));                     /* get: no bare-atom entry */
+    assert_ptr_equal(match("770473746F70", &a), &TABLE[5]); /* stop */
+    assert_null(match("6801770470696E67", &a));             /* {ping}: a 1-tuple is not the bare atom */
+    assert_null(match("770470696E", &a));                   /* pin: truncated */
+    assert_null(match("770470696E67"
+                      "6A",
+                      &a));                   /* ping, then a trailing [] */
+    assert_null(match("77057061696E67", &a)); /* paing */
+    assert_null(match("7703676574", &a));     /* get: no bare-atom entry */
 }
 
 static void test_tuples(void **state)
@@ -87,38 +89,70 @@ static void test_tuples(void **state)
     hc_req_args a;
     ctx c = {0};
     /* {get, 42} */
-    const hc_req_entry *e = match("6802" "7703676574" "612A", &a);
+    const hc_req_entry *e = match("6802"
+                                  "7703676574"
+                                  "612A",
+                                  &a);
     assert_ptr_equal(e, &TABLE[1]);
     assert_int_equal(a.arity, 1);
     assert_int_equal(a.i, 7); /* at A1 */
     assert_int_equal(e->fn(&c, &a), HC_OK);
     assert_int_equal(c.key, 42);
     /* {get, 1, <<"v">>}: same name, other arity, other entry */
-    e = match("6803" "7703676574" "6101" "6D0000000176", &a);
+    e = match("6803"
+              "7703676574"
+              "6101"
+              "6D0000000176",
+              &a);
     assert_ptr_equal(e, &TABLE[3]);
     assert_int_equal(e->fn(&c, &a), HC_OK);
     assert_int_equal(c.value.len, 6);
     /* {put, 7, {a, [b]}} */
-    e = match("6803" "7703707574" "6107" "68027701616C0000000177016 26A", &a);
+    e = match("6803"
+              "7703707574"
+              "6107"
+              "68027701616C0000000177016 26A",
+              &a);
     assert_ptr_equal(e, &TABLE[2]);
     assert_int_equal(a.arity, 2);
     assert_int_equal(e->fn(&c, &a), HC_OK);
     assert_int_equal(c.key, 7);
     assert_int_equal(c.value.len, 14);
     /* a LARGE_TUPLE spelling is a tuple too */
-    assert_ptr_equal(match("6900000002" "7703676574" "612A", &a), &TABLE[1]);
+    assert_ptr_equal(match("6900000002"
+                           "7703676574"
+                           "612A",
+                           &a),
+                     &TABLE[1]);
     /* wrong arity: {put, 1}, {get, 1, 2, 3}; {} and {get} */
-    assert_null(match("6802" "7703707574" "6101", &a));
-    assert_null(match("6804" "7703676574" "610161026103", &a));
+    assert_null(match("6802"
+                      "7703707574"
+                      "6101",
+                      &a));
+    assert_null(match("6804"
+                      "7703676574"
+                      "610161026103",
+                      &a));
     assert_null(match("6800", &a));
-    assert_null(match("6801" "7703676574", &a));
+    assert_null(match("6801"
+                      "7703676574",
+                      &a));
     /* unknown name; first element not an atom; not an atom or tuple at all */
-    assert_null(match("6802" "7703646F6F" "6101", &a));
-    assert_null(match("6802" "6101" "6101", &a));
+    assert_null(match("6802"
+                      "7703646F6F"
+                      "6101",
+                      &a));
+    assert_null(match("6802"
+                      "6101"
+                      "6101",
+                      &a));
     assert_null(match("6D00000003676574", &a));
     assert_null(match("6B0003676574", &a));
     /* a handler finds arguments it does not want: it fails, the cursor says where */
-    e = match("6802" "7703676574" "770178", &a); /* {get, x} */
+    e = match("6802"
+              "7703676574"
+              "770178",
+              &a); /* {get, x} */
     assert_ptr_equal(e, &TABLE[1]);
     assert_int_equal(e->fn(&c, &a), HC_EDECODE);
 }
@@ -132,13 +166,31 @@ static void test_latin1_and_utf8_names(void **state)
     assert_ptr_equal(match("730470696E67", &a), &TABLE[0]);
     assert_ptr_equal(match("76000470696E67", &a), &TABLE[0]);
     /* {'hé', 1}: latin1 E9 matches the UTF-8 name C3 A9, as the BEAM compares atoms by characters */
-    assert_ptr_equal(match("6802" "730268E9" "6101", &a), &TABLE[4]);
-    assert_ptr_equal(match("6802" "770368C3A9" "6101", &a), &TABLE[4]);
-    assert_null(match("6802" "730268E8" "6101", &a)); /* 'hè' */
-    assert_null(match("6802" "770268C3" "6101", &a)); /* half a character */
+    assert_ptr_equal(match("6802"
+                           "730268E9"
+                           "6101",
+                           &a),
+                     &TABLE[4]);
+    assert_ptr_equal(match("6802"
+                           "770368C3A9"
+                           "6101",
+                           &a),
+                     &TABLE[4]);
+    assert_null(match("6802"
+                      "730268E8"
+                      "6101",
+                      &a)); /* 'hè' */
+    assert_null(match("6802"
+                      "770268C3"
+                      "6101",
+                      &a)); /* half a character */
     /* matching interns nothing, so unknown requests cannot fill the atom table */
     size_t before = hc_atom_count();
-    assert_null(match("6802" "770E" "6E657665722D696E7465726E6564" "6101", &a));
+    assert_null(match("6802"
+                      "770E"
+                      "6E657665722D696E7465726E6564"
+                      "6101",
+                      &a));
     assert_int_equal(hc_atom_count(), before);
 }
 
@@ -146,7 +198,10 @@ static void test_latin1_and_utf8_names(void **state)
 static void test_truncated(void **state)
 {
     (void)state;
-    hc_buf b = from_hex("6803" "7703707574" "6107" "68027701616C00000001770162 6A");
+    hc_buf b = from_hex("6803"
+                        "7703707574"
+                        "6107"
+                        "68027701616C00000001770162 6A");
     for (size_t n = 0; n < b.len; n++) {
         uint8_t *c = exact_copy(b.data, n);
         hc_req_args a;

@@ -7,10 +7,10 @@
  * {error, {bad_option, Opt}}, naming it, and nothing starts. */
 #include <string.h>
 
-#include "hordec/control_req.h"
+#include "daemon/control_req.h"
 #include "hordec/hc_crdt.h"
-#include "hordec/registry_demo.h"
-#include "hordec/replicas.h"
+#include "daemon/registry_demo.h"
+#include "daemon/replicas.h"
 
 /* The options both kinds of replica take, and the registry's `keys`. */
 typedef struct replica_opts {

@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hordec/cli.h"
-#include "hordec/control.h"
+#include "daemon/cli.h"
+#include "daemon/control.h"
 #include "hordec/hc_log.h"
 #include "hordec/hc_runtime.h"
-#include "hordec/replicas.h"
+#include "daemon/replicas.h"
 
 static hc_rt *the_rt;
 static volatile sig_atomic_t stop_signal;

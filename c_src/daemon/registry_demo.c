@@ -1,6 +1,6 @@
 /* registry_demo.c — see registry_demo.h. Also the smallest example of a C process using hc_registry.h: keep
  * an hc_registry_req in the process state, start a call, answer in the callback. */
-#include "hordec/registry_demo.h"
+#include "daemon/registry_demo.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -144,8 +144,8 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
     else if ((i = a, hc_dec_is_atom(req, len, &i, "register")) && !hc_dec_term(req, len, &i, &t) && i == len) {
         hc_buf v = {0};
         demo_value(rt, &v);
-        rc = v.err ? v.err : hc_registry_register(rt, self, &d->req, d->registry, t.p, t.len, v.data, v.len,
-                                                 on_registered, d);
+        rc = v.err ? v.err
+                   : hc_registry_register(rt, self, &d->req, d->registry, t.p, t.len, v.data, v.len, on_registered, d);
         hc_buf_free(&v);
     } else
         known = false;

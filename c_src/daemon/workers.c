@@ -1,5 +1,5 @@
 /* workers.c — see workers.h. */
-#include "hordec/workers.h"
+#include "daemon/workers.h"
 
 #include <stdlib.h>
 #include <string.h>

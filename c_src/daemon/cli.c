@@ -1,5 +1,5 @@
 /* cli.c — see cli.h. */
-#include "hordec/cli.h"
+#include "daemon/cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -116,8 +116,20 @@ static int short_host(char *out, size_t len)
     return out[0] ? 0 : -1;
 }
 
-enum { OPT_SNAME = 1, OPT_NAME, OPT_COOKIE, OPT_COOKIE_FILE, OPT_PORT, OPT_TICKTIME, OPT_CONNECT, OPT_LOG, OPT_HELP,
-       OPT_VERSION, OPT_MAXMSG, OPT_REGISTRY };
+enum {
+    OPT_SNAME = 1,
+    OPT_NAME,
+    OPT_COOKIE,
+    OPT_COOKIE_FILE,
+    OPT_PORT,
+    OPT_TICKTIME,
+    OPT_CONNECT,
+    OPT_LOG,
+    OPT_HELP,
+    OPT_VERSION,
+    OPT_MAXMSG,
+    OPT_REGISTRY
+};
 
 /* --registry NAME[:unique|:duplicate]: a name is an atom (1..255 characters); the kind follows the last ':'. */
 static int parse_registry(const char *arg, hordec_options *o, char *err, size_t errlen)
@@ -285,8 +297,7 @@ int hordec_parse_args(int argc, char **argv, hordec_options *o, char *err, size_
     for (const char *p = o->node_name; *p != '@'; p++) {
         if (!(*p == '_' || *p == '-' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
               (*p >= 'A' && *p <= 'Z'))) {
-            snprintf(err, errlen, "node name '%s' may only use letters, digits, '_' and '-' before '@'",
-                     o->node_name);
+            snprintf(err, errlen, "node name '%s' may only use letters, digits, '_' and '-' before '@'", o->node_name);
             return -1;
         }
     }

@@ -1,15 +1,15 @@
 /* control.c — see control.h. Every request gets a reply; an unknown or malformed one gets
  * {error, {unknown_request, Request}} rather than silence or a crash. */
-#include "hordec/control.h"
+#include "daemon/control.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "hordec/control_req.h"
+#include "daemon/control_req.h"
 #include "hordec/hc_log.h"
-#include "hordec/workers.h"
+#include "daemon/workers.h"
 
 typedef struct control_state {
     uint64_t started_ms;
@@ -115,9 +115,10 @@ static void call_done(hc_rt *rt, hc_proc *caller, const hc_call_result *res, voi
     if (res->status == HC_OK) {
         hc_gen_reply_ok(rt, &d->from, res->reply.p, res->reply.len);
     } else {
-        hc_gen_reply_error(rt, &d->from, res->status == HC_ETIMEOUT  ? "timeout"
-                                         : res->status == HC_ENOCONN ? "noconnection"
-                                                                     : "noproc");
+        hc_gen_reply_error(rt, &d->from,
+                           res->status == HC_ETIMEOUT  ? "timeout"
+                           : res->status == HC_ENOCONN ? "noconnection"
+                                                       : "noproc");
     }
     undefer(d);
     (void)caller;
@@ -245,12 +246,12 @@ static int do_call(void *ctx, hc_req_args *a)
     hc_span req;
     int64_t timeout;
     if (hc_dec_atom(a->p, a->len, &a->i, &node) || hc_dec_atom(a->p, a->len, &a->i, &name) ||
-        hc_dec_term(a->p, a->len, &a->i, &req) || hc_dec_long(a->p, a->len, &a->i, &timeout) ||
-        !hc_req_args_done(a) || timeout < 0 || timeout > 3600000)
+        hc_dec_term(a->p, a->len, &a->i, &req) || hc_dec_long(a->p, a->len, &a->i, &timeout) || !hc_req_args_done(a) ||
+        timeout < 0 || timeout > 3600000)
         return HC_EDECODE;
     deferred *d = defer(c->from);
-    int rc = d ? hc_gen_call(c->rt, c->self, NULL, name, node, req.p, req.len, (uint32_t)timeout, call_done, d)
-               : HC_ENOMEM;
+    int rc =
+        d ? hc_gen_call(c->rt, c->self, NULL, name, node, req.p, req.len, (uint32_t)timeout, call_done, d) : HC_ENOMEM;
     if (rc) {
         if (d)
             undefer(d);

@@ -1,5 +1,5 @@
 /* replicas.c — see replicas.h. */
-#include "hordec/replicas.h"
+#include "daemon/replicas.h"
 
 #include <openssl/rand.h>
 

@@ -1,42 +1,60 @@
 #!/usr/bin/env bash
-# HordeC demo: a real mixed cluster — three hordec C nodes and an Elixir node — on loopback.
+# HordeC demo: a real mixed cluster — two hordec C nodes and two Elixir nodes — on loopback.
 #
 #   bash scripts/demo.sh
 #
-# Steps: install missing packages -> build hordec -> compile the Elixir client -> epmd -> three hordecs
-#        -> elixir_client/demo/demo.exs (ping, echo, C processes, then a map replicated across the three
-#        C nodes, written and read from Elixir, through a partition and its heal) -> stop everything
-#        (also on Ctrl-C or error).
+# Steps: install missing packages -> build hordec -> compile the Elixir client -> epmd -> two hordecs
+#        -> elixir_client/demo/demo.exs: ping, echo, C processes; a map replicated between the two C nodes
+#        through a partition and its heal; then a second Elixir node, HordeC.Registry on both, a GenServer
+#        named through it and called from the other node, its death, and `kill -9` of a C node while named
+#        processes live on -> stop everything (also on Ctrl-C or error).
+#
+# It is also a smoke test: any expectation that does not hold makes it exit non-zero.
+# Environment: HORDEC_BIN (use this hordec, skip the build), MIX_BUILD_PATH (where mix compiles the
+# client; default elixir_client/_build/dev), DEMO_COOKIE, DEMO_TIMEOUT (seconds for the Elixir part, 120).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HORDEC_BIN=${HORDEC_BIN:-$ROOT/build/hordec}
+EBIN=${MIX_BUILD_PATH:-$ROOT/elixir_client/_build/dev}/lib/horde_c/ebin
 COOKIE=${DEMO_COOKIE:-hordec_demo_cookie}
-H1="demo_h1@127.0.0.1"
-H2="demo_h2@127.0.0.1"
-H3="demo_h3@127.0.0.1"
-CLIENT="demo_client_$$@127.0.0.1"
+TIMEOUT=${DEMO_TIMEOUT:-120}
+H1="demo_h1_$$@127.0.0.1"
+H2="demo_h2_$$@127.0.0.1"
+CLIENT="demo_a_$$@127.0.0.1"
 LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/hordec_demo.XXXXXX")
-H1_PID="" H2_PID="" H3_PID=""
+H1_PID="" H2_PID=""
 
 say() { printf '\n\033[1m>> %s\033[0m\n' "$*"; }
+fail() { printf '\n\033[1;31mDEMO FAILED: %s\033[0m\n' "$*" >&2; }
 
-# Stop a hordec started by start_hordec (SIGTERM, then SIGKILL after 5 s). Usage: stop_hordec PID
+# True if process PID runs (a dead child stays a zombie until waited for: that counts as gone).
+running() { [ -e "/proc/$1" ] && ! grep -q '^[^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
+
+# Stop a hordec started by start_hordec (SIGTERM, then SIGKILL after 5 s) and report how it ended —
+# also when it had ended already (the demo kills one with kill -9). Usage: stop_hordec PID NODE
 stop_hordec() {
-  local pid=$1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  local status=0
-  wait "$pid" 2>/dev/null || status=$?
-  echo "hordec (pid $pid) exited with status $status"
+  local pid=$1 node=$2 status=0
+  [ -n "$pid" ] || return 0
+  if running "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      running "$pid" || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || status=$?
+    echo "hordec $node (pid $pid) exited with status $status"
+  else
+    wait "$pid" 2>/dev/null || status=$?
+    echo "hordec $node (pid $pid) had already exited (status $status)"
+  fi
 }
 
 cleanup() {
-  stop_hordec "$H1_PID"
-  stop_hordec "$H2_PID"
-  stop_hordec "$H3_PID"
+  stop_hordec "$H1_PID" "$H1"
+  stop_hordec "$H2_PID" "$H2"
+  H1_PID="" H2_PID=""
   rm -rf "$LOGDIR"
 }
 trap cleanup EXIT
@@ -56,10 +74,20 @@ start_hordec() {
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  echo "hordec $node did not start:" >&2
-  cat "$err" >&2
   kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  fail "hordec $node did not start ($HORDEC_BIN); its stderr:"
+  cat "$err" >&2
   return 1
+}
+
+# The tail of each hordec's log, for a failure.
+show_logs() {
+  for n in "$H1" "$H2"; do
+    [ -s "$LOGDIR/$n.err" ] || continue
+    echo "--- last lines of hordec $n's log ---" >&2
+    tail -n 20 "$LOGDIR/$n.err" >&2
+  done
 }
 
 say "installing missing packages (if any)"
@@ -69,6 +97,10 @@ if [ "$HORDEC_BIN" = "$ROOT/build/hordec" ]; then
   say "building hordec"
   bash "$ROOT/scripts/build.sh" --target hordec >/dev/null
 fi
+if [ ! -x "$HORDEC_BIN" ]; then
+  fail "no hordec executable at $HORDEC_BIN"
+  exit 1
+fi
 
 say "compiling the Elixir client (no deps, no network)"
 (cd "$ROOT/elixir_client" && MIX_ENV=dev mix compile)
@@ -76,21 +108,30 @@ say "compiling the Elixir client (no deps, no network)"
 say "making sure epmd runs"
 epmd -daemon
 
-say "starting three C nodes: $H1 $H2 $H3"
+say "starting two C nodes: $H1 $H2"
 start_hordec "$H1" H1_PID
 start_hordec "$H2" H2_PID
-start_hordec "$H3" H3_PID
 
-say "running the Elixir client $CLIENT"
-elixir --name "$CLIENT" --cookie "$COOKIE" \
-  -pa "$ROOT/elixir_client/_build/dev/lib/horde_c/ebin" \
-  "$ROOT/elixir_client/demo/demo.exs" "$H1" "$H2" "$H3"
+say "running Elixir node A ($CLIENT); it starts Elixir node B itself"
+status=0
+timeout -k 5 "$TIMEOUT" elixir --name "$CLIENT" --cookie "$COOKIE" -pa "$EBIN" \
+  "$ROOT/elixir_client/demo/demo.exs" "$H1" "$H2" || status=$?
+if [ "$status" -ne 0 ]; then
+  if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    fail "the Elixir part did not finish within $TIMEOUT s"
+  else
+    fail "the Elixir part exited with status $status (see above)"
+  fi
+  show_logs
+  exit 1
+fi
 
-say "stopping the C nodes (SIGTERM)"
-stop_hordec "$H1_PID"
-stop_hordec "$H2_PID"
-stop_hordec "$H3_PID"
-H1_PID="" H2_PID="" H3_PID=""
+say "stopping the C nodes (SIGTERM; $H1 was killed by the demo)"
+stop_hordec "$H1_PID" "$H1"
+stop_hordec "$H2_PID" "$H2"
+H1_PID="" H2_PID=""
 
-say "hordec log ($H1)"
-cat "$LOGDIR/$H1.err"
+say "hordec log ($H2, which saw $H1 go)"
+cat "$LOGDIR/$H2.err"
+
+printf '\n\033[1;32mDEMO PASSED\033[0m\n'

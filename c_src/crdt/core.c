@@ -303,11 +303,10 @@ static void put_stat(hc_buf *b, const char *k, uint64_t v)
     hc_enc_ulong(b, v);
 }
 
-static int core_stats(const void *core, const hc_host_stats *hs, hc_buf *b)
+int hc_crdt_enc_sync_stats(const hc_crdt *r, const hc_host_stats *hs, hc_buf *b)
 {
-    const crdt_core *c = core;
     hc_crdt_stats s;
-    hc_crdt_get_stats(c->crdt, &s);
+    hc_crdt_get_stats(r, &s);
     uint64_t sent = 0, recv = 0, sentb = 0, recvb = 0, rej = hs->dropped_in;
     for (int i = 0; i < HC_CRDT_MSG__COUNT; i++) {
         sent += s.sent_msgs[i];
@@ -317,12 +316,7 @@ static int core_stats(const void *core, const hc_host_stats *hs, hc_buf *b)
     }
     for (int i = 0; i < HC_CRDT_REJ__COUNT; i++)
         rej += s.rejected[i];
-    hc_enc_map_header(b, 15);
-    put_stat(b, "keys", s.keys);
-    put_stat(b, "elements", s.elements);
-    put_stat(b, "key_bytes", s.key_bytes);
-    put_stat(b, "value_bytes", s.value_bytes);
-    put_stat(b, "replica_id", hc_crdt_replica_id(c->crdt));
+    put_stat(b, "replica_id", hc_crdt_replica_id(r));
     put_stat(b, "neighbours", hs->neighbours);
     put_stat(b, "subscribers", hs->subscribers);
     put_stat(b, "msgs_sent", sent);
@@ -333,8 +327,21 @@ static int core_stats(const void *core, const hc_host_stats *hs, hc_buf *b)
     put_stat(b, "repairs_completed", s.repairs_completed);
     put_stat(b, "retransmits", s.retransmits);
     hc_enc_atom_cstr(b, "idle");
-    hc_enc_atom_cstr(b, hc_crdt_idle(c->crdt) ? "true" : "false");
+    hc_enc_bool(b, hc_crdt_idle(r));
     return b->err;
+}
+
+static int core_stats(const void *core, const hc_host_stats *hs, hc_buf *b)
+{
+    const crdt_core *c = core;
+    hc_crdt_stats s;
+    hc_crdt_get_stats(c->crdt, &s);
+    hc_enc_map_header(b, 4 + HC_CRDT_SYNC_STATS);
+    put_stat(b, "keys", s.keys);
+    put_stat(b, "elements", s.elements);
+    put_stat(b, "key_bytes", s.key_bytes);
+    put_stat(b, "value_bytes", s.value_bytes);
+    return hc_crdt_enc_sync_stats(c->crdt, hs, b);
 }
 
 static void core_free(void *core)

@@ -920,22 +920,11 @@ static void put_stat(hc_buf *b, const char *k, uint64_t v)
 static int core_stats(const void *core, const hc_host_stats *hs, hc_buf *b)
 {
     const reg_core *c = core;
-    hc_crdt_stats s;
-    hc_crdt_get_stats(c->crdt, &s);
-    uint64_t sent = 0, recv = 0, sentb = 0, recvb = 0, rej = hs->dropped_in;
-    for (int i = 0; i < HC_CRDT_MSG__COUNT; i++) {
-        sent += s.sent_msgs[i];
-        recv += s.recv_msgs[i];
-        sentb += s.sent_bytes[i];
-        recvb += s.recv_bytes[i];
-    }
-    for (int i = 0; i < HC_CRDT_REJ__COUNT; i++)
-        rej += s.rejected[i];
     size_t clients = 0;
     for (size_t i = 0; i < c->watches.cap; i++)
         if (hc_hmap_live(&c->watches, i) && ((reg_watch *)c->watches.vals[i])->has_record)
             clients++;
-    hc_enc_map_header(b, 19);
+    hc_enc_map_header(b, 9 + HC_CRDT_SYNC_STATS);
     hc_enc_atom_cstr(b, "keys");
     hc_enc_atom_cstr(b, c->unique ? "unique" : "duplicate");
     put_stat(b, "names", c->n_keys);
@@ -945,19 +934,8 @@ static int core_stats(const void *core, const hc_host_stats *hs, hc_buf *b)
     put_stat(b, "contested", c->ncont);
     put_stat(b, "conflicts", c->conflicts);
     put_stat(b, "ignored", c->ignored);
-    put_stat(b, "crdt_keys", s.keys);
-    put_stat(b, "replica_id", hc_crdt_replica_id(c->crdt));
-    put_stat(b, "neighbours", hs->neighbours);
-    put_stat(b, "subscribers", hs->subscribers);
-    put_stat(b, "msgs_sent", sent);
-    put_stat(b, "msgs_received", recv);
-    put_stat(b, "bytes_sent", sentb);
-    put_stat(b, "bytes_received", recvb);
-    put_stat(b, "rejected", rej);
-    put_stat(b, "repairs_completed", s.repairs_completed);
-    hc_enc_atom_cstr(b, "idle");
-    hc_enc_atom_cstr(b, hc_crdt_idle(c->crdt) ? "true" : "false");
-    return b->err;
+    put_stat(b, "crdt_keys", hc_crdt_size(c->crdt));
+    return hc_crdt_enc_sync_stats(c->crdt, hs, b);
 }
 
 static void core_free(void *core)

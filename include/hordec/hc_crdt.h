@@ -215,6 +215,11 @@ bool hc_crdt_idle(const hc_crdt *r);
 extern const hc_core_ops hc_crdt_core_ops;
 /* Creates the core around a new replica. HC_OK, or hc_crdt_new's errors. */
 int hc_crdt_core_new(const hc_crdt_config *cfg, hc_time now, void **out);
+/* Appends the HC_CRDT_SYNC_STATS pairs every core built on this engine reports in its stats map (replica_id,
+ * neighbours, subscribers, msgs_sent, msgs_received, bytes_sent, bytes_received, rejected (the engine's
+ * rejections plus the host's), repairs_completed, retransmits, idle); the caller writes the map header. */
+#define HC_CRDT_SYNC_STATS 11
+int hc_crdt_enc_sync_stats(const hc_crdt *r, const hc_host_stats *hs, hc_buf *b);
 /* The engine inside a core made by hc_crdt_core_new (tests, the simulator). */
 hc_crdt *hc_crdt_core_engine(void *core);
 

@@ -10,37 +10,14 @@
 
 #include "hordec/hc_crdt.h"
 
-typedef struct queued_reply {
-    uint64_t token;
-    hc_buf body;
-} queued_reply;
-
 typedef struct crdt_core {
     hc_crdt *crdt;
-    queued_reply *replies;
-    size_t nrep, caprep, headrep;
-    hc_buf popped; /* the reply handed out by the last pop, freed at the next */
+    hc_reply_queue replies;
 } crdt_core;
 
 /* ------------------------------------------------------------------ replies */
 
-static void queue_reply(crdt_core *c, uint64_t token, hc_buf *body)
-{
-    if (body->err) { /* whatever failed, the caller still gets an answer */
-        hc_buf_reset(body);
-        hc_enc_tuple_header(body, 2);
-        hc_enc_atom_cstr(body, "error");
-        hc_enc_atom_cstr(body, "enomem");
-    }
-    if (c->headrep && c->headrep == c->nrep)
-        c->headrep = c->nrep = 0;
-    if (hc_array_reserve((void **)&c->replies, &c->caprep, c->nrep + 1, sizeof *c->replies, 4)) {
-        hc_buf_free(body); /* out of memory for the queue itself: the call times out on the caller's side */
-        return;
-    }
-    c->replies[c->nrep++] = (queued_reply){token, *body};
-    *body = (hc_buf){0};
-}
+static void queue_reply(crdt_core *c, uint64_t token, hc_buf *body) { hc_reply_queue_push(&c->replies, token, body); }
 
 static void reply_status(crdt_core *c, uint64_t token, int rc)
 {
@@ -241,7 +218,7 @@ static uint64_t core_deadline(const void *core)
 {
     const crdt_core *c = core;
     /* a queued reply is due now, so the host drains it even if no input follows */
-    return c->nrep > c->headrep ? 0 : hc_crdt_next_deadline(c->crdt);
+    return hc_reply_queue_pending(&c->replies) ? 0 : hc_crdt_next_deadline(c->crdt);
 }
 
 static int core_set_peers(void *core, const hc_core_peer *peers, size_t n, hc_time now)
@@ -271,7 +248,6 @@ static int core_peer_down(void *core, uint64_t peer, hc_time now)
 static bool core_pop(void *core, hc_effect *out)
 {
     crdt_core *c = core;
-    hc_buf_free(&c->popped);
     hc_crdt_msg m;
     if (hc_crdt_pop_message(c->crdt, &m)) {
         *out = (hc_effect){.kind = HC_EFF_SEND_PEER, .peer = m.peer, .data = m.data, .len = m.len};
@@ -283,13 +259,7 @@ static bool core_pop(void *core, hc_effect *out)
             .kind = HC_EFF_EVENT, .data = e.key, .len = e.key_len, .value = e.new_value, .value_len = e.new_len};
         return true;
     }
-    if (c->headrep < c->nrep) {
-        queued_reply *q = &c->replies[c->headrep++];
-        c->popped = q->body;
-        *out = (hc_effect){.kind = HC_EFF_REPLY, .token = q->token, .data = q->body.data, .len = q->body.len};
-        return true;
-    }
-    return false;
+    return hc_reply_queue_pop(&c->replies, out);
 }
 
 static int core_snapshot(const void *core, hc_core_visit_fn fn, void *ud)
@@ -350,10 +320,7 @@ static void core_free(void *core)
     if (!c)
         return;
     hc_crdt_free(c->crdt);
-    for (size_t i = c->headrep; i < c->nrep; i++)
-        hc_buf_free(&c->replies[i].body);
-    free(c->replies);
-    hc_buf_free(&c->popped);
+    hc_reply_queue_free(&c->replies);
     free(c);
 }
 

@@ -261,38 +261,13 @@ static void process(reg_core *c, hc_time now)
 
 /* ------------------------------------------------------------------ replies */
 
-static void queue_reply(reg_core *c, uint64_t token, hc_buf *body)
-{
-    if (body->err) { /* whatever failed, the caller still gets an answer */
-        hc_buf_reset(body);
-        hc_enc_tuple_header(body, 2);
-        hc_enc_atom_cstr(body, "error");
-        hc_enc_atom_cstr(body, "enomem");
-    }
-    if (c->headrep && c->headrep == c->nrep)
-        c->headrep = c->nrep = 0;
-    if (hc_array_reserve((void **)&c->rep, &c->caprep, c->nrep + 1, sizeof *c->rep, 4)) {
-        hc_buf_free(body); /* out of memory for the queue itself: the call times out on the caller's side */
-        return;
-    }
-    c->rep[c->nrep++] = (reg_reply){token, *body};
-    *body = (hc_buf){0};
-}
+static void queue_reply(reg_core *c, uint64_t token, hc_buf *body) { hc_reply_queue_push(&c->replies, token, body); }
 
-static void reply_atom(reg_core *c, uint64_t token, const char *a)
-{
-    hc_buf b = {0};
-    hc_enc_atom_cstr(&b, a);
-    queue_reply(c, token, &b);
-}
+static void reply_atom(reg_core *c, uint64_t token, const char *a) { hc_reply_queue_push_atom(&c->replies, token, a); }
 
 static void reply_error(reg_core *c, uint64_t token, const char *reason)
 {
-    hc_buf b = {0};
-    hc_enc_tuple_header(&b, 2);
-    hc_enc_atom_cstr(&b, "error");
-    hc_enc_atom_cstr(&b, reason);
-    queue_reply(c, token, &b);
+    hc_reply_queue_push_error(&c->replies, token, reason);
 }
 
 static void reply_rc(reg_core *c, uint64_t token, int rc)
@@ -755,7 +730,7 @@ static uint64_t core_deadline(const void *core)
 {
     const reg_core *c = core;
     /* queued effects and replies are due now, so the host drains them even if no input follows */
-    if (c->neff > c->headeff || c->nrep > c->headrep)
+    if (c->neff > c->headeff || hc_reply_queue_pending(&c->replies))
         return 0;
     uint64_t d = hc_crdt_next_deadline(c->crdt);
     return c->evict_at < d ? c->evict_at : d;
@@ -843,13 +818,7 @@ static bool core_pop(void *core, hc_effect *out)
         }
         return true;
     }
-    if (c->headrep < c->nrep) {
-        reg_reply *q = &c->rep[c->headrep++];
-        c->popped = q->body;
-        *out = (hc_effect){.kind = HC_EFF_REPLY, .token = q->token, .data = q->body.data, .len = q->body.len};
-        return true;
-    }
-    return false;
+    return hc_reply_queue_pop(&c->replies, out);
 }
 
 /* ---- snapshot: the observable map, translated from the engine's map through the index ---- */
@@ -949,9 +918,7 @@ static void core_free(void *core)
     for (size_t i = c->headeff; i < c->neff; i++)
         hc_buf_free(&c->eff[i].data);
     free(c->eff);
-    for (size_t i = c->headrep; i < c->nrep; i++)
-        hc_buf_free(&c->rep[i].body);
-    free(c->rep);
+    hc_reply_queue_free(&c->replies);
     hc_buf_free(&c->popped);
     hc_buf_free(&c->scratch);
     hc_buf_free(&c->deletes);

@@ -115,11 +115,6 @@ typedef struct reg_effect {
     bool removed; /* EVENT: the key was removed */
 } reg_effect;
 
-typedef struct reg_reply {
-    uint64_t token;
-    hc_buf body;
-} reg_reply;
-
 typedef struct reg_core {
     hc_atom name, node; /* this replica: {Name, Node} */
     hc_pid self;        /* its pid, once the host knows it (replies name it) */
@@ -150,9 +145,8 @@ typedef struct reg_core {
 
     reg_effect *eff;
     size_t neff, capeff, headeff;
-    reg_reply *rep;
-    size_t nrep, caprep, headrep;
-    hc_buf popped;  /* the effect or reply handed out by the last pop */
+    hc_reply_queue replies;
+    hc_buf popped;  /* the effect handed out by the last pop */
     hc_buf scratch; /* keys under construction */
 
     uint64_t conflicts; /* name_conflict exits sent */

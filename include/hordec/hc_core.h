@@ -104,5 +104,26 @@ typedef struct hc_core_ops {
     bool adopt_peers;
 } hc_core_ops;
 
+/* ---- for core authors: the queue of replies a core has built but not yet handed out ----
+ *
+ * A core answers each request by pushing the reply's term; pop_effect hands replies out in order. A reply whose
+ * encoding failed (body->err) becomes {error, enomem}, so the caller is always answered. */
+typedef struct hc_reply_queue {
+    struct hc_queued_reply *q;
+    size_t n, cap, head;
+    hc_buf popped; /* the reply handed out last, kept until the next pop */
+} hc_reply_queue;
+
+/* Takes body's bytes (body is left empty). If even the queue cannot grow, the reply is dropped and the caller's
+ * call times out: the only case a request goes unanswered, and only out of memory. */
+void hc_reply_queue_push(hc_reply_queue *q, uint64_t token, hc_buf *body);
+/* Pushes the atom `atom`, or {error, Reason} for hc_reply_queue_push_error. */
+void hc_reply_queue_push_atom(hc_reply_queue *q, uint64_t token, const char *atom);
+void hc_reply_queue_push_error(hc_reply_queue *q, uint64_t token, const char *reason);
+/* Fills *out with the oldest reply as an HC_EFF_REPLY; false when there is none. */
+bool hc_reply_queue_pop(hc_reply_queue *q, hc_effect *out);
+static inline bool hc_reply_queue_pending(const hc_reply_queue *q) { return q->head < q->n; }
+void hc_reply_queue_free(hc_reply_queue *q);
+
 HC_END_DECLS
 #endif

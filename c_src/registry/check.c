@@ -106,8 +106,9 @@ int hc_registry_core_check(void *core, char *why, size_t why_len)
                 continue;
             reg_key *rk = c->keys.vals[j];
             for (uint32_t e = 0; e < rk->n; e++) {
-                owned += !rk->v[e]->local && hc_pid_eq(&rk->v[e]->owner, &w->pid);
-                local += rk->v[e]->local && rk->v[e]->pid.node == c->node && hc_pid_eq(&rk->v[e]->pid, &w->pid);
+                const reg_entry *x = reg_key_at(rk, e);
+                owned += !x->local && hc_pid_eq(&x->owner, &w->pid);
+                local += x->local && x->pid.node == c->node && hc_pid_eq(&x->pid, &w->pid);
             }
         }
         if (owned != w->n_owned || local != w->n_local)

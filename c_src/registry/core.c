@@ -596,7 +596,7 @@ static int do_lookup(void *ctx, hc_req_args *a)
         enc_match(c, &b, k->winner);
     else
         for (uint32_t i = 0; i < n; i++)
-            enc_match(c, &b, k->v[i]);
+            enc_match(c, &b, reg_key_at(k, i));
     hc_enc_nil(&b);
     queue_reply(c, r->token, &b);
     return HC_OK;
@@ -844,8 +844,8 @@ static int snap_visit(void *ud, const uint8_t *key, size_t klen, const uint8_t *
         reg_key *rk = reg_key_find(c, k.key, k.key_len);
         reg_entry *e = NULL;
         for (uint32_t i = 0; rk && i < rk->n && !e; i++)
-            if (hc_pid_eq(&rk->v[i]->pid, &k.pid))
-                e = rk->v[i];
+            if (hc_pid_eq(&reg_key_at(rk, i)->pid, &k.pid))
+                e = reg_key_at(rk, i);
         if (!e || (c->unique && rk->winner != e))
             return 0;
         reg_enc_okey_reg(b, k.key, k.key_len, &k.pid);

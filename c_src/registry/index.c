@@ -32,11 +32,13 @@ reg_key *reg_key_find(const reg_core *c, const uint8_t *key, size_t klen)
     return NULL;
 }
 
-static reg_entry *key_entry(const reg_key *k, const hc_pid *pid)
+static reg_entry *key_entry(reg_key *k, const hc_pid *pid)
 {
-    for (uint32_t i = 0; i < k->n; i++)
-        if (hc_pid_eq(&k->v[i]->pid, pid))
-            return k->v[i];
+    for (uint32_t i = 0; i < k->n; i++) {
+        reg_entry *e = reg_key_at(k, i);
+        if (hc_pid_eq(&e->pid, pid))
+            return e;
+    }
     return NULL;
 }
 
@@ -48,9 +50,9 @@ reg_entry *reg_entry_find(const reg_core *c, const uint8_t *key, size_t klen, co
 
 static void key_free(reg_core *c, reg_key *k)
 {
-    hc_hmap_del(&c->keys, k->hash, k);
+    hc_hmap_del(&c->keys, reg_hash_bytes(k->bytes, k->len), k);
     c->n_keys--;
-    free(k->v);
+    free(k->more); /* empty: the key has no entry left */
     free(k);
 }
 
@@ -89,10 +91,9 @@ int reg_index_put(reg_core *c, const uint8_t *key, size_t klen, const hc_pid *pi
         k = calloc(1, sizeof *k + klen);
         if (!k)
             return HC_ENOMEM;
-        k->hash = reg_hash_bytes(key, klen);
         k->len = (uint32_t)klen;
         memcpy(k->bytes, key, klen);
-        if (hc_hmap_put(&c->keys, k->hash, k)) {
+        if (hc_hmap_put(&c->keys, reg_hash_bytes(key, klen), k)) {
             free(k);
             return HC_ENOMEM;
         }
@@ -100,22 +101,32 @@ int reg_index_put(reg_core *c, const uint8_t *key, size_t klen, const hc_pid *pi
     }
     reg_entry *e = key_entry(k, pid);
     if (!e) {
-        if (k->n == k->cap) {
-            uint32_t cap = k->cap ? k->cap * 2 : 1;
-            reg_entry **grown = realloc(k->v, cap * sizeof *grown);
-            if (!grown)
+        if (!k->has_one) {
+            e = &k->one;
+            memset(e, 0, sizeof *e);
+            if (hc_hmap_put(&c->pids, hc_pid_hash(pid), e))
                 goto nomem;
-            k->v = grown;
-            k->cap = cap;
-        }
-        e = calloc(1, sizeof *e);
-        if (!e || hc_hmap_put(&c->pids, hc_pid_hash(pid), e)) {
-            free(e);
-            goto nomem;
+            k->has_one = true;
+        } else {
+            if (!k->more || k->more->n == k->more->cap) {
+                uint32_t n = k->more ? k->more->n : 0, cap = k->more ? k->more->cap * 2 : 1;
+                reg_more *grown = realloc(k->more, sizeof *grown + cap * sizeof grown->v[0]);
+                if (!grown)
+                    goto nomem;
+                grown->n = n;
+                grown->cap = cap;
+                k->more = grown;
+            }
+            e = calloc(1, sizeof *e);
+            if (!e || hc_hmap_put(&c->pids, hc_pid_hash(pid), e)) {
+                free(e);
+                goto nomem;
+            }
+            k->more->v[k->more->n++] = e;
         }
         e->key = k;
         e->pid = *pid;
-        k->v[k->n++] = e;
+        k->n++;
         c->n_entries++;
     } else {
         count_owner(c, e, -1);
@@ -148,11 +159,17 @@ void reg_index_remove(reg_core *c, const uint8_t *key, size_t klen, const hc_pid
     reg_entry *e = k ? key_entry(k, pid) : NULL;
     if (!e)
         return;
-    for (uint32_t i = 0; i < k->n; i++)
-        if (k->v[i] == e) {
-            k->v[i] = k->v[--k->n];
-            break;
-        }
+    if (e == &k->one) {
+        k->has_one = false;
+    } else {
+        reg_more *m = k->more; /* e is not `one`, so it is here */
+        for (uint32_t i = 0; i < m->n; i++)
+            if (m->v[i] == e) {
+                m->v[i] = m->v[--m->n];
+                break;
+            }
+    }
+    k->n--;
     hc_hmap_del(&c->pids, hc_pid_hash(pid), e);
     c->n_entries--;
     count_owner(c, e, -1);
@@ -160,7 +177,8 @@ void reg_index_remove(reg_core *c, const uint8_t *key, size_t klen, const hc_pid
         reg_queue_reg_event(c, k, pid, true);
     if (k->winner == e)
         k->winner = NULL;
-    free(e);
+    if (e != &k->one)
+        free(e);
     if (c->unique)
         mark_dirty(c, k);
     else if (!k->n)
@@ -183,12 +201,13 @@ reg_entry *reg_index_best(reg_core *c, reg_key *k)
     hc_crdt_elem_info bi = {0}, ei;
     hc_buf *b = &c->scratch;
     for (uint32_t i = 0; i < k->n; i++) {
+        reg_entry *e = reg_key_at(k, i);
         hc_buf_reset(b);
-        reg_enc_ckey_reg(b, k->bytes, k->len, &k->v[i]->pid);
+        reg_enc_ckey_reg(b, k->bytes, k->len, &e->pid);
         if (b->err || !hc_crdt_elements(c->crdt, b->data, b->len, &ei, 1))
             continue;
         if (!best || elem_newer(&ei, &bi)) {
-            best = k->v[i];
+            best = e;
             bi = ei;
         }
     }
@@ -209,13 +228,13 @@ static void resolve(reg_core *c, reg_key *k)
         reg_queue_reg_event(c, k, &best->pid, false);
     }
     for (uint32_t i = 0; i < k->n; i++)
-        k->v[i]->changed = false;
+        reg_key_at(k, i)->changed = false;
     if (!best || k->n < 2)
         return;
     /* Losers are final: the winner is the maximum over a set that only grows until the losers are deleted,
      * so a loser here never wins later. The replica its owner is attached to tells it, once. */
     for (uint32_t i = 0; i < k->n; i++) {
-        reg_entry *e = k->v[i];
+        reg_entry *e = reg_key_at(k, i);
         if (e != best && !e->exited && reg_responsible(c, e))
             reg_conflict(c, e, &best->pid);
     }
@@ -254,9 +273,9 @@ void reg_index_free(reg_core *c)
         if (!hc_hmap_live(&c->keys, i))
             continue;
         reg_key *k = c->keys.vals[i];
-        for (uint32_t j = 0; j < k->n; j++)
-            free(k->v[j]);
-        free(k->v);
+        for (uint32_t j = 0; k->more && j < k->more->n; j++)
+            free(k->more->v[j]);
+        free(k->more);
         free(k);
     }
     hc_hmap_free(&c->keys);

@@ -106,9 +106,11 @@ void reg_drop_owned(reg_core *c, const hc_pid *owner, bool record)
         if (!hc_hmap_live(&c->keys, i))
             continue;
         reg_key *k = c->keys.vals[i];
-        for (uint32_t j = 0; j < k->n; j++)
-            if (!k->v[j]->local && hc_pid_eq(&k->v[j]->owner, owner))
-                delete_reg(c, k->v[j]);
+        for (uint32_t j = 0; j < k->n; j++) {
+            const reg_entry *e = reg_key_at(k, j);
+            if (!e->local && hc_pid_eq(&e->owner, owner))
+                delete_reg(c, e);
+        }
     }
     if (record) {
         hc_buf *b = &c->scratch;
@@ -187,9 +189,11 @@ static void member_left(reg_core *c, hc_atom name, hc_atom node)
         if (!hc_hmap_live(&c->keys, i))
             continue;
         reg_key *k = c->keys.vals[i];
-        for (uint32_t j = 0; j < k->n; j++)
-            if (k->v[j]->local && k->v[j]->pid.node == node)
-                delete_reg(c, k->v[j]);
+        for (uint32_t j = 0; j < k->n; j++) {
+            const reg_entry *e = reg_key_at(k, j);
+            if (e->local && e->pid.node == node)
+                delete_reg(c, e);
+        }
     }
 }
 

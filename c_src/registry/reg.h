@@ -71,16 +71,37 @@ typedef struct reg_entry {
     bool exited;  /* this replica sent it a name_conflict exit */
 } reg_entry;
 
-struct reg_key {
-    uint64_t hash;
-    reg_entry **v;
+/* The entries of a key beyond its first (duplicate registries, or a :unique conflict until resolved). */
+typedef struct reg_more {
     uint32_t n, cap;
+    reg_entry *v[]; /* each allocated */
+} reg_more;
+
+/* A Key and its entries. Almost every key has one entry (always, for a :unique registry outside conflicts), so
+ * that entry lives inside the key (`one`): one allocation per registration instead of three. Entries never move
+ * (the pid index and `winner` point at them); a freed `one` is reused by the key's next entry. */
+struct reg_key {
     reg_entry *winner; /* :unique: the entry the observable map shows, NULL when none */
-    bool dirty;        /* queued for resolution */
-    bool contested;    /* in the contested list (:unique, two or more entries) */
+    reg_more *more;    /* the entries beyond `one`, NULL until a second one comes */
+    uint32_t n;        /* entries: `one` when has_one, then more->v[0..more->n) */
     uint32_t len;
+    bool has_one;
+    bool dirty;     /* queued for resolution */
+    bool contested; /* in the contested list (:unique, two or more entries) */
+    reg_entry one;
     uint8_t bytes[]; /* the user Key (ETF) */
 };
+
+/* The i-th entry of k, 0 <= i < k->n (the order changes when entries go). */
+static inline reg_entry *reg_key_at(reg_key *k, uint32_t i)
+{
+    if (k->has_one) {
+        if (i == 0)
+            return &k->one;
+        i--;
+    }
+    return k->more->v[i];
+}
 
 /* ------------------------------------------------------------------ who vouches (owners.c) */
 

@@ -19,9 +19,10 @@ defmodule HordeC.Attachment do
     * keep a replica on every other listed node (so a failover finds the data there), and the
       replicated **membership** (`{:member, {name, node}}` entries), which `HordeC.Cluster`
       reads and writes;
-    * the **write path** for callers (`call/4`): the caller calls the attached replica
-      directly, fails over with the client when that replica is gone, and returns only once the
-      local mirror shows the write (read-your-writes, see `call/4`).
+    * the **write path** for callers (`call/4`): the caller calls this process, which forwards
+      the request to the attached replica without a monitor of its own, sends it again after a
+      failover, and answers the caller when the replica's reply comes, i.e. once the local mirror
+      shows the write (read-your-writes, see `call/4`).
 
   The object-specific parts are callbacks (the registry's are in `lib/horde_c/registry/mirror.ex`).
 
@@ -101,7 +102,7 @@ defmodule HordeC.Attachment do
   @doc "Any other message (exit signals of links it made, timers). `addr` is nil while detached."
   @callback handle_info(msg :: term(), addr() | nil, state :: term()) :: state :: term()
 
-  @doc "Called before a write's barrier is answered: send anything the replica must see first."
+  @doc "Called before a write is forwarded or a barrier answered: send what the replica must see first."
   @callback flush(addr() | nil, state :: term()) :: state :: term()
 
   @optional_callbacks flush: 2
@@ -116,7 +117,13 @@ defmodule HordeC.Attachment do
 
   @doc "The name of the info table of the attachment registered as `name`."
   @spec info_table(atom()) :: atom()
-  def info_table(name) when is_atom(name), do: :"#{name}.Info"
+  def info_table(name) when is_atom(name) do
+    # Cached by the attachment's init: building the atom costs more than a whole write's reads.
+    case :persistent_term.get({__MODULE__, :info_table, name}, nil) do
+      nil -> :"#{name}.Info"
+      table -> table
+    end
+  end
 
   @doc """
   Starts an attachment process with callback module `mod`, registered as `opts[:name]`.
@@ -129,76 +136,43 @@ defmodule HordeC.Attachment do
   def start_link(mod, arg, opts), do: GenServer.start_link(__MODULE__, {mod, arg}, opts)
 
   @doc """
-  Performs a write: `GenServer.call(replica, request, timeout)` from the calling process to the
-  replica the attachment `name` is attached to, and returns the reply.
+  Performs a write: `request` goes to the replica the attachment `name` is attached to, and its
+  reply is returned.
 
-  * If that replica is gone (`:noconnection`, `:nodedown`, `:noproc`), waits for the attachment
-    to fail over and sends the request again (every request of the protocol is idempotent).
-  * After a reply, returns only once the local mirror has processed the changes the write made
-    (read-your-writes). The replica sends a request's diffs before its reply, over the same
-    connection, so they are in the attachment's mailbox before the reply reaches the caller:
-    a call to the attachment (a barrier) answered after them is enough. `visible` (a 0-arity
-    function returning a boolean) lets the caller skip the barrier when the mirror already
-    shows the write.
-  * When no replica can be reached within `timeout`, exits with
-    `{:noconnection, where}`; a replica that does not answer in time exits with
-    `{:timeout, where}` (`where` from the `:where` option, default `{HordeC.Attachment, :call,
-    [name, request]}`), like `GenServer.call/3`.
+  The caller makes a local `GenServer.call` to the attachment, which forwards the request to its
+  replica asynchronously (no monitor per request: it monitors the replica already) and answers
+  the caller when the reply comes back.
+
+  * If that replica is gone (its node down or cut off, or the replica stopped), the attachment
+    fails over and sends the request again (every request of the protocol is idempotent).
+    `{:error, :not_attached}` makes it attach again (to the same replica first), then repeat.
+  * Read-your-writes: the replica sends a request's diffs before its reply, over the same
+    connection, so when the attachment handles the reply its tables already show the write
+    (during a resync the answer waits until the snapshot is loaded).
+  * When no replica can be reached within `timeout`, exits with `{:noconnection, where}`; a
+    replica that does not answer in time exits with `{:timeout, where}` (`where` from the
+    `:where` option, default `{HordeC.Attachment, :call, [name, request]}`), like
+    `GenServer.call/3`. A request whose caller has given up is not sent again.
   """
   @spec call(atom(), term(), timeout(), keyword()) :: term()
   def call(name, request, timeout, opts \\ []) do
-    where = Keyword.get(opts, :where, {__MODULE__, :call, [name, request]})
-    visible = Keyword.get(opts, :visible)
-    deadline = deadline(timeout)
-    {addr, gen} = current(name)
-    do_call(name, request, addr, gen, deadline, visible, where)
-  end
-
-  defp do_call(name, request, nil, gen, deadline, visible, where) do
-    {addr, gen} = await_attached(name, gen, deadline, where)
-    do_call(name, request, addr, gen, deadline, visible, where)
-  end
-
-  defp do_call(name, request, addr, gen, deadline, visible, where) do
-    reply =
-      try do
-        GenServer.call(addr, request, remaining(deadline))
-      catch
-        :exit, {:timeout, {GenServer, :call, _}} ->
-          exit({:timeout, where})
-
-        # :noconnection, {:nodedown, _}, :noproc, or the replica's own end (stopped during the
-        # call): in every case the attachment fails over, and the request goes to the next one.
-        :exit, {_reason, {GenServer, :call, _}} ->
-          :gone
+    GenServer.call(name, {:write, request, deadline(timeout)}, timeout)
+  catch
+    :exit, {:timeout, {GenServer, :call, _}} ->
+      # Unattached at the deadline: the request could not reach any replica.
+      case current(name) do
+        {nil, _} -> exit({:noconnection, where(name, request, opts)})
+        _ -> exit({:timeout, where(name, request, opts)})
       end
 
-    case reply do
-      :gone ->
-        {addr, gen} = await_attached(name, gen, deadline, where)
-        do_call(name, request, addr, gen, deadline, visible, where)
-
-      # The replica no longer knows this node's attachment (it lost sight of it and dropped its
-      # record, docs/registry.md §5): attach again, re-asserting what this node owns, then retry.
-      {:error, :not_attached} ->
-        {addr, gen} = await_attached(name, gen, deadline, where, :reattach)
-        do_call(name, request, addr, gen, deadline, visible, where)
-
-      reply ->
-        if visible && visible.() do
-          reply
-        else
-          case barrier(name, gen, deadline) do
-            :moved ->
-              {addr, gen} = current(name)
-              do_call(name, request, addr, gen, deadline, visible, where)
-
-            _ ->
-              reply
-          end
-        end
-    end
+    :exit, {:noproc, {GenServer, :call, _}} ->
+      # Raises "unknown registry" when the attachment is gone with its table.
+      _ = current(name)
+      exit({:noproc, where(name, request, opts)})
   end
+
+  defp where(name, request, opts),
+    do: Keyword.get(opts, :where, {__MODULE__, :call, [name, request]})
 
   @doc """
   Waits until the local mirror of `name` has processed everything its replica sent before now
@@ -264,15 +238,6 @@ defmodule HordeC.Attachment do
     ArgumentError -> raise ArgumentError, "unknown registry: #{inspect(name)}"
   end
 
-  defp await_attached(name, gen, deadline, where, how \\ :await_attached) do
-    case GenServer.call(name, {how, gen}, remaining(deadline)) do
-      {:ok, addr, gen} -> {addr, gen}
-    end
-  catch
-    :exit, {:timeout, _} -> exit({:noconnection, where})
-    :exit, {:noproc, _} -> exit({:noproc, where})
-  end
-
   defp barrier(name, gen, deadline) do
     GenServer.call(name, {:barrier, gen}, remaining(deadline))
   catch
@@ -291,7 +256,11 @@ defmodule HordeC.Attachment do
   @impl true
   def init({mod, arg}) do
     Process.flag(:trap_exit, true)
-    table = info_table(self_name())
+    name = self_name()
+    table = :"#{name}.Info"
+    key = {__MODULE__, :info_table, name}
+    # Same value again: no update (and no global GC) when a registry is restarted.
+    if :persistent_term.get(key, nil) != table, do: :persistent_term.put(key, table)
     :ets.new(table, [:set, :protected, :named_table, read_concurrency: true])
 
     case mod.init(arg, table) do
@@ -317,12 +286,17 @@ defmodule HordeC.Attachment do
           reason: :initial,
           first_done: false,
           barriers: [],
-          awaiting: [],
           ensured: MapSet.new(),
           ensuring: nil,
           retry: @retry_min,
           retry_timer: nil,
-          refused: []
+          refused: [],
+          # Writes: forwarded and unanswered (tag => {from, request, deadline}), waiting for an
+          # attachment (newest first), and answered while the mirror resyncs.
+          pending: %{},
+          queued: [],
+          held: [],
+          has_flush: function_exported?(mod, :flush, 2)
         }
 
         s = attach_round(s, s.hordecs, :initial)
@@ -378,27 +352,18 @@ defmodule HordeC.Attachment do
   end
 
   @impl true
+  def handle_call({:write, request, deadline}, from, %{phase: :live} = s),
+    do: {:noreply, forward(flush(s), from, request, deadline)}
+
+  def handle_call({:write, request, deadline}, from, s),
+    do: {:noreply, %{s | queued: [{from, request, deadline} | s.queued]}}
+
   def handle_call({:barrier, gen}, from, s) do
     cond do
       gen != s.gen -> {:reply, :moved, s}
       s.phase == :live or s.phase == :detached -> {:reply, :ok, flush(s)}
       true -> {:noreply, %{s | barriers: [from | s.barriers]}}
     end
-  end
-
-  def handle_call({:await_attached, gen}, from, s) do
-    if s.phase == :live and s.gen > gen do
-      {:reply, {:ok, s.addr, s.gen}, s}
-    else
-      {:noreply, %{s | awaiting: [{from, gen} | s.awaiting]}}
-    end
-  end
-
-  # A writer was told `not_attached` by the replica of attachment `gen`: attach again (unless that
-  # happened already), then answer as :await_attached does.
-  def handle_call({:reattach, gen}, from, s) do
-    s = if gen == s.gen and s.addr != nil, do: reattach(s, "a write was refused"), else: s
-    handle_call({:await_attached, gen}, from, s)
   end
 
   def handle_call(:state, _from, s), do: {:reply, Map.drop(s, [:mst]), s}
@@ -440,6 +405,34 @@ defmodule HordeC.Attachment do
   end
 
   def handle_info({@async_tag, _reply}, s), do: {:noreply, s}
+
+  # The reply to a forwarded write: its diffs came first, the tables show the write.
+  def handle_info({tag, reply} = msg, s) when is_reference(tag) do
+    case Map.pop(s.pending, tag) do
+      {nil, _} ->
+        # A reply from a replica we left (the request went again to the next one), or not ours.
+        {:noreply, %{s | mst: s.mod.handle_info(msg, s.addr, s.mst)}}
+
+      {{from, request, deadline}, pending} ->
+        s = %{s | pending: pending}
+
+        case reply do
+          # The replica no longer knows this node's attachment (it lost sight of it and dropped
+          # its record, docs/registry.md §5): attach again, re-asserting what this node owns,
+          # then repeat the request.
+          {:error, :not_attached} ->
+            s = %{s | queued: [{from, request, deadline} | s.queued]}
+            {:noreply, reattach(s, "a write was refused")}
+
+          _ when s.phase == :live ->
+            GenServer.reply(from, reply)
+            {:noreply, s}
+
+          _ ->
+            {:noreply, %{s | held: [{from, reply} | s.held]}}
+        end
+    end
+  end
 
   def handle_info({:reattach, gen}, %{gen: gen, phase: :live} = s),
     do: {:noreply, reattach(s, "its attach record left the replica")}
@@ -525,17 +518,38 @@ defmodule HordeC.Attachment do
   defp went_live(s) do
     :ets.insert(s.table, {:attachment, s.addr, s.gen})
     s = maybe_set_members(s)
-    {ready, waiting} = Enum.split_with(s.awaiting, fn {_, gen} -> s.gen > gen end)
-    for {from, _} <- ready, do: GenServer.reply(from, {:ok, s.addr, s.gen})
-    s = flush(%{s | awaiting: waiting})
+    s = flush(s)
     for from <- s.barriers, do: GenServer.reply(from, :ok)
-    %{s | barriers: []}
+    for {from, reply} <- Enum.reverse(s.held), do: GenServer.reply(from, reply)
+    s = %{s | barriers: [], held: []}
+    send_queued(s)
   end
 
-  defp flush(s) do
-    if function_exported?(s.mod, :flush, 2),
-      do: %{s | mst: s.mod.flush(s.addr, s.mst)},
-      else: s
+  defp flush(%{has_flush: true} = s), do: %{s | mst: s.mod.flush(s.addr, s.mst)}
+  defp flush(s), do: s
+
+  # No monitor per request: the replica is monitored already, and a failover sends every pending
+  # request again. The tag is ours, so a late reply from a replica we left is recognised.
+  defp forward(s, from, request, deadline) do
+    tag = make_ref()
+    send(s.addr, {:"$gen_call", {self(), tag}, request})
+    %{s | pending: Map.put(s.pending, tag, {from, request, deadline})}
+  end
+
+  # Writes that waited for an attachment, in arrival order; those whose caller gave up are
+  # dropped (it got its exit and must not find the write made after all).
+  defp send_queued(%{queued: []} = s), do: s
+
+  defp send_queued(s) do
+    now = System.monotonic_time(:millisecond)
+
+    s.queued
+    |> Enum.reverse()
+    |> Enum.reduce(%{s | queued: []}, fn {from, request, deadline}, s ->
+      if deadline == :infinity or deadline > now,
+        do: forward(s, from, request, deadline),
+        else: s
+    end)
   end
 
   defp resubscribe(s) do
@@ -562,7 +576,22 @@ defmodule HordeC.Attachment do
   defp detach(s) do
     if s.mon, do: Process.demonitor(s.mon, [:flush])
     :ets.insert(s.table, {:attachment, nil, s.gen})
-    %{s | addr: nil, mon: nil, mirror: nil, phase: :detached}
+    # Replies in hand are answered (the writes were made; as a barrier answers while detached);
+    # unanswered requests wait for the next replica (the order of concurrent callers' requests
+    # does not matter; each caller has one at a time).
+    for {from, reply} <- Enum.reverse(s.held), do: GenServer.reply(from, reply)
+    queued = Map.values(s.pending) ++ s.queued
+
+    %{
+      s
+      | addr: nil,
+        mon: nil,
+        mirror: nil,
+        phase: :detached,
+        pending: %{},
+        queued: queued,
+        held: []
+    }
   end
 
   # Attach again, to the same replica first (its data is the freshest we know of).

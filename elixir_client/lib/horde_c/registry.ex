@@ -319,15 +319,14 @@ defmodule HordeC.Registry do
       {:error, {:already_registered, pid}}
     else
       request = {:register, key, pid, value, owner}
-      visible = fn -> own_value(registry, kind, key, pid) == {:ok, value} end
-      register_loop(registry, request, visible, where, deadline(timeout(registry)), owner, 0)
+      register_loop(registry, request, where, deadline(timeout(registry)), owner, 0)
     end
   end
 
-  defp register_loop(registry, request, visible, where, deadline, owner, attempt) do
+  defp register_loop(registry, request, where, deadline, owner, attempt) do
     {:register, _key, pid, _value, _owner} = request
 
-    case Attachment.call(registry, request, remaining(deadline), where: where, visible: visible) do
+    case Attachment.call(registry, request, remaining(deadline), where: where) do
       {:ok, _replica} ->
         {:ok, owner}
 
@@ -343,7 +342,7 @@ defmodule HordeC.Registry do
         if node(holder) == node() and not Process.alive?(holder) and remaining(deadline) > 0 do
           if attempt > 0, do: Process.sleep(min(attempt * 2, 50))
           Attachment.sync(registry, remaining(deadline))
-          register_loop(registry, request, visible, where, deadline, owner, attempt + 1)
+          register_loop(registry, request, where, deadline, owner, attempt + 1)
         else
           error
         end
@@ -359,14 +358,10 @@ defmodule HordeC.Registry do
   """
   @spec unregister(registry(), key()) :: :ok
   def unregister(registry, key) when is_atom(registry) do
-    kind = kind!(registry)
-    me = self()
-
-    request = {:unregister, key, me}
+    request = {:unregister, key, self()}
 
     Attachment.call(registry, request, timeout(registry),
-      where: {__MODULE__, :unregister, [registry, key]},
-      visible: fn -> not holds?(registry, kind, key, me) end
+      where: {__MODULE__, :unregister, [registry, key]}
     )
     |> ok!("unregister/2", request)
   end
@@ -407,8 +402,7 @@ defmodule HordeC.Registry do
         new = callback.(old)
 
         case Attachment.call(registry, {:update_value, key, me, new}, timeout(registry),
-               where: {__MODULE__, :update_value, [registry, key, callback]},
-               visible: fn -> own_value(registry, :unique, key, me) == {:ok, new} end
+               where: {__MODULE__, :update_value, [registry, key, callback]}
              ) do
           :ok -> {new, old}
           :error -> :error
@@ -425,8 +419,7 @@ defmodule HordeC.Registry do
   def put_meta(registry, key, value)
       when is_atom(registry) and (is_atom(key) or is_tuple(key)) do
     Attachment.call(registry, {:put_meta, key, value}, timeout(registry),
-      where: {__MODULE__, :put_meta, [registry, key, value]},
-      visible: fn -> meta(registry, key) == {:ok, value} end
+      where: {__MODULE__, :put_meta, [registry, key, value]}
     )
     |> ok!("put_meta/3", {:put_meta, key, value})
   end
@@ -435,8 +428,7 @@ defmodule HordeC.Registry do
   @spec delete_meta(registry(), meta_key()) :: :ok
   def delete_meta(registry, key) when is_atom(registry) and (is_atom(key) or is_tuple(key)) do
     Attachment.call(registry, {:delete_meta, key}, timeout(registry),
-      where: {__MODULE__, :delete_meta, [registry, key]},
-      visible: fn -> meta(registry, key) == :error end
+      where: {__MODULE__, :delete_meta, [registry, key]}
     )
     |> ok!("delete_meta/2", {:delete_meta, key})
   end
@@ -641,13 +633,6 @@ defmodule HordeC.Registry do
 
   defp holds?(registry, :duplicate, key, pid) do
     registry |> Mirror.pids_table() |> :ets.lookup(pid) |> Enum.any?(&match?({_, ^key}, &1))
-  end
-
-  defp own_value(registry, _kind, key, pid) do
-    case for({_, ^pid, v} <- rows!(registry, key), do: v) do
-      [v] -> {:ok, v}
-      _ -> :error
-    end
   end
 
   # A local process that is already dead is never returned, even before its registry process

@@ -6,8 +6,11 @@
 # Steps: install missing packages -> build hordec -> compile the Elixir client -> epmd -> two hordecs
 #        -> elixir_client/demo/demo.exs: ping, echo, C processes; a map replicated between the two C nodes
 #        through a partition and its heal; then a second Elixir node, HordeC.Registry on both, a GenServer
-#        named through it and called from the other node, its death, and `kill -9` of a C node while named
-#        processes live on -> stop everything (also on Ctrl-C or error).
+#        named through it and called from the other node, its death; HordeC.DynamicSupervisor on both
+#        Elixir nodes, with echo/kv C workers placed on the two C nodes and GenServers on the two Elixir
+#        nodes; `kill -9` of a C node: named processes live on and its C workers come back on the other
+#        (printed as which_children changes); `kill -9` of the second Elixir node: its children come back
+#        on the first; every permanent child runs exactly once -> stop everything (also on Ctrl-C or error).
 #
 # It is also a smoke test: any expectation that does not hold makes it exit non-zero.
 # Environment: HORDEC_BIN (use this hordec, skip the build), MIX_BUILD_PATH (where mix compiles the

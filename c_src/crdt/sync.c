@@ -167,6 +167,14 @@ bool hc_crdt_idle(const hc_crdt *r)
     return r->pending.n == 0;
 }
 
+bool hc_crdt_idle_reachable(const hc_crdt *r)
+{
+    for (size_t i = 0; i < r->n_peers; i++)
+        if (r->peers[i].up && !crdt_peer_idle(r, &r->peers[i]))
+            return false;
+    return r->pending.n == 0;
+}
+
 /* ---- small messages ---- */
 
 static int send_simple(hc_crdt *r, crdt_peer *p, int type, const uint64_t *f, int n)

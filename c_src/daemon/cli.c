@@ -28,6 +28,8 @@ void hordec_print_usage(FILE *out)
             "  --log-level LEVEL       error | warn | info | debug (default info)\n"
             "  --registry NAME[:KEYS]  start a replica of registry NAME with the node (repeatable); KEYS is\n"
             "                          unique (the default) or duplicate, e.g. --registry MyApp.Registry:duplicate\n"
+            "  --supervisor NAME       start a replica of dynamic supervisor NAME with the node (repeatable); on\n"
+            "                          SIGTERM its C workers are handed over to the other members\n"
             "  --help                  this text\n"
             "  --version               print the version\n");
 }
@@ -128,7 +130,8 @@ enum {
     OPT_HELP,
     OPT_VERSION,
     OPT_MAXMSG,
-    OPT_REGISTRY
+    OPT_REGISTRY,
+    OPT_SUPERVISOR
 };
 
 /* --registry NAME[:unique|:duplicate]: a name is an atom (1..255 characters); the kind follows the last ':'. */
@@ -166,6 +169,29 @@ static int parse_registry(const char *arg, hordec_options *o, char *err, size_t 
     return 0;
 }
 
+/* --supervisor NAME: an atom of 1..255 characters, each name once. */
+static int parse_supervisor(const char *arg, hordec_options *o, char *err, size_t errlen)
+{
+    size_t chars = 0, n = strlen(arg);
+    for (size_t i = 0; i < n; i++)
+        chars += ((unsigned char)arg[i] & 0xC0) != 0x80;
+    if (o->nsupervisors == HORDEC_MAX_REGISTRIES) {
+        snprintf(err, errlen, "at most %d --supervisor options", HORDEC_MAX_REGISTRIES);
+        return -1;
+    }
+    if (!n || chars > 255) {
+        snprintf(err, errlen, "--supervisor wants a name of 1 to 255 characters, got '%s'", arg);
+        return -1;
+    }
+    for (int i = 0; i < o->nsupervisors; i++)
+        if (strcmp(o->supervisors[i], arg) == 0) {
+            snprintf(err, errlen, "--supervisor %s is given twice", arg);
+            return -1;
+        }
+    o->supervisors[o->nsupervisors++] = arg;
+    return 0;
+}
+
 int hordec_parse_args(int argc, char **argv, hordec_options *o, char *err, size_t errlen)
 {
     static const struct option opts[] = {
@@ -179,6 +205,7 @@ int hordec_parse_args(int argc, char **argv, hordec_options *o, char *err, size_
         {"log-level", required_argument, 0, OPT_LOG},
         {"max-message-bytes", required_argument, 0, OPT_MAXMSG},
         {"registry", required_argument, 0, OPT_REGISTRY},
+        {"supervisor", required_argument, 0, OPT_SUPERVISOR},
         {"help", no_argument, 0, OPT_HELP},
         {"version", no_argument, 0, OPT_VERSION},
         {0, 0, 0, 0},
@@ -238,6 +265,10 @@ int hordec_parse_args(int argc, char **argv, hordec_options *o, char *err, size_
             break;
         case OPT_REGISTRY:
             if (parse_registry(optarg, o, err, errlen))
+                return -1;
+            break;
+        case OPT_SUPERVISOR:
+            if (parse_supervisor(optarg, o, err, errlen))
                 return -1;
             break;
         case OPT_HELP: o->help = true; break;

@@ -29,6 +29,8 @@ typedef struct hordec_options {
     hc_log_level log_level;
     hordec_registry_arg registries[HORDEC_MAX_REGISTRIES];
     int nregistries;
+    const char *supervisors[HORDEC_MAX_REGISTRIES]; /* --supervisor NAME (repeatable) */
+    int nsupervisors;
     bool help, version;
 } hordec_options;
 

@@ -276,6 +276,9 @@ static const hc_req_entry requests[] = {
     {"registry_start", 2, control_registry_start},
     {"registry_stop", 1, control_registry_stop},
     {"registry_demo", 2, control_registry_demo},
+    {"supervisor_start", 2, control_supervisor_start},
+    {"supervisor_stop", 1, control_supervisor_stop},
+    {"start_worker", 2, control_start_worker},
 };
 
 static void reply_unknown(const control_req *c, const uint8_t *req, size_t len)

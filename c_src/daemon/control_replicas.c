@@ -1,7 +1,8 @@
 /* control_replicas.c — starting and stopping replicas from the control process:
  *   {crdt_start, Name, Opts}      -> {ok, Pid} (also when it runs already) | {error, name_taken}
  *   {registry_start, Name, Opts}  -> {ok, Pid} | {error, {keys_mismatch, Kind}} | {error, name_taken}
- *   {crdt_stop, Name} | {registry_stop, Name} -> ok | {error, not_found}
+ *   {supervisor_start, Name, Opts} -> {ok, Pid} | {error, name_taken}
+ *   {crdt_stop, Name} | {registry_stop, Name} | {supervisor_stop, Name} -> ok | {error, not_found}
  *   {registry_demo, Reg, Key}     -> see registry_demo.h
  * Opts is a keyword list; an option that is unknown, of the wrong type or out of range is answered
  * {error, {bad_option, Opt}}, naming it, and nothing starts. */
@@ -11,6 +12,7 @@
 #include "hordec/hc_crdt.h"
 #include "daemon/registry_demo.h"
 #include "daemon/replicas.h"
+#include "hordec/hc_supervisor.h"
 
 /* The options both kinds of replica take, and the registry's `keys`. */
 typedef struct replica_opts {
@@ -136,6 +138,24 @@ int control_registry_start(void *ctx, hc_req_args *a)
     return HC_OK;
 }
 
+int control_supervisor_start(void *ctx, hc_req_args *a)
+{
+    const control_req *c = ctx;
+    hc_atom name;
+    replica_opts o = {0};
+    int rc = start_args(c, a, false, &name, &o);
+    if (rc)
+        return rc == HC_EINVAL ? HC_OK : rc;
+    hc_supervisor_replica_opts so = {o.flush_interval_ms, o.max_message_bytes, o.stream_batch_bytes};
+    hc_proc *p;
+    rc = hc_supervisor_replica_start(c->rt, name, &so, &p);
+    if (rc)
+        hc_gen_reply_error(c->rt, c->from, rc == HC_EEXIST ? "name_taken" : hc_err_atom(rc));
+    else
+        control_reply_ok_pid(c, p);
+    return HC_OK;
+}
+
 /* Stops the replica `Name` if is(p) says it is of the right kind. */
 static int stop_replica(void *ctx, hc_req_args *a, bool (*is)(const hc_proc *))
 {
@@ -156,6 +176,22 @@ static int stop_replica(void *ctx, hc_req_args *a, bool (*is)(const hc_proc *))
 
 int control_crdt_stop(void *ctx, hc_req_args *a) { return stop_replica(ctx, a, hordec_is_crdt); }
 int control_registry_stop(void *ctx, hc_req_args *a) { return stop_replica(ctx, a, hordec_is_registry); }
+/* {supervisor_stop, Name}: its C workers are stopped and handed over first (hc_supervisor_replica_stop). */
+int control_supervisor_stop(void *ctx, hc_req_args *a)
+{
+    const control_req *c = ctx;
+    hc_atom name;
+    if (hc_dec_atom(a->p, a->len, &a->i, &name) || !hc_req_args_done(a))
+        return HC_EDECODE;
+    hc_proc *p = hc_proc_whereis(c->rt, name);
+    if (!hc_supervisor_replica_is(p)) {
+        hc_gen_reply_error(c->rt, c->from, "not_found");
+        return HC_OK;
+    }
+    hc_supervisor_replica_stop(c->rt, p);
+    hc_gen_reply_atom(c->rt, c->from, "ok");
+    return HC_OK;
+}
 
 int control_registry_demo(void *ctx, hc_req_args *a)
 {

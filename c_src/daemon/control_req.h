@@ -25,5 +25,10 @@ int control_crdt_stop(void *ctx, hc_req_args *a);
 int control_registry_start(void *ctx, hc_req_args *a);
 int control_registry_stop(void *ctx, hc_req_args *a);
 int control_registry_demo(void *ctx, hc_req_args *a);
+int control_supervisor_start(void *ctx, hc_req_args *a);
+int control_supervisor_stop(void *ctx, hc_req_args *a);
+
+/* {start_worker, TypeBinary, Arg} (control_workers.c). */
+int control_start_worker(void *ctx, hc_req_args *a);
 
 #endif

@@ -10,6 +10,8 @@
 #include "hordec/hc_log.h"
 #include "hordec/hc_runtime.h"
 #include "daemon/replicas.h"
+#include "hordec/hc_supervisor.h"
+#include "daemon/worker_types.h"
 
 static hc_rt *the_rt;
 static volatile sig_atomic_t stop_signal;
@@ -61,7 +63,7 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    if (hordec_control_start(rt, hc_rt_now_ms(rt))) {
+    if (hordec_worker_types_register(rt) || hordec_control_start(rt, hc_rt_now_ms(rt))) {
         fprintf(stderr, "hordec: cannot start the control process\n");
         hc_rt_free(rt);
         return 1;
@@ -79,6 +81,18 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    for (int i = 0; i < o.nsupervisors; i++) {
+        hc_proc *p;
+        int src = HC_EINVAL;
+        hc_atom name = hc_atom_intern(o.supervisors[i], strlen(o.supervisors[i]), &src);
+        if (name)
+            src = hc_supervisor_replica_start(rt, name, NULL, &p);
+        if (src) {
+            fprintf(stderr, "hordec: cannot start supervisor %s: %s\n", o.supervisors[i], hc_strerror(src));
+            hc_rt_free(rt);
+            return 1;
+        }
+    }
     for (int i = 0; i < o.nconnect; i++)
         hc_rt_connect(rt, hc_atom_intern_cstr(o.connect[i]));
 
@@ -88,9 +102,10 @@ int main(int argc, char **argv)
                 hc_rt_creation(rt), o.ticktime_s);
 
     int rc = hc_rt_run(rt);
-    if (rc == HC_OK)
+    if (rc == HC_OK) {
         hc_log_info("shutting down (%s)", stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
-    else
+        hc_supervisor_replicas_shutdown(rt, 3000); /* hand C workers over before the node goes */
+    } else
         hc_log_error("event loop failed (%s); shutting down", hc_strerror(rc));
     /* A signal from now on must not reach a runtime being freed. */
     sigset_t stop_sigs;

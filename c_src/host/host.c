@@ -133,10 +133,14 @@ static void rearm(hc_host *h)
 
 static int set_neighbours(hc_host *h, const uint8_t *p, size_t len, size_t i, hc_time now);
 
-/* Drains the core's effects, then sends pending stream diffs and re-arms the wake-up. */
+/* Drains the core's effects, then sends pending stream diffs and re-arms the wake-up. Results of local
+ * actions are fed back once the effects that asked for them are drained (an effect's data is only valid until
+ * the next call into the core), and their own effects drained in turn. */
 static void pump(hc_host *h, hc_time now)
 {
     hc_effect e;
+    hc_buf results = {0}; /* [u32 len][term]... */
+again:
     while (h->ops->pop_effect(h->core, &e)) {
         switch (e.kind) {
         case HC_EFF_SEND_PEER: send_peer(h, e.peer, e.data, e.len); break;
@@ -153,8 +157,31 @@ static void pump(hc_host *h, hc_time now)
             if (set_neighbours(h, e.data, e.len, 0, now))
                 hc_log_error("%s: the core asked for an invalid neighbour list (ignored)", hc_atom_name(h->cfg.name));
             break;
+        case HC_EFF_LOCAL:
+            if (h->env.local) {
+                hc_buf r = {0};
+                h->env.local(h->env.ud, e.data, e.len, &r);
+                if (r.len && !r.err && h->ops->local) {
+                    hc_buf_put_be32(&results, (uint32_t)r.len);
+                    hc_buf_append(&results, r.data, r.len);
+                }
+                hc_buf_free(&r);
+            }
+            break;
         }
     }
+    if (results.len && !results.err) {
+        hc_buf todo = results;
+        results = (hc_buf){0};
+        for (size_t o = 0; o + 4 <= todo.len;) {
+            uint32_t n = hc_get_be32(todo.data + o);
+            h->ops->local(h->core, todo.data + o + 4, n, now);
+            o += 4 + n;
+        }
+        hc_buf_free(&todo);
+        goto again;
+    }
+    hc_buf_free(&results);
     hc_stream_flush(&h->stream, &h->env);
     rearm(h);
 }
@@ -241,6 +268,13 @@ void hc_host_monitor_down(hc_host *h, uint64_t id, const hc_pid *pid, const uint
         hc_stream_down(&h->stream, id);
     else if (h->ops->monitor_down)
         h->ops->monitor_down(h->core, id >> 1, pid, reason, len, now);
+    pump(h, now);
+}
+
+void hc_host_local(hc_host *h, const uint8_t *msg, size_t len, hc_time now)
+{
+    if (h->ops->local)
+        h->ops->local(h->core, msg, len, now);
     pump(h, now);
 }
 

@@ -41,6 +41,9 @@ typedef struct hc_host_env {
     /* Starts connecting to `node` if it is not connected (never blocks). */
     void (*connect)(void *ud, hc_atom node);
     bool (*is_connected)(void *ud, hc_atom node);
+    /* Carries out an HC_EFF_LOCAL action (may be NULL: such actions are dropped). A term appended to `result`
+     * is fed back to the core (ops->local) once the current effects are drained. */
+    void (*local)(void *ud, const uint8_t *action, size_t len, hc_buf *result);
 } hc_host_env;
 
 #define HC_HOST_STREAM_BATCH_BYTES 65536u
@@ -68,6 +71,8 @@ void hc_host_request(hc_host *h, uint64_t token, const hc_pid *from, const uint8
 void hc_host_tick(hc_host *h, hc_time now);
 void hc_host_node_event(hc_host *h, hc_atom node, bool up, hc_time now);
 void hc_host_monitor_down(hc_host *h, uint64_t id, const hc_pid *pid, const uint8_t *reason, size_t len, hc_time now);
+/* A term for the core from the process hosting it (ops->local; ignored by cores without one). */
+void hc_host_local(hc_host *h, const uint8_t *msg, size_t len, hc_time now);
 
 /* Introspection for tests and the simulator. */
 void *hc_host_core(const hc_host *h);

@@ -29,6 +29,8 @@ typedef struct binding {
     hc_hmap calls;    /* token -> hc_gen_from (heap copy) */
     hc_hmap mon_ids;  /* host id -> mon_entry */
     hc_hmap mon_refs; /* ref hash -> mon_entry */
+    hc_host_rt_local_fn local;
+    void *local_ud;
 } binding;
 
 static const hc_proc_ops host_proc_ops;
@@ -38,6 +40,20 @@ const hc_core_ops *hc_host_rt_kind(const hc_proc *p)
     if (!p || hc_proc_get_ops(p) != &host_proc_ops)
         return NULL;
     return ((const binding *)hc_proc_state(p))->ops;
+}
+
+void *hc_host_rt_core(const hc_proc *p)
+{
+    if (!p || hc_proc_get_ops(p) != &host_proc_ops)
+        return NULL;
+    return hc_host_core(((const binding *)hc_proc_state(p))->host);
+}
+
+void hc_host_rt_local(hc_rt *rt, hc_proc *p, const uint8_t *msg, size_t len)
+{
+    if (!p || hc_proc_get_ops(p) != &host_proc_ops || !hc_proc_alive(p))
+        return;
+    hc_host_local(((binding *)hc_proc_state(p))->host, msg, len, hc_host_rt_now(rt));
 }
 
 /* Deadlines are the loop's monotonic clock; the wall clock only stamps HLC timestamps. */
@@ -158,6 +174,13 @@ static bool env_is_connected(void *ud, hc_atom node)
     return hc_rt_is_connected(b->rt, node);
 }
 
+static void env_local(void *ud, const uint8_t *action, size_t len, hc_buf *result)
+{
+    binding *b = ud;
+    if (b->local)
+        b->local(b->rt, b->self, action, len, result, b->local_ud);
+}
+
 /* ------------------------------------------------------------------ the process */
 
 static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uint8_t *req, size_t len)
@@ -247,6 +270,8 @@ int hc_host_rt_start(hc_rt *rt, hc_atom name, const hc_core_ops *ops, void *core
     }
     b->rt = rt;
     b->ops = ops;
+    b->local = opts ? opts->local : NULL;
+    b->local_ud = opts ? opts->local_ud : NULL;
     uint64_t epoch_base = 0;
     if (RAND_bytes((unsigned char *)&epoch_base, sizeof epoch_base) != 1)
         epoch_base = hc_rt_now_ms(rt);
@@ -263,7 +288,8 @@ int hc_host_rt_start(hc_rt *rt, hc_atom name, const hc_core_ops *ops, void *core
                        .exit = env_exit,
                        .wake_at = env_wake_at,
                        .connect = env_connect,
-                       .is_connected = env_is_connected};
+                       .is_connected = env_is_connected,
+                       .local = env_local};
     int rc = hc_host_new(&cfg, &env, ops, core, &b->host); /* owns core from here, also on failure */
     if (!rc)
         rc = hc_proc_spawn(rt, &host_proc_ops, b, name, &b->self);

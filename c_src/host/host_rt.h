@@ -10,8 +10,14 @@
 #include "host/host.h"
 #include "hordec/hc_runtime.h"
 
+/* Carries out a core's HC_EFF_LOCAL action in the replica process `self` (see hc_host_env.local). */
+typedef void (*hc_host_rt_local_fn)(hc_rt *rt, hc_proc *self, const uint8_t *action, size_t len, hc_buf *result,
+                                    void *ud);
+
 typedef struct hc_host_rt_opts {
     size_t stream_batch_bytes; /* 0: HC_HOST_STREAM_BATCH_BYTES */
+    hc_host_rt_local_fn local; /* NULL: the core has no local actions */
+    void *local_ud;
 } hc_host_rt_opts;
 
 /* Spawns the replica process registered as `name`, hosting `core` (owned from now on, also on failure).
@@ -22,5 +28,9 @@ int hc_host_rt_start(hc_rt *rt, hc_atom name, const hc_core_ops *ops, void *core
 hc_time hc_host_rt_now(const hc_rt *rt);
 /* The core operations of a replica process, or NULL if `p` is not one (tells a CRDT from a registry). */
 const hc_core_ops *hc_host_rt_kind(const hc_proc *p);
+/* The core a replica process hosts (NULL if `p` is not one); valid while the process lives. */
+void *hc_host_rt_core(const hc_proc *p);
+/* Feeds a term to the core of replica `p` from its own node (hc_host_local), as if the process received it. */
+void hc_host_rt_local(hc_rt *rt, hc_proc *p, const uint8_t *msg, size_t len);
 
 #endif

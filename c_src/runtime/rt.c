@@ -163,6 +163,7 @@ void hc_rt_free(hc_rt *rt)
     hc_hmap_free(&rt->calls);
     hc_hmap_free(&rt->procs);
     hc_hmap_free(&rt->names);
+    free(rt->wtypes);
     for (node_sub *s = rt->subs, *n; s; s = n) {
         n = s->next;
         free(s);

@@ -155,8 +155,9 @@ struct hc_rt {
 
     anon_conn *anon;
     local_sig *lq_head, *lq_tail;
-    hc_proc *dead;   /* exited, freed after the current turn */
-    hc_conn *closed; /* graveyard of connections, freed after the current turn (chained via ud) */
+    local_sig *lq_run; /* the rest of the batch rt_local_run is delivering */
+    hc_proc *dead;     /* exited, freed after the current turn */
+    hc_conn *closed;   /* graveyard of connections, freed after the current turn (chained via ud) */
     hc_conn **graveyard;
     size_t ngrave, capgrave;
     node_sub *subs;
@@ -174,6 +175,9 @@ struct hc_rt {
 
     hc_buf scratch; /* reused control-message encoding buffer */
     hc_rt_stats stats;
+
+    const struct hc_worker_type **wtypes; /* worker.c: registered worker types (borrowed), in order */
+    size_t nwtypes, capwtypes;
 };
 
 /* node.c */

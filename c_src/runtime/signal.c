@@ -62,11 +62,11 @@ void rt_local_enqueue_down(hc_rt *rt, const hc_pid *to, const hc_ref *ref, const
 
 void rt_local_run(hc_rt *rt)
 {
-    local_sig *list = rt->lq_head;
+    rt->lq_run = rt->lq_head;
     rt->lq_head = rt->lq_tail = NULL;
-    while (list) {
-        local_sig *s = list;
-        list = s->next;
+    local_sig *s;
+    while ((s = rt->lq_run)) {
+        rt->lq_run = s->next;
         hc_proc *p = rt_proc_by_pid(rt, &s->to);
         if (p) {
             switch (s->kind) {
@@ -94,6 +94,11 @@ void rt_local_run(hc_rt *rt)
 
 void rt_local_free(hc_rt *rt)
 {
+    for (local_sig *s = rt->lq_run, *n; s; s = n) {
+        n = s->next;
+        free(s);
+    }
+    rt->lq_run = NULL;
     for (local_sig *s = rt->lq_head, *n; s; s = n) {
         n = s->next;
         free(s);
@@ -334,10 +339,40 @@ int hc_monitor(hc_rt *rt, hc_proc *w, const hc_pid *pid, hc_atom name, hc_atom n
     return HC_OK;
 }
 
+/* A local monitor that fired is gone from the table, but its DOWN may still wait in the local queue (delivered on
+ * the next loop turn): demonitor promises that no DOWN arrives afterwards, so it takes that one out too. */
+static bool drop_down_in(local_sig **head, local_sig **tail, const hc_pid *watcher, const hc_ref *ref)
+{
+    local_sig *prev = NULL;
+    for (local_sig *s = *head; s; prev = s, s = s->next) {
+        if (s->kind != LS_DOWN || !hc_pid_eq(&s->to, watcher) || !hc_ref_eq(&s->ref, ref))
+            continue;
+        if (prev)
+            prev->next = s->next;
+        else
+            *head = s->next;
+        if (tail && *tail == s)
+            *tail = prev;
+        free(s);
+        return true;
+    }
+    return false;
+}
+
+static void drop_queued_down(hc_rt *rt, const hc_pid *watcher, const hc_ref *ref)
+{
+    if (!drop_down_in(&rt->lq_run, NULL, watcher, ref)) /* the batch being delivered right now, then the next */
+        drop_down_in(&rt->lq_head, &rt->lq_tail, watcher, ref);
+}
+
 int hc_demonitor(hc_rt *rt, hc_proc *w, const hc_ref *ref)
 {
     hc_mon *m = rt_mon_find(rt, ref);
-    if (!m || !hc_pid_eq(&m->watcher, &w->pid) || m->kind == MON_IN)
+    if (!m) {
+        drop_queued_down(rt, &w->pid, ref);
+        return HC_OK;
+    }
+    if (!hc_pid_eq(&m->watcher, &w->pid) || m->kind == MON_IN)
         return HC_OK;
     if (m->kind == MON_OUT) {
         hc_procref to = {.is_name = m->by_name, .pid = m->target, .name = m->name};

@@ -5,8 +5,11 @@
 #
 # H1, H2 are running hordec nodes. With one, only the first part runs (ping, echo, a C process);
 # with two it goes on: a map replicated between them through a partition and its heal, then the
-# registry seen from two Elixir nodes (this one, A, and B, which it starts with OTP's :peer), and
-# last, H1 killed with kill -9 while processes registered through it live on.
+# registry seen from two Elixir nodes (this one, A, and B, which it starts with OTP's :peer), then a
+# supervisor on both (HordeC.DynamicSupervisor) with C workers on the two C nodes and GenServers on
+# A and B; then H1 killed with kill -9: processes registered through it live on, and its C workers
+# come back on H2; last, B killed with kill -9: its children come back on A, and every permanent
+# child runs exactly once.
 #
 # Every step prints what it does ("do") and what it sees ("see"). An expectation that does not
 # hold raises Demo.Failed: the script exits non-zero, so the demo doubles as a smoke test.
@@ -97,6 +100,104 @@ defmodule Demo do
   end
 end
 
+defmodule Demo.Sup do
+  @moduledoc """
+  The supervisor part's helpers, on A: which_children read locally, each child's label (its
+  argument, asked from the child itself), and a watcher that prints changes as they happen.
+  """
+  alias HordeC.DynamicSupervisor, as: DSup
+
+  # which_children on this node: [{pid | :restarting, modules}]
+  def rows(sup), do: for({_, pid, _, mods} <- DSup.which_children(sup), do: {pid, mods})
+
+  @doc "The label a child was started with: echo answers :get_arg, kv {:get, :label}, BEAM :label."
+  def label(pid, [HordeC.CWorker]) do
+    case call(pid, :get_arg) do
+      {:ok, label} when is_binary(label) ->
+        label
+
+      _ ->
+        case call(pid, {:get, :label}) do
+          {:ok, {:ok, label}} -> label
+          _ -> nil
+        end
+    end
+  end
+
+  def label(pid, _mods) do
+    case call(pid, :label) do
+      {:ok, label} -> label
+      _ -> nil
+    end
+  end
+
+  defp call(pid, req) do
+    if node(pid) == node() or node(pid) in Node.list(:connected),
+      do: {:ok, GenServer.call(pid, req, 1_000)},
+      else: :error
+  catch
+    :exit, _ -> :error
+  end
+
+  @doc """
+  Polls which_children on this node every 5 ms and prints, with the time since `t0` (monotonic
+  µs), every child that appears (label, node, pid), every one that is no longer listed, and how
+  many are being handed over (`:restarting`). `known` is %{pid => label} at the start. Returns
+  `{known, µs since t0}` once `done?.(known, restarting)` holds; raises Demo.Failed after
+  `timeout` ms.
+  """
+  def watch(sup, known, t0, names, done?, timeout) do
+    loop(sup, known, 0, t0, names, done?, t0 + timeout * 1000)
+  end
+
+  defp loop(sup, known, restarting, t0, names, done?, deadline) do
+    rows = rows(sup)
+    now = System.monotonic_time(:microsecond)
+    running = for {pid, mods} <- rows, is_pid(pid), do: {pid, mods}
+    listed = MapSet.new(running, &elem(&1, 0))
+
+    gone = for {pid, label} <- known, not MapSet.member?(listed, pid), do: {pid, label}
+
+    for {pid, label} <- gone,
+        do: at(now - t0, "#{label} on #{where(names, pid)} no longer listed")
+
+    known = Map.drop(known, Enum.map(gone, &elem(&1, 0)))
+
+    known =
+      Enum.reduce(running, known, fn {pid, mods}, acc ->
+        if Map.has_key?(acc, pid) do
+          acc
+        else
+          label = label(pid, mods) || "?"
+          at(now - t0, "#{label} runs on #{where(names, pid)}")
+          Map.put(acc, pid, label)
+        end
+      end)
+
+    r = Enum.count(rows, &(elem(&1, 0) == :restarting))
+    if r != restarting, do: at(now - t0, "#{r} child(ren) listed as :restarting")
+
+    cond do
+      done?.(known, r) ->
+        {known, now - t0}
+
+      now > deadline ->
+        raise Demo.Failed,
+              "which_children on A did not settle within #{div(deadline - t0, 1000)} ms " <>
+                "(last seen: #{inspect(Enum.sort(Map.values(known)))}, #{r} restarting)"
+
+      true ->
+        Process.sleep(5)
+        loop(sup, known, r, t0, names, done?, deadline)
+    end
+  end
+
+  def where(names, pid), do: "#{Map.get(names, node(pid), node(pid))} (#{inspect(pid)})"
+
+  defp at(us, what),
+    do: IO.puts("  see  +#{String.pad_leading(Demo.ms(us), 9)}  which_children on A: #{what}")
+end
+
 # The modules below run on both Elixir nodes: their object code is loaded onto the second node
 # with :code.load_binary/3 (a script's modules exist only in the memory of the node that ran it).
 # `defmodule` returns the binary.
@@ -110,6 +211,16 @@ end
     def handle_call(:bump, _from, n), do: {:reply, n + 1, n + 1}
   end
 
+{:module, _, sup_worker_beam, _} =
+  defmodule Demo.SupWorker do
+    @moduledoc "A BEAM child of the demo's supervisor: a GenServer that answers :label with its argument."
+    use GenServer
+
+    def start_link(label), do: GenServer.start_link(__MODULE__, label)
+    def init(label), do: {:ok, label}
+    def handle_call(:label, _from, label), do: {:reply, label, label}
+  end
+
 {:module, _, remote_beam, _} =
   defmodule Demo.Remote do
     @moduledoc "What the demo runs on an Elixir node through :erpc."
@@ -121,6 +232,24 @@ end
 
       spawn(fn ->
         result = HordeC.Registry.start_link(opts)
+        send(caller, {ref, result})
+        if match?({:ok, _}, result), do: Process.sleep(:infinity)
+      end)
+
+      receive do
+        {^ref, result} -> result
+      after
+        15_000 -> {:error, :start_timeout}
+      end
+    end
+
+    # The same for the supervisor's member on this node.
+    def start_sup(opts) do
+      caller = self()
+      ref = make_ref()
+
+      spawn(fn ->
+        result = HordeC.DynamicSupervisor.start_link(opts)
         send(caller, {ref, result})
         if match?({:ok, _}, result), do: Process.sleep(:infinity)
       end)
@@ -350,7 +479,11 @@ if length(c_nodes) >= 2 do
 
   {:ok, _} = :erpc.call(there, Application, :ensure_all_started, [:horde_c])
 
-  for {mod, beam} <- [{Demo.Counter, counter_beam}, {Demo.Remote, remote_beam}],
+  for {mod, beam} <- [
+        {Demo.Counter, counter_beam},
+        {Demo.SupWorker, sup_worker_beam},
+        {Demo.Remote, remote_beam}
+      ],
       do: {:module, ^mod} = :erpc.call(there, :code, :load_binary, [mod, ~c"demo.exs", beam])
 
   Demo.doing("started #{there} (OTP :peer), with the horde_c application")
@@ -431,7 +564,118 @@ if length(c_nodes) >= 2 do
 
   Demo.seen("a call by name from B now exits with :noproc")
 
-  Demo.section("kill -9 of a C node: live names survive")
+  # ---------------------------------------------------------------- the supervisor, C and BEAM children
+
+  alias HordeC.DynamicSupervisor, as: DSup
+  sup = DemoSup
+  nick = %{h1 => "h1", h2 => "h2", here => "A", there => "B"}
+
+  Demo.section("a supervisor on both Elixir nodes (HordeC.DynamicSupervisor)")
+  {:ok, _} = DSup.start_link(name: sup, strategy: :one_for_one, hordec: [h1, h2])
+
+  {:ok, _} =
+    :erpc.call(there, Demo.Remote, :start_sup, [
+      [name: sup, strategy: :one_for_one, hordec: [h2, h1]]
+    ])
+
+  Demo.doing(
+    "on A: HordeC.DynamicSupervisor.start_link(name: #{inspect(sup)}, strategy: :one_for_one, hordec: [h1, h2])"
+  )
+
+  Demo.doing("on B: the same with hordec: [h2, h1]")
+  members = Enum.sort([{sup, h1}, {sup, h2}, {sup, here}, {sup, there}])
+
+  alive_on = fn n ->
+    for(%{status: :alive, name: m} <- :erpc.call(n, DSup, :members_info, [sup]), do: m)
+    |> Enum.sort()
+  end
+
+  for {label, n} <- [{node_a, here}, {node_b, there}],
+      do: Demo.await!("4 alive members on #{label}", fn -> alive_on.(n) end, &(&1 == members))
+
+  Demo.seen(
+    "4 members, alive on A and on B: the replicas on h1 and h2 (they run C workers), A and B (they run BEAM children)"
+  )
+
+  Demo.section("children spread over the C and the BEAM members")
+  # Placement is the hash ring over the members able to run a child (replicas for C workers, BEAM
+  # members for the others), computed from the child spec: pick specs that land on each member.
+  pick = fn make, target, count ->
+    picked =
+      1..1000
+      |> Stream.map(make)
+      |> Stream.filter(&(DSup.placement(sup, elem(&1, 1)) == {:ok, {sup, target}}))
+      |> Enum.take(count)
+
+    Demo.expect!(length(picked) == count, "#{count} specs placed on #{nick[target]}", picked)
+  end
+
+  # {label, child spec}: every child carries its label in its argument, and answers with it.
+  echo = fn restart ->
+    fn i ->
+      label = if restart == :temporary, do: "temp-echo-#{i}", else: "echo-#{i}"
+      {label, {HordeC.CWorker, type: "echo", arg: label, restart: restart}}
+    end
+  end
+
+  kv = fn i -> {"kv-#{i}", {HordeC.CWorker, type: "kv", arg: %{label: "kv-#{i}"}}} end
+
+  gen = fn restart ->
+    fn i ->
+      label = if restart == :temporary, do: "temp-gen-#{i}", else: "gen-#{i}"
+      {label, Supervisor.child_spec({Demo.SupWorker, label}, restart: restart)}
+    end
+  end
+
+  plan =
+    pick.(echo.(:permanent), h1, 3) ++
+      pick.(echo.(:permanent), h2, 3) ++
+      pick.(kv, h1, 1) ++
+      pick.(kv, h2, 1) ++
+      pick.(gen.(:permanent), here, 3) ++
+      pick.(gen.(:permanent), there, 3) ++
+      pick.(echo.(:temporary), h1, 1) ++ pick.(gen.(:temporary), there, 1)
+
+  Demo.doing(
+    "on A: start_child for #{length(plan)} children: echo and kv C workers ({HordeC.CWorker, type: ..., arg: ...}),"
+  )
+
+  Demo.doing("      Demo.SupWorker GenServers; two of them :temporary, the others :permanent")
+
+  started =
+    for {label, spec} <- plan do
+      {:ok, pid} = DSup.start_child(sup, spec)
+      Demo.show(label, "runs on #{Demo.Sup.where(nick, pid)}")
+      {pid, label}
+    end
+
+  for {pid, label} <- started do
+    {:ok, {_, want}} = DSup.placement(sup, elem(List.keyfind(plan, label, 0), 1))
+    Demo.expect!(node(pid) == want, "#{label} on #{nick[want]}", node(pid))
+  end
+
+  Demo.await!(
+    "#{length(plan)} children in which_children on B",
+    fn -> length(:erpc.call(there, DSup, :which_children, [sup])) end,
+    &(&1 == length(plan))
+  )
+
+  on_node = fn n -> Enum.count(started, &(node(elem(&1, 0)) == n)) end
+
+  Demo.seen(
+    "h1: #{on_node.(h1)}, h2: #{on_node.(h2)}, A: #{on_node.(here)}, B: #{on_node.(there)} children; " <>
+      "which_children on A and on B lists all #{length(plan)}"
+  )
+
+  echo_pid = started |> Enum.find(&String.starts_with?(elem(&1, 1), "echo-")) |> elem(0)
+
+  Demo.expect_eq!("an echo through a C child", {:hi, [1, 2]}, fn ->
+    GenServer.call(echo_pid, {:echo, {:hi, [1, 2]}})
+  end)
+
+  Demo.seen("GenServer.call(#{inspect(echo_pid)}, {:echo, {:hi, [1, 2]}}) -> {:hi, [1, 2]}")
+
+  Demo.section("kill -9 of a C node: names survive, C children come back elsewhere")
   survivor = {:via, Registry, {reg, "survivor"}}
   b_side = {:via, Registry, {reg, "b-side"}}
   Demo.doing("on A: start Demo.Counter as \"survivor\" (registered through #{h1}, A's replica)")
@@ -472,11 +716,32 @@ if length(c_nodes) >= 2 do
   _ = Demo.listener_events()
 
   Demo.doing(
-    "kill -9 #{os_pid}   (#{h1}: A's replica, through which \"survivor\" was registered)"
+    "kill -9 #{os_pid}   (#{h1}: A's replica, through which \"survivor\" was registered, " <>
+      "and where #{on_node.(h1)} C children run)"
   )
+
+  # What must run once the supervisor has dealt with h1's death: every child, except the temporary
+  # one that ran on h1 (temporary children are not restarted), and nothing on h1.
+  after_h1 =
+    for {pid, label} <- started,
+        node(pid) != h1 or not String.starts_with?(label, "temp-"),
+        do: label
+
+  settled = fn want, dead ->
+    fn known, restarting ->
+      restarting == 0 and Enum.sort(Map.values(known)) == Enum.sort(want) and
+        not Enum.any?(Map.keys(known), &(node(&1) in dead))
+    end
+  end
 
   {_, 0} = System.cmd("kill", ["-9", os_pid])
   t_kill = System.monotonic_time(:microsecond)
+
+  # Meanwhile, which_children on A, polled and printed as it changes.
+  sup_watch =
+    Task.async(fn ->
+      Demo.Sup.watch(sup, Map.new(started), t_kill, nick, settled.(after_h1, [h1]), 10_000)
+    end)
 
   # From the kill until A has failed over to h2 and 300 ms more, read both names on both nodes
   # over and over: a name that survives must never go missing on the way.
@@ -545,7 +810,89 @@ if length(c_nodes) >= 2 do
 
   Demo.seen("on B: \"after-kill\" is #{inspect(ak)}, #{Demo.ms(us)} later")
 
-  :ok = :peer.stop(peer)
+  {known, us} = Task.await(sup_watch, 15_000)
+
+  Demo.seen(
+    "the supervisor: #{on_node.(h1) - 1} permanent C children of h1 run on h2, #{Demo.ms(us)} after the kill; " <>
+      "its temporary one was not restarted; A is attached to #{elem(Attachment.replica(sup), 1)} now"
+  )
+
+  Demo.expect_eq!("A's supervisor replica", {sup, h2}, fn -> Attachment.replica(sup) end)
+
+  Demo.section("kill -9 of Elixir node B: its children come back on A")
+  b_os = :erpc.call(there, :os, :getpid, []) |> List.to_string()
+  b_cmd = File.read!("/proc/#{b_os}/cmdline") |> String.replace(<<0>>, " ")
+  Demo.expect!(b_cmd =~ peer_name, "pid #{b_os} to be #{there}", b_cmd)
+  # B's :peer controller is linked to this process: B's death must not take the script with it.
+  Process.unlink(peer)
+  on_b = Enum.count(known, fn {pid, _} -> node(pid) == there end)
+
+  after_b =
+    for {pid, label} <- known,
+        node(pid) != there or not String.starts_with?(label, "temp-"),
+        do: label
+
+  Demo.doing(
+    "kill -9 #{b_os}   (#{there}: B, where #{on_b} BEAM children run, one of them temporary)"
+  )
+
+  {_, 0} = System.cmd("kill", ["-9", b_os])
+  t_kill_b = System.monotonic_time(:microsecond)
+
+  {_known, us} =
+    Demo.Sup.watch(sup, known, t_kill_b, nick, settled.(after_b, [h1, there]), 10_000)
+
+  Demo.seen(
+    "B's #{on_b - 1} permanent children run on A, #{Demo.ms(us)} after the kill; its temporary one is gone"
+  )
+
+  Demo.section("afterwards: every permanent child runs exactly once")
+  rows = Demo.Sup.rows(sup)
+  Demo.expect!(Enum.all?(rows, &is_pid(elem(&1, 0))), "no child :restarting", rows)
+  labels = for {pid, mods} <- rows, do: Demo.Sup.label(pid, mods)
+  permanent = for {label, _} <- plan, not String.starts_with?(label, "temp-"), do: label
+
+  Demo.expect!(
+    Enum.sort(labels) == Enum.sort(permanent),
+    "each of the #{length(permanent)} permanent children exactly once, answering from its process",
+    Enum.sort(labels)
+  )
+
+  c_pids = for {pid, [HordeC.CWorker]} <- rows, do: pid
+  beam_pids = for {pid, mods} <- rows, mods != [HordeC.CWorker], do: pid
+  Demo.expect!(Enum.all?(c_pids, &(node(&1) == h2)), "every C child on h2", c_pids)
+
+  # No stray copy on A: the live Demo.SupWorker processes here are exactly the listed ones.
+  live_workers =
+    for pid <- Process.list(),
+        :proc_lib.translate_initial_call(pid) == {Demo.SupWorker, :init, 1},
+        do: pid
+
+  Demo.expect!(
+    Enum.sort(live_workers) == Enum.sort(beam_pids),
+    "the Demo.SupWorker processes on A to be exactly the listed BEAM children",
+    {live_workers, beam_pids}
+  )
+
+  from_h2 = GenServer.call({sup, h2}, :count_children, 5_000)
+
+  Demo.expect!(
+    from_h2.active == length(permanent) and from_h2.specs == length(permanent),
+    "h2's replica to count #{length(permanent)} active children",
+    from_h2
+  )
+
+  Demo.seen(
+    "which_children on A: #{length(rows)} children, each permanent one exactly once " <>
+      "(#{length(c_pids)} C workers on h2, #{length(beam_pids)} GenServers on A), none :restarting"
+  )
+
+  Demo.seen("the live Demo.SupWorker processes on A are exactly those #{length(beam_pids)}")
+  Demo.seen("h2's replica counts the same: #{inspect(from_h2)}")
+
+  Demo.seen(
+    "no temporary child was restarted: #{inspect(for {l, _} <- plan, String.starts_with?(l, "temp-"), do: l)} are gone"
+  )
 end
 
 IO.puts(

@@ -2,7 +2,7 @@
  * public API (include/hordec/), built against an installed libhordec (see README.md next to this file).
  *
  *   kvstore --name kv@127.0.0.1 --cookie SECRET [--connect NODE]... [--register NAME] [--port N]
- *           [--quit-on-eof]
+ *           [--supervisor NAME]... [--quit-on-eof]
  *
  * starts a node, joins a cluster by connecting to every --connect node, and runs one process registered
  * as `kvstore` (or NAME) that answers GenServer calls:
@@ -13,9 +13,25 @@
  *   keys                      -> [Key]
  *   subscribe                 -> ok             the caller then receives {kvstore_expired, Key} whenever a
  *                                               key expires, until it exits
+ *   {start_worker, Type, Arg} -> {ok, Pid} | ignore | {error, Reason}
+ *                                               starts a C worker of a type this program registered
  *   anything else             -> {error, badarg}
  *
  * e.g. from Elixir: GenServer.call({:kvstore, :"kv@127.0.0.1"}, {:put, "k", 42, 1000}).
+ *
+ * It also registers a worker type of its own (hc_worker.h), "counter", so that the node can run counters
+ * as C workers (started with start_worker above, or by a supervisor):
+ *
+ *   init(N)  N an integer: the count starts at N; anything else: {error, {not_an_integer, Arg}}
+ *   incr     -> N + 1, the new count
+ *   get      -> N
+ *   anything else -> {error, badarg}
+ *
+ * With --supervisor NAME (repeatable) the node also hosts a replica of the distributed dynamic supervisor
+ * NAME (hc_supervisor.h), as `hordec --supervisor NAME` does: HordeC.DynamicSupervisor clients attach to it
+ * like to a hordec node, placement can choose it for C workers of the types this program registered
+ * ({HordeC.CWorker, type: "counter", arg: 5} runs here), and on SIGINT/SIGTERM it hands its workers over to
+ * the other members before the node goes.
  *
  * Keys and values are any terms, kept as their external-format bytes; keys are compared by those bytes
  * (the BEAM encodes equal terms alike). Expiry uses the process's own timers, which the runtime cancels
@@ -37,10 +53,14 @@
 #include "hordec/hc_common.h"
 #include "hordec/hc_log.h"
 #include "hordec/hc_runtime.h"
+#include "hordec/hc_supervisor.h"
 #include "hordec/hc_term.h"
+#include "hordec/hc_worker.h"
 
 #define MAX_TTL_MS (UINT64_C(1) << 40) /* about 35 years: anything longer is a mistake, not a TTL */
 #define MAX_CONNECT 16
+#define MAX_SUPERVISORS 8
+#define SHUTDOWN_WAIT_MS 3000 /* how long the replicas may take to hand their workers over */
 
 /* ------------------------------------------------------------------ the store */
 
@@ -235,12 +255,41 @@ static int do_subscribe(void *ctxp, hc_req_args *a)
     return hc_enc_atom_cstr(&c->reply, "ok");
 }
 
+/* Starts a C worker; the caller gets what a supervisor would: the pid, ignore, or why not. */
+static int do_start_worker(void *ctxp, hc_req_args *a)
+{
+    call_ctx *c = ctxp;
+    hc_span type, arg;
+    if (hc_dec_binary(a->p, a->len, &a->i, &type) || hc_dec_term(a->p, a->len, &a->i, &arg) || !hc_req_args_done(a))
+        return HC_EDECODE;
+    hc_proc *p;
+    hc_buf why = {0};
+    int rc = hc_worker_start(c->rt, (const char *)type.p, type.len, arg.p, arg.len, &p, &why);
+    if (rc == HC_OK) {
+        hc_enc_tuple_header(&c->reply, 2);
+        hc_enc_atom_cstr(&c->reply, "ok");
+        hc_enc_pid(&c->reply, hc_proc_pid(p));
+    } else if (rc == HC_WORKER_IGNORE) {
+        hc_enc_atom_cstr(&c->reply, "ignore");
+    } else {
+        hc_enc_tuple_header(&c->reply, 2);
+        hc_enc_atom_cstr(&c->reply, "error");
+        if (why.len && !why.err)
+            hc_enc_raw(&c->reply, why.data, why.len);
+        else
+            hc_enc_atom_cstr(&c->reply, hc_err_atom(rc));
+    }
+    hc_buf_free(&why);
+    return c->reply.err;
+}
+
 static const hc_req_entry requests[] = {
     {"put", 3, do_put},
     {"get", 1, do_get},
     {"delete", 1, do_delete},
     {"keys", 0, do_keys},
     {"subscribe", 0, do_subscribe},
+    {"start_worker", 2, do_start_worker},
 };
 
 /* ------------------------------------------------------------------ the process */
@@ -297,6 +346,66 @@ static const hc_proc_ops kv_ops = {
     .on_terminate = kv_terminate,
 };
 
+/* ------------------------------------------------------------------ the "counter" worker type */
+
+/* A worker's state is whatever init hands back; here one integer on the heap. */
+static int counter_init(hc_worker *w, const uint8_t *arg, size_t len, void **state, hc_buf *reason)
+{
+    (void)w;
+    size_t i = 0;
+    int64_t n;
+    if (hc_dec_long(arg, len, &i, &n) || i != len) {
+        /* start_worker (or the supervisor) answers {error, {not_an_integer, Arg}} */
+        hc_enc_tuple_header(reason, 2);
+        hc_enc_atom_cstr(reason, "not_an_integer");
+        hc_enc_raw(reason, arg, len);
+        return HC_EINVAL;
+    }
+    int64_t *count = malloc(sizeof *count);
+    if (!count)
+        return HC_ENOMEM;
+    *count = n;
+    *state = count;
+    return HC_OK;
+}
+
+/* Exactly the atom `name`. */
+static bool is_request(const uint8_t *req, size_t len, const char *name)
+{
+    size_t i = 0;
+    return hc_dec_is_atom(req, len, &i, name) && i == len;
+}
+
+static void counter_call(hc_worker *w, void *state, const hc_gen_from *from, const uint8_t *req, size_t len)
+{
+    int64_t *count = state;
+    hc_rt *rt = hc_worker_rt(w);
+    if (is_request(req, len, "incr") && *count < INT64_MAX) {
+        ++*count;
+    } else if (!is_request(req, len, "get")) { /* an incr past INT64_MAX lands here too */
+        hc_gen_reply_error(rt, from, "badarg");
+        return;
+    }
+    hc_buf b = {0};
+    hc_enc_long(&b, *count);
+    hc_gen_reply_buf(rt, from, &b);
+    hc_buf_free(&b);
+}
+
+/* Called once however the worker ends (an exit, a kill, a supervisor stopping it, the node stopping). */
+static void counter_terminate(hc_worker *w, void *state, const uint8_t *reason, size_t len)
+{
+    (void)w, (void)reason, (void)len;
+    free(state);
+}
+
+static const hc_worker_type counter_type = {
+    .name = "counter",
+    .init = counter_init,
+    .handle_call = counter_call,
+    .terminate = counter_terminate,
+};
+
 /* ------------------------------------------------------------------ the node */
 
 static void on_node_event(hc_rt *rt, const hc_node_event *ev, void *ud)
@@ -331,12 +440,14 @@ static void *stdin_watch(void *arg)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: kvstore --name NAME@HOST --cookie COOKIE [--connect NODE]... [--register NAME]\n"
-               "               [--port N] [--quit-on-eof]\n");
+               "               [--port N] [--supervisor NAME]... [--quit-on-eof]\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *name = NULL, *cookie = NULL, *regname = "kvstore", *connect[MAX_CONNECT];
+    const char *supervisors[MAX_SUPERVISORS];
+    int nsupervisors = 0;
     int nconnect = 0, port = 0;
     bool quit_on_eof = false;
     for (int i = 1; i < argc; i++) {
@@ -361,6 +472,8 @@ int main(int argc, char **argv)
             port = atoi(v);
         } else if (!strcmp(a, "--connect") && nconnect < MAX_CONNECT) {
             connect[nconnect++] = v;
+        } else if (!strcmp(a, "--supervisor") && nsupervisors < MAX_SUPERVISORS && *v && strlen(v) < 256) {
+            supervisors[nsupervisors++] = v;
         } else {
             fprintf(stderr, "kvstore: unknown or repeated option %s\n", a);
             usage(stderr);
@@ -391,12 +504,24 @@ int main(int argc, char **argv)
     int rc = s ? hc_proc_spawn(rt, &kv_ops, s, hc_atom_intern_cstr(regname), NULL) : HC_ENOMEM;
     if (rc == HC_OK)
         rc = hc_rt_subscribe_nodes(rt, on_node_event, NULL, &nodes_handle);
+    if (rc == HC_OK)
+        rc = hc_worker_type_register(rt, &counter_type);
     if (rc) {
         fprintf(stderr, "kvstore: cannot start the %s process: %s\n", regname, hc_strerror(rc));
         if (!hc_proc_whereis(rt, hc_atom_intern_cstr(regname)))
             free(s); /* a failed spawn left the state with us */
         hc_rt_free(rt);
         return 1;
+    }
+    /* The replicas, after the worker type they may start. */
+    for (int i = 0; i < nsupervisors; i++) {
+        hc_proc *replica;
+        rc = hc_supervisor_replica_start(rt, hc_atom_intern_cstr(supervisors[i]), NULL, &replica);
+        if (rc) {
+            fprintf(stderr, "kvstore: cannot start supervisor %s: %s\n", supervisors[i], hc_strerror(rc));
+            hc_rt_free(rt);
+            return 1;
+        }
     }
     for (int i = 0; i < nconnect; i++)
         hc_rt_connect(rt, hc_atom_intern_cstr(connect[i])); /* joins in the background; see on_node_event */
@@ -414,6 +539,10 @@ int main(int argc, char **argv)
     printf("kvstore ready node=%s port=%u\n", name, hc_rt_port(rt));
     fflush(stdout);
     rc = hc_rt_run(rt);
+    /* Stopped (a signal, or stdin closed): the supervisor replicas hand their workers over to the other
+     * members first, running the loop until the others have it or SHUTDOWN_WAIT_MS passed. */
+    if (rc == HC_OK && nsupervisors > 0)
+        hc_supervisor_replicas_shutdown(rt, SHUTDOWN_WAIT_MS);
 
     /* Nothing may call into the runtime once it is being freed: not a signal, not the watcher. */
     sigset_t stop_sigs;

@@ -34,6 +34,10 @@ typedef enum hc_effect_kind {
     HC_EFF_EVENT,         /* the observable map changed: key `data` now maps to `value` (NULL: removed) */
     HC_EFF_NEIGHBOURS,    /* replace the neighbour set: `data` is a list term [{Name, Node}] (a core whose
                            * membership is replicated data, like the registry, steers its own sync this way) */
+    HC_EFF_LOCAL,         /* an action for the process hosting the core, `data` a term the core documents (the
+                           * supervisor: start or stop a C worker of this node). The host hands it to its env,
+                           * which may give back a result term; the host feeds that to ops->local right after
+                           * the effects it is draining, so the core sees the outcome before any other input */
 } hc_effect_kind;
 
 /* One effect. Pointers are borrowed: valid until the next pop_effect or any other call into the core. */
@@ -97,6 +101,9 @@ typedef struct hc_core_ops {
     int (*stats)(const void *core, const hc_host_stats *host, hc_buf *out);
     /* Frees the core. */
     void (*free)(void *core);
+    /* A term from the process hosting the core (the result of an HC_EFF_LOCAL action, or an event only that
+     * process sees). NULL for cores without local actions. */
+    int (*local)(void *core, const uint8_t *msg, size_t len, hc_time now);
     /* True for a core whose membership is replicated data (the registry): the host then also accepts a replica
      * message from a process registered under the core's own name on another node that is not (yet) a
      * neighbour — it adds it as one and delivers the message — so a replica nobody told its membership learns

@@ -205,6 +205,8 @@ bool hc_crdt_context_has(const hc_crdt *r, uint64_t replica_id, uint64_t counter
 int hc_crdt_check(const hc_crdt *r, char *why, size_t why_len);
 /* True when nothing is queued, unacknowledged or being repaired for any neighbour. */
 bool hc_crdt_idle(const hc_crdt *r);
+/* The same, over the neighbours that are up only (a node that stops waits for those it can still reach). */
+bool hc_crdt_idle_reachable(const hc_crdt *r);
 
 /* ---- the map as an hc_core (hc_core.h), so a host can run it ----
  *

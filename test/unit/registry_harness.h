@@ -263,6 +263,7 @@ static inline void h_pump(h_world *w, int i)
             break;
         case HC_EFF_EVENT: h_mirror(r, &e); break;
         case HC_EFF_SEND_PID: fail_msg("the registry core sends no plain messages"); break;
+        case HC_EFF_LOCAL: fail_msg("the registry core has no local actions"); break;
         case HC_EFF_NEIGHBOURS: h_neighbours(w, i, e.data, e.len); break;
         }
     }

@@ -2,7 +2,7 @@ defmodule HordeC.Attachment do
   @moduledoc """
   The BEAM side of a replicated core hosted by `hordec` nodes: attach, mirror, fail over.
 
-  One process per BEAM node and replicated object (a registry, later a supervisor), registered
+  One process per BEAM node and replicated object (a registry, a supervisor), registered
   under the object's name, does the parts that are the same for every kind of object:
 
     * **attach** to the first reachable `hordec` node of its list: create the replica there
@@ -24,7 +24,8 @@ defmodule HordeC.Attachment do
       failover, and answers the caller when the replica's reply comes, i.e. once the local mirror
       shows the write (read-your-writes, see `call/4`).
 
-  The object-specific parts are callbacks (the registry's are in `lib/horde_c/registry/mirror.ex`).
+  The object-specific parts are callbacks (the registry's are in `lib/horde_c/registry/mirror.ex`,
+  the supervisor's in `lib/horde_c/dynamic_supervisor/mirror.ex`).
 
   ## Tables
 
@@ -105,7 +106,25 @@ defmodule HordeC.Attachment do
   @doc "Called before a write is forwarded or a barrier answered: send what the replica must see first."
   @callback flush(addr() | nil, state :: term()) :: state :: term()
 
-  @optional_callbacks flush: 2
+  @doc """
+  Called when the replica `addr` exists and is about to receive the attach request: messages
+  sent to it from here arrive before that request (e.g. reports the previous replica may have
+  lost, which the attach must not contradict).
+  """
+  @callback before_attach(addr(), state :: term()) :: state :: term()
+
+  @doc """
+  Whether the replica no longer holds this attachment's record (it dropped it: attach again),
+  judged from a snapshot or from a batch of diffs. Default: the registry's `{:client, pid}`
+  record (docs/registry.md §5) is missing from the snapshot, or removed by a diff.
+  """
+  @callback attach_lost?({:snapshot, [entry()]} | {:diffs, [diff()]}, state :: term()) ::
+              boolean()
+
+  @doc "The attachment process is stopping (`addr` is nil while detached)."
+  @callback terminate(reason :: term(), addr() | nil, state :: term()) :: term()
+
+  @optional_callbacks flush: 2, before_attach: 2, attach_lost?: 2, terminate: 3
 
   @default_attach_timeout 5_000
   @ensure_interval 1_000
@@ -290,6 +309,8 @@ defmodule HordeC.Attachment do
           ensuring: nil,
           retry: @retry_min,
           retry_timer: nil,
+          # The last {:reattach, gen} acted on, and the wait before the next one (backoff).
+          reattached: {System.monotonic_time(:millisecond) - 2 * @retry_max, 0},
           refused: [],
           # Writes: forwarded and unanswered (tag => {from, request, deadline}), waiting for an
           # attachment (newest first), and answered while the mirror resyncs.
@@ -368,6 +389,9 @@ defmodule HordeC.Attachment do
 
   def handle_call(:state, _from, s), do: {:reply, Map.drop(s, [:mst]), s}
 
+  # A request meant for a replica (a `:hordec` list naming a BEAM node running this object too).
+  def handle_call(_request, _from, s), do: {:reply, {:error, :not_a_replica}, s}
+
   @impl true
   # The stream protocol (epochs, sequence numbers, snapshot parts) is HordeC.Mirror's; with
   # storage: :owner it keeps no copy of the map, the callback holds it in its own shape.
@@ -434,8 +458,26 @@ defmodule HordeC.Attachment do
     end
   end
 
-  def handle_info({:reattach, gen}, %{gen: gen, phase: :live} = s),
-    do: {:noreply, reattach(s, "its attach record left the replica")}
+  def handle_info({:reattach, gen}, %{gen: gen, phase: :live} = s) do
+    # A replica that keeps dropping the record (or a client and replica that disagree on its
+    # shape) must not make this a tight loop: attaching again soon after the last time waits.
+    now = System.monotonic_time(:millisecond)
+    {last, delay} = s.reattached
+
+    cond do
+      now - last >= @retry_max * 2 ->
+        s = %{s | reattached: {now, 0}}
+        {:noreply, reattach(s, "its attach record left the replica")}
+
+      now - last >= delay ->
+        s = %{s | reattached: {now, min(max(delay * 2, @retry_min), @retry_max)}}
+        {:noreply, reattach(s, "its attach record left the replica")}
+
+      true ->
+        Process.send_after(self(), {:reattach, gen}, delay - (now - last))
+        {:noreply, s}
+    end
+  end
 
   def handle_info({:reattach, _gen}, s), do: {:noreply, s}
 
@@ -469,7 +511,10 @@ defmodule HordeC.Attachment do
   end
 
   @impl true
-  def terminate(_reason, _s), do: :ok
+  def terminate(reason, s) do
+    if function_exported?(s.mod, :terminate, 3), do: s.mod.terminate(reason, s.addr, s.mst)
+    :ok
+  end
 
   # ------------------------------------------------------------------ stream
 
@@ -477,12 +522,10 @@ defmodule HordeC.Attachment do
     {members, rest} = Enum.split_with(entries, &match?({{:member, _}, _}, &1))
     load_members(s.table, members)
     mst = s.mod.handle_snapshot(rest, s.reason, s.addr, s.mst)
-    me = self()
 
     # The attach wrote our record before we subscribed: a (re)snapshot without it means the
     # replica dropped it since.
-    unless Enum.any?(rest, &match?({{:client, ^me}, _}, &1)),
-      do: send(self(), {:reattach, s.gen})
+    if attach_lost?(s, {:snapshot, rest}), do: send(self(), {:reattach, s.gen})
 
     went_live(%{s | mst: mst, phase: :live})
   end
@@ -491,23 +534,39 @@ defmodule HordeC.Attachment do
     {members, rest} = Enum.split_with(diffs, &member_diff?/1)
     Enum.each(members, &apply_member(s.table, &1))
     mst = if rest == [], do: s.mst, else: s.mod.handle_diffs(rest, s.addr, s.mst)
-    me = self()
     # Our own attach record removed (docs/registry.md §5): attach again, after this batch.
-    if Enum.any?(rest, &match?({:remove, {:client, ^me}}, &1)),
-      do: send(self(), {:reattach, s.gen})
+    if rest != [] and attach_lost?(s, {:diffs, rest}), do: send(self(), {:reattach, s.gen})
 
     %{s | mst: mst}
+  end
+
+  defp attach_lost?(s, what) do
+    if function_exported?(s.mod, :attach_lost?, 2),
+      do: s.mod.attach_lost?(what, s.mst),
+      else: default_attach_lost?(what)
+  end
+
+  defp default_attach_lost?({:snapshot, entries}) do
+    me = self()
+    not Enum.any?(entries, &match?({{:client, ^me}, _}, &1))
+  end
+
+  defp default_attach_lost?({:diffs, diffs}) do
+    me = self()
+    Enum.any?(diffs, &match?({:remove, {:client, ^me}}, &1))
   end
 
   defp member_diff?({:add, {:member, _}, _}), do: true
   defp member_diff?({:remove, {:member, _}}), do: true
   defp member_diff?(_), do: false
 
+  # `removed` is a supervisor's tombstone for a member that left (docs/supervisor.md §2): not a member.
+  defp apply_member(table, {:add, {:member, m}, :removed}), do: :ets.delete(table, {:member, m})
   defp apply_member(table, {:add, {:member, m}, _}), do: :ets.insert(table, {{:member, m}, true})
   defp apply_member(table, {:remove, {:member, m}}), do: :ets.delete(table, {:member, m})
 
   defp load_members(table, members) do
-    new = MapSet.new(members, fn {{:member, m}, _} -> m end)
+    new = for {{:member, m}, v} <- members, v != :removed, into: MapSet.new(), do: m
     old = :ets.match(table, {{:member, :"$1"}, :_}) |> MapSet.new(&hd/1)
     for m <- MapSet.difference(old, new), do: :ets.delete(table, {:member, m})
     for m <- MapSet.difference(new, old), do: :ets.insert(table, {{:member, m}, true})
@@ -636,9 +695,10 @@ defmodule HordeC.Attachment do
     t = s.attach_timeout
 
     with :ok <- connect(node),
-         {:ok, {:ok, _pid}} <- safe_call({:hordec, node}, s.mod.start_request(s.mst), t),
+         :ok <- start_replica(node, s.mod.start_request(s.mst), t),
          mon = Process.monitor(addr),
-         {req, mst} = s.mod.attach_request(reason, s.mst),
+         mst = before_attach(s, addr),
+         {req, mst} = s.mod.attach_request(reason, mst),
          {:ok, reply} <- safe_call(addr, req, t) |> demonitor_on_error(mon),
          {:ok, mst} <- s.mod.attached(reply, addr, mst) |> refusal() |> demonitor_on_error(mon),
          mirror = Mirror.new(addr, storage: :owner, timeout: t, drop_seq: s.drop_seq),
@@ -654,6 +714,23 @@ defmodule HordeC.Attachment do
       {:refused, _} = why -> {:error, why, s}
       {:error, why} -> {:error, why, s}
     end
+  end
+
+  # The object's replica on `node`, created through its control process. A node without one (a C
+  # program embedding the runtime, which starts its replicas itself) is attached to directly: the
+  # attach request then fails with :noproc if no replica runs there either.
+  defp start_replica(node, request, timeout) do
+    case safe_call({:hordec, node}, request, timeout) do
+      {:ok, {:ok, _pid}} -> :ok
+      {:error, :noproc} -> :ok
+      other -> other
+    end
+  end
+
+  defp before_attach(s, addr) do
+    if function_exported?(s.mod, :before_attach, 2),
+      do: s.mod.before_attach(addr, s.mst),
+      else: s.mst
   end
 
   defp refusal({:error, why}), do: {:refused, why}
@@ -691,11 +768,18 @@ defmodule HordeC.Attachment do
       [] ->
         s
 
-      _missing ->
-        wanted = Enum.uniq(current ++ mine)
+      missing ->
         # Synchronous, so that the diffs it causes come before any barrier answered later.
-        safe_call(s.addr, {:set_members, wanted}, s.attach_timeout)
-        s
+        # Adding is race-free where the replica offers it; replacing with what this mirror shows
+        # would drop a member the replica learned meanwhile (another node's attach).
+        case safe_call(s.addr, {:add_members, missing}, s.attach_timeout) do
+          {:ok, :ok} ->
+            s
+
+          _unsupported ->
+            safe_call(s.addr, {:set_members, Enum.uniq(current ++ mine)}, s.attach_timeout)
+            s
+        end
     end
   end
 
@@ -731,9 +815,7 @@ defmodule HordeC.Attachment do
         pid =
           spawn_link(fn ->
             for node <- nodes do
-              ok? =
-                connect(node) == :ok and
-                  match?({:ok, {:ok, _}}, safe_call({:hordec, node}, req, t))
+              ok? = connect(node) == :ok and start_replica(node, req, t) == :ok
 
               send(me, {:ensured, node, ok?})
             end

@@ -1,10 +1,12 @@
 defmodule HordeC.Cluster do
   @moduledoc """
-  Membership of replicated HordeC objects (today `HordeC.Registry`), with `Horde.Cluster`'s API.
+  Membership of replicated HordeC objects (`HordeC.Registry`, `HordeC.DynamicSupervisor`), with
+  `Horde.Cluster`'s API.
 
-  The members are the replicas `{name, hordec_node}` that replicate an object with each other.
-  Membership is itself replicated data: setting it through any BEAM node's process sets it
-  everywhere.
+  The members are the replicas `{name, hordec_node}` that replicate an object with each other;
+  a supervisor's members also include the BEAM nodes running it, `{name, beam_node}` (the only
+  ones that run its BEAM children). Membership is itself replicated data: setting it through any
+  BEAM node's process sets it everywhere.
   """
 
   alias HordeC.Attachment
@@ -13,10 +15,13 @@ defmodule HordeC.Cluster do
   @type member :: {atom(), node()} | atom()
 
   @doc """
-  Replaces the members of the object registered locally as `name` (e.g. a registry).
+  Replaces the members of the object registered locally as `name` (a registry or a supervisor).
 
   Removing a member also removes the registrations of the BEAM nodes attached through it
-  (as Horde does when a node leaves). Returns `:ok` once this node's reads (`members/1`) show the
+  (as Horde does when a node leaves); for a supervisor, the children of a removed member are
+  restarted on the remaining ones (and the removed member stops its copies). A bare `name`
+  stands for `{name, h}` for every hordec node the local process uses: list a supervisor's BEAM
+  members as `{name, node}`. Returns `:ok` once this node's reads (`members/1`) show the
   new membership; exits like any HordeC write when no hordec node answers within `timeout`.
   """
   @spec set_members(atom(), [member()], timeout()) :: :ok

@@ -500,7 +500,9 @@ static int do_delete_meta(void *ctx, hc_req_args *a)
 
 /* {set_members, [{Name, Node}]} -> ok: members not listed are removed, listed ones added (existing ones are
  * left alone). Replicated data: every replica that syncs with this one follows. */
-static int do_set_members(void *ctx, hc_req_args *a)
+/* {set_members, [{Name, Node}]} replaces the membership; {add_members, [{Name, Node}]} only adds (a client with
+ * members: :auto adds its nodes' replicas without removing what its view may not show yet). */
+static int members_request(void *ctx, hc_req_args *a, bool replace)
 {
     rq *r = ctx;
     reg_core *c = r->c;
@@ -521,7 +523,7 @@ static int do_set_members(void *ctx, hc_req_args *a)
         n++;
     }
     hc_buf k = {0};
-    for (size_t m = 0; m < c->nmem; m++) {
+    for (size_t m = 0; replace && m < c->nmem; m++) {
         bool keep = false;
         for (size_t j = 0; j < n && !keep; j++)
             keep = want[j].name == c->members[m].name && want[j].node == c->members[m].node;
@@ -545,6 +547,9 @@ static int do_set_members(void *ctx, hc_req_args *a)
     reply_rc(c, r->token, HC_OK);
     return HC_OK;
 }
+
+static int do_set_members(void *ctx, hc_req_args *a) { return members_request(ctx, a, true); }
+static int do_add_members(void *ctx, hc_req_args *a) { return members_request(ctx, a, false); }
 
 /* members -> [{Name, Node}] in term order (the engine's events keep c->members sorted). */
 static int do_members(void *ctx, hc_req_args *a)
@@ -677,6 +682,7 @@ static const hc_req_entry requests[] = {
     {"put_meta", 2, do_put_meta},
     {"delete_meta", 1, do_delete_meta},
     {"set_members", 1, do_set_members},
+    {"add_members", 1, do_add_members},
     {"members", 0, do_members},
     {"lookup", 1, do_lookup},
     {"attach", 2, do_attach},

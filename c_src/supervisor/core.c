@@ -314,14 +314,29 @@ static void reply_ok(rq *r) { hc_reply_queue_push_atom(&r->c->replies, r->token,
 
 static const char shutting_msg[] = "this node is shutting down.";
 
-/* {start_child, {Kind, Restart, Hash, Body}} */
-static int do_start_child(void *ctx, hc_req_args *a)
+/* {start_child, {Kind, Restart, Hash, Body}} and {start_child, {Kind, Restart, Hash, Body}, Id} */
+static int start_child(rq *r, hc_req_args *a, bool with_id)
 {
-    rq *r = ctx;
     sup_core *c = r->c;
     sup_child_val v;
-    if (sup_parse_spec(a->p, a->len, &a->i, &v) || !hc_req_args_done(a) || hc_term_check(v.body.p, v.body.len))
+    uint64_t id = 0;
+    if (sup_parse_spec(a->p, a->len, &a->i, &v) || (with_id && !arg_id(a, &id)) || !hc_req_args_done(a) ||
+        hc_term_check(v.body.p, v.body.len))
         return HC_EINVAL;
+    sup_child *known = id ? sup_child_get(c, id, false) : NULL;
+    if (known && (known->has_record || known->op)) {
+        /* asked again (the caller's client failed over and sent it once more): this is the same child */
+        if (known->has_record && known->m_name) {
+            hc_buf b = {0};
+            hc_enc_tuple_header(&b, 2);
+            hc_enc_atom_cstr(&b, "ok");
+            hc_enc_pid(&b, &known->pid);
+            sup_reply(c, r->token, &b);
+        } else {
+            hc_reply_queue_push_error(&c->replies, r->token, "already_starting");
+        }
+        return HC_OK;
+    }
     if (v.body.len + v.kind_restart_hash.len + 256 > c->max_message_bytes) {
         hc_reply_queue_push_error(&c->replies, r->token, "too_big");
         return HC_OK;
@@ -346,9 +361,13 @@ static int do_start_child(void *ctx, hc_req_args *a)
         hc_reply_queue_push_error(&c->replies, r->token, why);
         return HC_OK;
     }
-    sup_start_on(c, m, sup_new_id(c), &v, true, r->token, r->now);
+    sup_start_on(c, m, id ? id : sup_new_id(c), &v, true, r->token, r->now);
     return HC_OK;
 }
+
+static int do_start_child(void *ctx, hc_req_args *a) { return start_child(ctx, a, false); }
+/* {start_child, Spec, Id}: the caller chose the id (so that asking twice is starting once). */
+static int do_start_child_id(void *ctx, hc_req_args *a) { return start_child(ctx, a, true); }
 
 /* {terminate_child, Pid} */
 static int do_terminate_child(void *ctx, hc_req_args *a)
@@ -669,8 +688,10 @@ static int do_set_options(void *ctx, hc_req_args *a)
     return HC_OK;
 }
 
-/* {set_members, [{Name, Node}]}: replaces the listed members (auto-joined BEAM members included). */
-static int do_set_members(void *ctx, hc_req_args *a)
+/* {set_members, [{Name, Node}]} replaces the listed members (auto-joined BEAM members included);
+ * {add_members, [{Name, Node}]} only adds (an :auto client adds its hordec nodes' replicas without removing what
+ * its view may not show yet). */
+static int members_request(void *ctx, hc_req_args *a, bool replace)
 {
     rq *r = ctx;
     sup_core *c = r->c;
@@ -701,7 +722,7 @@ static int do_set_members(void *ctx, hc_req_args *a)
         bool keep = false;
         for (size_t j = 0; j < n && !keep; j++)
             keep = want[j].name == m->name && want[j].node == m->node;
-        if (m->listed && !keep)
+        if (replace && m->listed && !keep)
             sup_remove_member(c, m->name, m->node, r->now);
     }
     for (size_t j = 0; j < n; j++) {
@@ -713,6 +734,9 @@ static int do_set_members(void *ctx, hc_req_args *a)
     reply_ok(r);
     return HC_OK;
 }
+
+static int do_set_members(void *ctx, hc_req_args *a) { return members_request(ctx, a, true); }
+static int do_add_members(void *ctx, hc_req_args *a) { return members_request(ctx, a, false); }
 
 static int do_members(void *ctx, hc_req_args *a)
 {
@@ -868,6 +892,7 @@ static int do_terminated(void *ctx, hc_req_args *a) { return member_answer(ctx, 
 static const hc_req_entry requests[] = {
     {"attach", 3, do_attach},
     {"start_child", 1, do_start_child},
+    {"start_child", 2, do_start_child_id},
     {"terminate_child", 1, do_terminate_child},
     {"child_restarted", 3, do_child_restarted},
     {"child_exited", 3, do_child_exited},
@@ -877,6 +902,7 @@ static const hc_req_entry requests[] = {
     {"detach", 1, do_detach},
     {"set_options", 1, do_set_options},
     {"set_members", 1, do_set_members},
+    {"add_members", 1, do_add_members},
     {"members", 0, do_members},
     {"which_children", 0, do_which_children},
     {"count_children", 0, do_count_children},

@@ -10,7 +10,7 @@
  *                                            | {error, not_attached} (client Owner without attach) | {error, badarg}
  *   {unregister, Key, Pid}                -> ok          {unregister_keys, Pid, [Key]} -> ok
  *   {update_value, Key, Pid, Value}       -> ok | error  {pids_down, Owner, [Pid]}     -> ok
- *   {put_meta, K, V} | {delete_meta, K}   -> ok          {set_members, [{Name, Node}]} -> ok
+ *   {put_meta, K, V} | {delete_meta, K}   -> ok          {set_members | add_members, [{Name, Node}]} -> ok
  *   members -> [{Name, Node}]             {lookup, Key} -> [{Pid, Value}]
  *   anything else (or malformed)          -> {error, badarg}, and nothing changes
  *

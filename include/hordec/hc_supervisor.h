@@ -10,7 +10,7 @@
  *   {terminate_child, Pid}                        -> ok | {error, not_found}
  *   {child_restarted, ClientPid, Id, NewPid}      -> ok     {child_exited, ClientPid, Id, delete | relinquish} -> ok
  *   {set_status, ClientPid, shutting_down}        -> ok     {detach, ClientPid} -> ok
- *   {set_options, Opts} -> ok    {set_members, [{Name, Node}]} -> ok    members -> [{Name, Node}]
+ *   {set_options, Opts} -> ok    {set_members | add_members, [{Name, Node}]} -> ok    members -> [{Name, Node}]
  *   which_children -> [...]      count_children -> #{...}
  *   anything else (or malformed)                  -> {error, badarg}, and nothing changes
  *

@@ -170,6 +170,36 @@ static void cluster(s_world *w, int n)
             expect_replica_status(w, i, j, "alive");
 }
 
+/* {start_child, Spec, Id}: the caller's id. Asked again (its client failed over and sent it once more) it is the
+ * same child: the pid of the running one, and no second worker. */
+static void test_start_child_with_id_is_idempotent(void **state)
+{
+    static s_world w;
+    cluster(&w, 2);
+    hc_pid from = caller();
+    size_t n = 0;
+    const uint8_t *r = s_req(&w, 0, &from, &n, "tataautBiu", 3u, "start_child", 4u, "c", "permanent", (uint64_t)7, 2u,
+                             "echo", 1, (uint64_t)4242);
+    hc_pid p = ok_pid(r, n);
+    assert_int_equal(w.start_actions, 1);
+    s_run(&w, 2000);
+    /* the same request at the other replica, once it has the record */
+    r = s_req(&w, 1, &from, &n, "tataautBiu", 3u, "start_child", 4u, "c", "permanent", (uint64_t)7, 2u, "echo", 1,
+              (uint64_t)4242);
+    hc_pid q = ok_pid(r, n);
+    assert_true(hc_pid_eq(&p, &q));
+    assert_int_equal(w.start_actions, 1);
+    assert_int_equal(s_child_count(&w, 1), 1);
+    /* id 0 is not an id */
+    r = s_req(&w, 0, &from, &n, "tataautBiu", 3u, "start_child", 4u, "c", "permanent", (uint64_t)7, 2u, "echo", 1,
+              (uint64_t)0);
+    s_expect(r, n, "taa", 2u, "error", "badarg");
+    s_check(&w);
+    s_all_answered(&w);
+    s_free(&w);
+    (void)state;
+}
+
 /* {set_options, #{Key => N}} */
 static void set_option_n(s_world *w, int i, const char *key, int v)
 {
@@ -1871,6 +1901,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_start_c_worker, s_teardown),
         cmocka_unit_test_teardown(test_failed_start_leaves_nothing, s_teardown),
+        cmocka_unit_test_teardown(test_start_child_with_id_is_idempotent, s_teardown),
         cmocka_unit_test_teardown(test_restart_types, s_teardown),
         cmocka_unit_test_teardown(test_intensity, s_teardown),
         cmocka_unit_test_teardown(test_intensity_many, s_teardown),

@@ -27,9 +27,9 @@ defmodule HordeC.DynamicSupervisor do
   runs.
 
     * `start_child/2` asks the attached replica, which chooses the member with the
-      `:distribution_strategy` (among the members able to run the child: C workers on replicas,
-      BEAM children on BEAM members) and has it start the child. When it returns, this node's
-      reads show the child.
+      `:distribution_strategy` (among the members able to run the child: BEAM children on BEAM
+      members, C workers on replicas whose runtime has their worker type) and has it start the
+      child. When it returns, this node's reads show the child.
     * `which_children/1` and `count_children/1` read the local mirror of the replicated state:
       no call to any member, nothing to hang on a dead one.
     * A child that exits is restarted by its member according to its restart type and the
@@ -250,12 +250,16 @@ defmodule HordeC.DynamicSupervisor do
 
     case remote(supervisor) do
       {:remote, node} ->
-        :erpc.call(node, __MODULE__, :start_child, [local!(supervisor), spec], :infinity)
+        :erpc.call(node, __MODULE__, :start_child, [local!(supervisor), spec], 30_000)
 
       name ->
         case Spec.child(spec) do
           {:ok, child} ->
-            Attachment.call(name, {:start_child, child}, config(name).start_timeout,
+            # The child's id is chosen here, so that the request sent again after a failover names the same
+            # record: the second replica finds the child (or both writes meet in one record and one copy runs).
+            id = :rand.uniform(0x7FFFFFFFFFFFFFFE)
+
+            Attachment.call(name, {:start_child, child, id}, config(name).start_timeout,
               where: {__MODULE__, :start_child, [supervisor, child_spec]}
             )
 

@@ -251,6 +251,21 @@ static void test_monitor_by_name_and_demonitor(void **state)
     assert_null(hc_proc_whereis(w->rt, name)); /* the name goes with the process */
 }
 
+/* A monitor that fired but whose DOWN is not delivered yet (local signals go on the next turn): demonitor still
+ * means no DOWN arrives afterwards. */
+static void test_demonitor_after_the_target_died_drops_the_down(void **state)
+{
+    world *w = *state;
+    hc_ref ref;
+    assert_int_equal(hc_monitor(w->rt, w->procs[0], hc_proc_pid(w->procs[1]), 0, 0, &ref), HC_OK);
+    hc_span killed = hc_reason_killed();
+    hc_proc_exit(w->rt, w->procs[1], killed.p, killed.len);
+    assert_int_equal(hc_demonitor(w->rt, w->procs[0], &ref), HC_OK);
+    run(w);
+    assert_int_equal(w->recs[0].downs, 0);
+    assert_int_equal(w->recs[1].terminated, 1);
+}
+
 static void test_link_propagates_abnormal_exit_not_normal(void **state)
 {
     world *w = *state;
@@ -793,6 +808,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_send_delivers_on_the_next_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_monitor_fires_with_the_exit_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_monitor_of_dead_or_unknown_is_noproc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_demonitor_after_the_target_died_drops_the_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_monitor_by_name_and_demonitor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_propagates_abnormal_exit_not_normal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unlink_before_delivery_cancels_the_exit, setup, teardown),

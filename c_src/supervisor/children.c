@@ -240,6 +240,18 @@ static void examine(sup_core *c, sup_child *ch, hc_time now)
      * is not ours to judge: sync and repair deliver keys in no particular order, and the replica that knows the
      * member acts for it. */
     bool gone = ch->m_name && m && m->removed;
+    if (ch->m_name && (!m || (!m->listed && !m->removed && !m->has_status))) {
+        /* known only from records: after SUP_UNKNOWN_MEMBER_MS it is gone (its own keys were lost) */
+        if (!m && (m = sup_member_get(c, ch->m_name, ch->m_node, true)))
+            c->members_changed = false; /* a stub: nothing about placement changed */
+        if (m && !m->unknown_since)
+            m->unknown_since = now.mono_ms ? now.mono_ms : 1;
+        uint64_t due = m ? m->unknown_since + SUP_UNKNOWN_MEMBER_MS : HC_NO_DEADLINE;
+        if (m && now.mono_ms >= due)
+            gone = true;
+        else if (due < c->unknown_deadline)
+            c->unknown_deadline = due;
+    }
     bool dead = m && m->has_status && m->st.status == SUP_ST_DEAD;
     bool lost_here = ch->m_name && sup_is_self(c, ch->m_name, ch->m_node) && !ch->running;
     if (relinquished || gone || dead || lost_here) {

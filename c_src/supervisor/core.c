@@ -938,6 +938,10 @@ static int core_tick(void *core, hc_time now)
 {
     sup_core *c = core;
     int rc = hc_crdt_tick(c->crdt, now);
+    if (now.mono_ms >= c->unknown_deadline) { /* records naming members nobody knows: look again */
+        c->unknown_deadline = HC_NO_DEADLINE;
+        c->rescan_all = true;
+    }
     process(c, now);
     return rc;
 }
@@ -948,6 +952,8 @@ static uint64_t core_deadline(const void *core)
     if (c->neff > c->headeff || hc_reply_queue_pending(&c->replies))
         return 0;
     uint64_t d = hc_crdt_next_deadline(c->crdt);
+    if (c->unknown_deadline < d)
+        d = c->unknown_deadline;
     return c->next_deadline < d ? c->next_deadline : d;
 }
 
@@ -1164,6 +1170,7 @@ int hc_supervisor_core_new(const hc_supervisor_config *cfg, hc_time now, void **
     c->max_message_bytes = cfg->crdt.max_message_bytes;
     c->rng = cfg->crdt.replica_id | 1;
     c->next_deadline = HC_NO_DEADLINE;
+    c->unknown_deadline = HC_NO_DEADLINE;
     c->quorum = true;
     size_t ntypes = 0;
     for (size_t i = 0; i < cfg->n_worker_types; i++) {
@@ -1232,6 +1239,15 @@ bool hc_supervisor_core_flushed(const void *core)
 {
     const sup_core *c = core;
     return hc_crdt_idle_reachable(c->crdt);
+}
+
+bool hc_supervisor_core_settled(const void *core)
+{
+    const sup_core *c = core;
+    for (size_t i = 0; i < c->ops.cap; i++)
+        if (hc_hmap_live(&c->ops, i) && !((const sup_op *)c->ops.vals[i])->zombie)
+            return false;
+    return c->unknown_deadline == HC_NO_DEADLINE;
 }
 
 hc_crdt *hc_supervisor_core_engine(void *core) { return ((sup_core *)core)->crdt; }

@@ -32,6 +32,8 @@ void sup_member_event(sup_core *c, const sup_ckey *k, const uint8_t *val, size_t
     if (!m)
         return;
     c->members_changed = true;
+    if (val)
+        m->unknown_since = 0;
     if (k->kind == SUP_K_MEMBER) {
         size_t i = 0;
         m->auto_join = val && hc_dec_is_atom(val, len, &i, "auto");
@@ -279,7 +281,7 @@ static void compact(sup_core *c)
     size_t j = 0;
     for (size_t i = 0; i < c->nmem; i++) {
         sup_member *m = &c->members[i];
-        if (!m->listed && !m->removed && !m->has_status && !m->attached && !m->mon) {
+        if (!m->listed && !m->removed && !m->has_status && !m->attached && !m->mon && !m->unknown_since) {
             hc_buf_free(&m->types_raw);
             continue;
         }

@@ -22,6 +22,10 @@
 
 enum { SUP_KIND_C = 1, SUP_KIND_BEAM = 2 };
 enum { SUP_NOT_OURS = 1 }; /* sup_peer_message: not a supervisor message (the engine's) */
+/* A member that records name but whose {member, M} and {status, M} no replica has (they were lost with the only
+ * replica that held them, which crashed mid-sync): after this long it counts as gone and its children are taken
+ * over. Long enough for any repair to have delivered the member's own keys. */
+#define SUP_UNKNOWN_MEMBER_MS 30000u
 enum { SUP_PERMANENT = 1, SUP_TRANSIENT, SUP_TEMPORARY };
 
 /* ------------------------------------------------------------------ terms (terms.c) */
@@ -85,11 +89,12 @@ const char *sup_status_name(sup_status s);
 
 typedef struct sup_member {
     hc_atom name, node;
-    bool listed;       /* {member, M} is true or auto */
-    bool auto_join;    /* its value is auto */
-    bool removed;      /* its value is removed: it left (set_members, detach, an auto member's death) */
-    bool has_status;   /* {status, M} is present and well-formed */
-    sup_status_val st; /* st.types points into types_raw */
+    bool listed;            /* {member, M} is true or auto */
+    bool auto_join;         /* its value is auto */
+    bool removed;           /* its value is removed: it left (set_members, detach, an auto member's death) */
+    uint64_t unknown_since; /* records name it but nothing else here does: since when (monotonic ms; 0: known) */
+    bool has_status;        /* {status, M} is present and well-formed */
+    sup_status_val st;      /* st.types points into types_raw */
     hc_buf types_raw;
     uint64_t mon;     /* our monitor of st.pid (0: none) */
     hc_pid mon_pid;   /* the pid that monitor watches */
@@ -178,6 +183,7 @@ typedef struct sup_core {
 
     hc_hmap ops; /* op -> sup_op */
     uint64_t next_deadline;
+    uint64_t unknown_deadline; /* when a member only records name becomes gone (SUP_UNKNOWN_MEMBER_MS) */
 
     hc_core_peer *peers;
     size_t npeers;

@@ -14,11 +14,15 @@ defmodule HordeC do
     * `HordeC.Crdt` – a map replicated across C nodes, with `DeltaCrdt`'s API shape.
     * `HordeC.Registry` – Horde.Registry's API (`:unique` and `:duplicate` keys), replicated in C
       nodes, read locally from ETS, failing over between C nodes.
-    * `HordeC.Cluster` – `set_members/2,3` and `members/1` for registries.
+    * `HordeC.DynamicSupervisor` – Horde.DynamicSupervisor's API: children on BEAM nodes and C
+      workers (`HordeC.CWorker`) inside C nodes, placed by a hash ring
+      (`HordeC.UniformDistribution`, `HordeC.UniformQuorumDistribution`,
+      `HordeC.UniformRandomDistribution`), restarted elsewhere when a member dies.
+    * `HordeC.Cluster` – `set_members/2,3` and `members/1` for registries and supervisors.
     * `HordeC.Mirror` – an exact local copy of a replica's map, kept by its change stream (the
       building block for clients that serve reads locally).
     * `HordeC.Attachment` – attach to one of several C nodes, mirror, fail over, re-assert: the
-      machinery under `HordeC.Registry`.
+      machinery under `HordeC.Registry` and `HordeC.DynamicSupervisor`.
 
   Errors follow one convention, as Elixir's own `Registry` does: a bad argument raises
   `ArgumentError` naming the argument or option and what was expected; a C node that cannot be

@@ -82,6 +82,9 @@ void hc_supervisor_core_set_self(void *core, const hc_pid *self);
  * (or its own deadline passes). */
 void hc_supervisor_core_shutdown(void *core, hc_time now);
 bool hc_supervisor_core_flushed(const void *core);
+/* True when the core waits for nothing of its own: no start or terminate in flight, and no record naming a member
+ * it knows nothing of yet (SUP_UNKNOWN_MEMBER_MS). For the simulator's quiescence. */
+bool hc_supervisor_core_settled(const void *core);
 /* The engine inside (tests, the simulator, stats). */
 hc_crdt *hc_supervisor_core_engine(void *core);
 /* Checks the core's indexes against its CRDT map (tests and the simulator; slow). HC_OK or HC_ESTATE. */

@@ -2481,7 +2481,8 @@ static bool client_quiet(const client *c)
 static bool quiet(void)
 {
     for (int i = 0; i < R; i++)
-        if (!running(i) || Rp[i].stopping || !hc_crdt_idle(hc_supervisor_core_engine(core_of(i))))
+        if (!running(i) || Rp[i].stopping || !hc_crdt_idle(hc_supervisor_core_engine(core_of(i))) ||
+            !hc_supervisor_core_settled(core_of(i)))
             return false;
     for (int k = 0; k < B; k++)
         if (!client_quiet(&Cl[k]))
@@ -2510,7 +2511,8 @@ static int settle(uint64_t max_ms)
     char why[400] = "";
     size_t o = 0;
     for (int i = 0; i < R && o < sizeof why - 60; i++)
-        if (!running(i) || Rp[i].stopping || !hc_crdt_idle(hc_supervisor_core_engine(core_of(i))))
+        if (!running(i) || Rp[i].stopping || !hc_crdt_idle(hc_supervisor_core_engine(core_of(i))) ||
+            !hc_supervisor_core_settled(core_of(i)))
             o += (size_t)snprintf(why + o, sizeof why - o, " replica %d busy;", i);
     for (int k = 0; k < B && o < sizeof why - 60; k++)
         if (!client_quiet(&Cl[k]))

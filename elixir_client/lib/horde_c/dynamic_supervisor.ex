@@ -278,7 +278,7 @@ defmodule HordeC.DynamicSupervisor do
   def terminate_child(supervisor, pid) when is_pid(pid) do
     case remote(supervisor) do
       {:remote, node} ->
-        :erpc.call(node, __MODULE__, :terminate_child, [local!(supervisor), pid], :infinity)
+        :erpc.call(node, __MODULE__, :terminate_child, [local!(supervisor), pid], 30_000)
 
       name ->
         Attachment.call(name, {:terminate_child, pid}, config(name).timeout,

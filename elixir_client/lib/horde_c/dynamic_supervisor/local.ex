@@ -17,6 +17,11 @@ defmodule HordeC.DynamicSupervisor.Local do
   #                                   the mirror shows their record no longer naming this member
   #                                   (the report may not have reached the attached replica yet)
   #   restarts   [monotonic ms]       recent restarts (intensity is per member)
+  #   unconfirmed id => monotonic ms  children started here at a replica's request (running, or
+  #                                   waiting for a restart) whose record the mirror has not shown
+  #                                   naming this member since; the time of the (re)start
+  #   restarted  id => true           children restarted here whose child_restarted report the
+  #                                   mirror has not shown taken (the record still names the old pid)
   #
   # A child is a map: %{id, pid, spec, restart, shutdown, hash}; `spec` is the normalized child spec
   # map (the record's Body).
@@ -36,7 +41,9 @@ defmodule HordeC.DynamicSupervisor.Local do
       deferred: %{},
       restarting: %{},
       ended: %{},
-      restarts: []
+      restarts: [],
+      unconfirmed: %{},
+      restarted: %{}
     }
   end
 
@@ -74,11 +81,11 @@ defmodule HordeC.DynamicSupervisor.Local do
         case start(child.spec, st.config.extra_arguments) do
           {:ok, pid} = ok ->
             answer(rpid, op, id, ok)
-            put_running(st, %{child | pid: pid})
+            st |> put_running(%{child | pid: pid}) |> put_unconfirmed(id)
 
           {:ok, pid, _info} = ok ->
             answer(rpid, op, id, ok)
-            put_running(st, %{child | pid: pid})
+            st |> put_running(%{child | pid: pid}) |> put_unconfirmed(id)
 
           other ->
             answer(rpid, op, id, other)
@@ -101,6 +108,11 @@ defmodule HordeC.DynamicSupervisor.Local do
       shutdown: Map.get(spec, :shutdown, if(type == :supervisor, do: :infinity, else: 5_000))
     }
   end
+
+  # The confirm rule (see confirmed/2): a copy started at a replica's request is not yet known
+  # to be the one its record names.
+  defp put_unconfirmed(st, id),
+    do: %{st | unconfirmed: Map.put(st.unconfirmed, id, System.monotonic_time(:millisecond))}
 
   defp put_running(st, child) do
     %{
@@ -212,7 +224,17 @@ defmodule HordeC.DynamicSupervisor.Local do
 
   defp restarted(st, child, addr) do
     Attachment.cast_replica(addr, {:child_restarted, self(), child.id, child.pid})
-    put_running(st, child)
+    # A restart keeps the copy (un)confirmed, as the copy it replaces was; the reassert bound
+    # counts from the restart. The report stays pending until the mirror shows it (rereport).
+    unconfirmed =
+      if Map.has_key?(st.unconfirmed, child.id),
+        do: Map.put(st.unconfirmed, child.id, System.monotonic_time(:millisecond)),
+        else: st.unconfirmed
+
+    put_running(
+      %{st | unconfirmed: unconfirmed, restarted: Map.put(st.restarted, child.id, true)},
+      child
+    )
   end
 
   # The child ended here (how = :delete) or was handed off (:relinquish): tell the replica, and
@@ -267,6 +289,50 @@ defmodule HordeC.DynamicSupervisor.Local do
 
   @doc "The mirror shows the record of `id` no longer naming this member: nothing left to report."
   def settled(st, id), do: %{st | ended: Map.delete(st.ended, id)}
+
+  @doc "The mirror shows the record of `id` with the pid running here: its restart is recorded."
+  def restart_recorded(st, id), do: %{st | restarted: Map.delete(st.restarted, id)}
+
+  @doc """
+  The mirror shows the record of `id` naming this member: the copy running (or waiting for a
+  restart) here is the one a replica asked for and recorded, so the duplicate rule may stop it
+  from now on.
+  """
+  def confirm(st, id), do: %{st | unconfirmed: Map.delete(st.unconfirmed, id)}
+
+  @doc """
+  Whether the duplicate rule may stop the local copy of `id` (the confirm rule). A copy a
+  replica's start request has just started is not, until the mirror has shown its record naming
+  this member: the mirror's previous value of that record (from before a quorum loss or a
+  failover) may name this member while the fresh snapshot shows it relinquished, waiting for
+  that very start. Stopping it there would leave the replica recording a stopped pid, and nobody
+  would restart the child. (test/sim/sim_supervisor.c, rule `confirm`.)
+  """
+  def confirmed?(st, id), do: not Map.has_key?(st.unconfirmed, id)
+
+  @doc """
+  Drops the bookkeeping of children that no longer run here (ended, stopped, handed off): the
+  reassert and rereport rules look only at what is still here.
+  """
+  def prune(st) do
+    here = fn id -> Map.has_key?(st.running, id) or Map.has_key?(st.restarting, id) end
+
+    %{
+      st
+      | unconfirmed: Map.filter(st.unconfirmed, fn {id, _} -> here.(id) end),
+        restarted: Map.filter(st.restarted, fn {id, _} -> Map.has_key?(st.running, id) end)
+    }
+  end
+
+  @doc """
+  The ids of children running here, started at a replica's request more than `bound` ms ago,
+  whose record the mirror has never shown naming this member (the reassert rule).
+  """
+  def unrecorded(st, bound) do
+    now = System.monotonic_time(:millisecond)
+
+    for {id, at} <- st.unconfirmed, Map.has_key?(st.running, id), now - at > bound, do: id
+  end
 
   # ------------------------------------------------------------------ stopping
 

@@ -13,12 +13,31 @@ defmodule HordeC.DynamicSupervisor.Mirror do
   # Duplicates (§5): a child running here whose record changes from naming this member to naming
   # another one (or nil), or is deleted, is stopped without a report. Only such a transition
   # counts: a child just started here has no record until the replica that asked writes it.
+  #
+  # Four rules go beyond the documented protocol. The deterministic simulation of the supervisor
+  # (test/sim/sim_supervisor.c, whose client follows this module; HORDEC_SIM_PLAIN_CLIENT drops
+  # them) finds an invariant broken without each one:
+  #   confirm   the duplicate rule applies only to a copy whose record the mirror has shown naming
+  #             this member since a replica asked for it (Local.confirmed?/2, in reconcile/5);
+  #   orphan    a record naming this member, for a child it neither runs nor has a report about,
+  #             is reported as an orphan (Local.not_running/5, from reconcile/5);
+  #   rereport  a pending report is sent again every tick while the mirror shows the record
+  #             naming this member against it (tick/2);
+  #   reassert  a child started at a replica's request whose record the mirror has not shown
+  #             naming this member start_timeout + 3 s later makes this member attach again,
+  #             which re-asserts it in Owned (tick/2).
 
   @behaviour HordeC.Attachment
 
   require Logger
 
   alias HordeC.DynamicSupervisor.{Local, Spec}
+
+  # The period of the rereport and reassert rules (the simulated client's tick).
+  @tick_ms 100
+  # The reassert rule's bound past the start timeout: a start's answer and the record it writes
+  # reach the mirror well within it.
+  @reassert_grace_ms 3_000
 
   @doc false
   def children_table(name), do: :"#{name}.Children"
@@ -80,6 +99,7 @@ defmodule HordeC.DynamicSupervisor.Mirror do
       attach_timeout: config.attach_timeout
     }
 
+    Process.send_after(self(), :hordec_sup_tick, @tick_ms)
     {:ok, spec, st}
   end
 
@@ -206,16 +226,28 @@ defmodule HordeC.DynamicSupervisor.Mirror do
         # The record says it runs here: make sure the replica knows how it is.
         {_, restart, _, _, _, pid} = new
 
+        # The copy here is the one recorded (confirm rule).
+        st = Local.confirm(st, id)
+
         case st.running do
-          %{^id => %{pid: ^pid}} -> Local.settled(st, id)
+          %{^id => %{pid: ^pid}} -> st |> Local.settled(id) |> Local.restart_recorded(id)
           %{^id => _} -> Local.report(st, id, addr)
+          # The orphan rule: a terminate_child's delete that a concurrent write of the same
+          # record from another replica undoes (add-wins: the write survives) leaves the record
+          # naming this member with the stopped pid for good, this member having settled its
+          # report when the mirror showed the delete. So a record naming this member, for a
+          # child it does not run and has nothing to report about, is reported as an orphan
+          # (as the core does with such records at attach).
           _ -> Local.not_running(st, id, restart, pid, addr)
         end
 
       member_of(old) == me and
-          (Map.has_key?(st.running, id) or Map.has_key?(st.restarting, id)) ->
+        (Map.has_key?(st.running, id) or Map.has_key?(st.restarting, id)) and
+          Local.confirmed?(st, id) ->
         # It ran here and the record moved away (another member took it over while this one was
-        # cut off, or it was deleted): the record decides, this copy stops.
+        # cut off, or it was deleted): the record decides, this copy stops. Only a confirmed
+        # copy (the confirm rule, Local.confirmed?/2): one a replica's start request has just
+        # started may be the very one the relinquished record waits for.
         Logger.info(
           "#{inspect(st.name)}: child id #{id} is recorded #{if new, do: "elsewhere", else: "as gone"}: stopping the local copy"
         )
@@ -291,12 +323,75 @@ defmodule HordeC.DynamicSupervisor.Mirror do
     end
   end
 
+  def handle_info(:hordec_sup_tick, _addr, st) do
+    Process.send_after(self(), :hordec_sup_tick, @tick_ms)
+    tick(st)
+  end
+
   def handle_info({:hordec_kill, ref}, _addr, st), do: Local.kill(st, ref)
   def handle_info({:hordec_restart, id}, addr, st), do: Local.retry_restart(st, id, addr)
 
   def handle_info(msg, _addr, st) do
     Logger.debug("#{inspect(st.name)}: unexpected message #{inspect(msg, limit: 8)}")
     st
+  end
+
+  # The rereport and reassert rules, every @tick_ms while the mirror is live (its snapshot loaded;
+  # the address writers use is published then). While attaching, the attach re-asserts and
+  # re-reports everything anyway.
+  defp tick(st) do
+    case :ets.lookup(st.info, :attachment) do
+      [{:attachment, addr, gen}] when addr != nil and not st.shutting_down ->
+        st = Local.prune(st)
+
+        case Local.unrecorded(st, st.config.start_timeout + @reassert_grace_ms) do
+          [id | _] ->
+            # The reassert rule: a start the replica failed early (it saw this member dead,
+            # across a partition) but that this member carried out when the message got through
+            # runs with no record: the late answer writes it and, the member being dead in that
+            # replica's view, a temporary child's record is deleted at once, and the mirror never
+            # shows a transition for the duplicate rule to act on. Attaching again re-asserts it
+            # (Owned), and the snapshot that follows confirms it or shows it elsewhere.
+            Logger.info(
+              "#{inspect(st.name)}: child id #{id} still has no record naming this member: attaching again"
+            )
+
+            send(self(), {:reattach, gen})
+            st
+
+          [] ->
+            rereport(st, addr)
+        end
+
+      _ ->
+        st
+    end
+  end
+
+  # The rereport rule: a report not yet taken is sent again while the mirror shows the record
+  # naming this member against it. A child_exited report may go to a replica that dies before
+  # passing its change on (e.g. the terminate's answer, to a replica other than the attached
+  # one): the mirror then never changes, nothing else would trigger the report again, and the
+  # record would name a stopped pid for good. The same holds for a child_restarted report whose
+  # record still names the old pid. Reports are idempotent.
+  defp rereport(st, addr) do
+    me = st.me
+
+    st =
+      Enum.reduce(Map.keys(st.ended), st, fn id, st ->
+        case lookup(st, id) do
+          {_, _, _, _, ^me, _} -> Local.report(st, id, addr)
+          _ -> st
+        end
+      end)
+
+    Enum.reduce(Map.keys(st.restarted), st, fn id, st ->
+      case {lookup(st, id), st.running} do
+        {{_, _, _, _, ^me, pid}, %{^id => %{pid: pid}}} -> Local.restart_recorded(st, id)
+        {{_, _, _, _, ^me, _}, %{^id => _}} -> Local.report(st, id, addr)
+        _ -> st
+      end
+    end)
   end
 
   defp queued_starts(acc, 0), do: Enum.reverse(acc)

@@ -16,38 +16,18 @@ static const uint8_t atom_true[] = {ETF_SMALL_ATOM_UTF8, 4, 't', 'r', 'u', 'e'};
 
 /* ------------------------------------------------------------------ effects */
 
-static reg_effect *eff_push(reg_core *c, hc_effect_kind kind)
-{
-    if (c->headeff && c->headeff == c->neff)
-        c->headeff = c->neff = 0;
-    if (hc_array_reserve((void **)&c->eff, &c->capeff, c->neff + 1, sizeof *c->eff, 8))
-        return NULL; /* out of memory: the effect is lost (a monitor or an event; see the stats' counters) */
-    reg_effect *e = &c->eff[c->neff++];
-    memset(e, 0, sizeof *e);
-    e->kind = kind;
-    return e;
-}
-
 void reg_queue_event(reg_core *c, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
-    reg_effect *e = eff_push(c, HC_EFF_EVENT);
-    if (!e)
-        return;
-    hc_buf_append(&e->data, key, klen);
-    e->split = klen;
-    e->removed = !val;
-    if (val)
-        hc_buf_append(&e->data, val, vlen);
+    if (hc_effect_queue_push_event(&c->effects, key, klen))
+        hc_effect_queue_event_value(&c->effects, val, vlen);
 }
 
 void reg_queue_reg_event(reg_core *c, const reg_key *k, const hc_pid *pid, bool removed)
 {
-    reg_effect *e = eff_push(c, HC_EFF_EVENT);
+    hc_buf *e = hc_effect_queue_push_event(&c->effects, NULL, 0);
     if (!e)
         return;
-    reg_enc_okey_reg(&e->data, k->bytes, k->len, pid);
-    e->split = e->data.len;
-    e->removed = true;
+    reg_enc_okey_reg(e, k->bytes, k->len, pid);
     if (removed)
         return;
     hc_buf *b = &c->scratch;
@@ -55,35 +35,25 @@ void reg_queue_reg_event(reg_core *c, const reg_key *k, const hc_pid *pid, bool 
     reg_enc_ckey_reg(b, k->bytes, k->len, pid);
     const uint8_t *v;
     size_t vl;
-    if (!b->err && hc_crdt_get(c->crdt, b->data, b->len, &v, &vl)) {
-        hc_buf_append(&e->data, v, vl);
-        e->removed = false;
-    }
+    if (!b->err && hc_crdt_get(c->crdt, b->data, b->len, &v, &vl))
+        hc_effect_queue_event_value(&c->effects, v, vl);
 }
 
 void reg_queue_monitor(reg_core *c, const hc_pid *pid, uint64_t id)
 {
-    reg_effect *e = eff_push(c, HC_EFF_MONITOR);
-    if (e) {
-        e->pid = *pid;
-        e->id = id;
-    }
+    hc_effect_queue_push(&c->effects, HC_EFF_MONITOR, pid, id, 0, NULL);
 }
 
 void reg_queue_demonitor(reg_core *c, uint64_t id)
 {
-    reg_effect *e = eff_push(c, HC_EFF_DEMONITOR);
-    if (e)
-        e->id = id;
+    hc_effect_queue_push(&c->effects, HC_EFF_DEMONITOR, NULL, id, 0, NULL);
 }
 
 void reg_queue_exit(reg_core *c, const hc_pid *pid, const uint8_t *reason, size_t len)
 {
-    reg_effect *e = eff_push(c, HC_EFF_EXIT);
-    if (e) {
-        e->pid = *pid;
-        hc_buf_append(&e->data, reason, len);
-    }
+    hc_buf b = {0};
+    hc_buf_append(&b, reason, len);
+    hc_effect_queue_push(&c->effects, HC_EFF_EXIT, pid, 0, 0, &b);
 }
 
 /* Who this replica syncs with: every member, if it is one itself; nobody, if it is not (set_members left it
@@ -105,21 +75,20 @@ static bool is_peer(const reg_core *c, hc_atom name, hc_atom node)
  * later, see core_set_peers), so that what made them unwanted — a membership change — still reaches them. */
 static void queue_neighbours(reg_core *c, bool evict)
 {
-    reg_effect *e = eff_push(c, HC_EFF_NEIGHBOURS);
-    if (!e)
-        return;
+    hc_buf list = {0};
     bool member = reg_is_member(c, c->name, c->node);
     size_t n = member ? c->nmem : 0;
     for (size_t i = 0; !evict && i < c->npeers; i++)
         n += !wanted(c, c->peers[i].name, c->peers[i].node);
     if (n)
-        hc_enc_list_header(&e->data, (uint32_t)n);
+        hc_enc_list_header(&list, (uint32_t)n);
     for (size_t i = 0; member && i < c->nmem; i++)
-        reg_enc_member(&e->data, c->members[i].name, c->members[i].node);
+        reg_enc_member(&list, c->members[i].name, c->members[i].node);
     for (size_t i = 0; !evict && i < c->npeers; i++)
         if (!wanted(c, c->peers[i].name, c->peers[i].node))
-            reg_enc_member(&e->data, c->peers[i].name, c->peers[i].node);
-    hc_enc_nil(&e->data);
+            reg_enc_member(&list, c->peers[i].name, c->peers[i].node);
+    hc_enc_nil(&list);
+    hc_effect_queue_push(&c->effects, HC_EFF_NEIGHBOURS, NULL, 0, 0, &list);
 }
 
 void reg_queue_delete(reg_core *c, const uint8_t *ckey, size_t len)
@@ -151,11 +120,9 @@ void reg_conflict(reg_core *c, reg_entry *e, const hc_pid *winner)
     reg_val v;
     if (b->err || !hc_crdt_get(c->crdt, b->data, b->len, &raw, &rl) || reg_parse_val(raw, rl, &v))
         return;
-    reg_effect *x = eff_push(c, HC_EFF_EXIT);
-    if (!x)
-        return;
-    x->pid = e->pid;
-    enc_conflict(&x->data, c, e->key->bytes, e->key->len, v.value, v.value_len, winner);
+    hc_buf x = {0};
+    enc_conflict(&x, c, e->key->bytes, e->key->len, v.value, v.value_len, winner);
+    hc_effect_queue_push(&c->effects, HC_EFF_EXIT, &e->pid, 0, 0, &x);
     reg_queue_delete(c, b->data, b->len);
     e->exited = true;
     c->conflicts++;
@@ -736,7 +703,7 @@ static uint64_t core_deadline(const void *core)
 {
     const reg_core *c = core;
     /* queued effects and replies are due now, so the host drains them even if no input follows */
-    if (c->neff > c->headeff || hc_reply_queue_pending(&c->replies))
+    if (hc_effect_queue_pending(&c->effects) || hc_reply_queue_pending(&c->replies))
         return 0;
     uint64_t d = hc_crdt_next_deadline(c->crdt);
     return c->evict_at < d ? c->evict_at : d;
@@ -804,27 +771,12 @@ static void core_monitor_down(void *core, uint64_t id, const hc_pid *pid, const 
 static bool core_pop(void *core, hc_effect *out)
 {
     reg_core *c = core;
-    hc_buf_free(&c->popped);
     hc_crdt_msg m;
     if (hc_crdt_pop_message(c->crdt, &m)) {
         *out = (hc_effect){.kind = HC_EFF_SEND_PEER, .peer = m.peer, .data = m.data, .len = m.len};
         return true;
     }
-    while (c->headeff < c->neff) {
-        reg_effect *e = &c->eff[c->headeff++];
-        c->popped = e->data;
-        e->data = (hc_buf){0};
-        if (c->popped.err)
-            continue; /* a term that failed to encode never leaves */
-        *out = (hc_effect){.kind = e->kind, .id = e->id, .pid = e->pid, .data = c->popped.data, .len = c->popped.len};
-        if (e->kind == HC_EFF_EVENT) {
-            out->len = e->split;
-            out->value = e->removed ? NULL : c->popped.data + e->split;
-            out->value_len = e->removed ? 0 : c->popped.len - e->split;
-        }
-        return true;
-    }
-    return hc_reply_queue_pop(&c->replies, out);
+    return hc_effect_queue_pop(&c->effects, out) || hc_reply_queue_pop(&c->replies, out);
 }
 
 /* ---- snapshot: the observable map, translated from the engine's map through the index ---- */
@@ -921,11 +873,8 @@ static void core_free(void *core)
     hc_crdt_free(c->crdt);
     reg_index_free(c);
     reg_owners_free(c);
-    for (size_t i = c->headeff; i < c->neff; i++)
-        hc_buf_free(&c->eff[i].data);
-    free(c->eff);
+    hc_effect_queue_free(&c->effects);
     hc_reply_queue_free(&c->replies);
-    hc_buf_free(&c->popped);
     hc_buf_free(&c->scratch);
     hc_buf_free(&c->deletes);
     free(c->peers);

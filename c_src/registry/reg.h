@@ -127,15 +127,6 @@ typedef struct reg_member {
  * a full exchange, so that whichever view is stale learns the other's (docs/registry.md §5, membership). */
 #define REG_ADOPT_GRACE_MS 5000u
 
-typedef struct reg_effect {
-    hc_effect_kind kind;
-    uint64_t id;
-    hc_pid pid;
-    hc_buf data;  /* data, then value for events */
-    size_t split; /* EVENT: data = data[0..split), value = data[split..) */
-    bool removed; /* EVENT: the key was removed */
-} reg_effect;
-
 typedef struct reg_core {
     hc_atom name, node; /* this replica: {Name, Node} */
     hc_pid self;        /* its pid, once the host knows it (replies name it) */
@@ -164,10 +155,8 @@ typedef struct reg_core {
     hc_buf deletes; /* CRDT keys to delete once the engine's events are drained: [u32 len][bytes]... */
     bool recheck;   /* re-resolve every contested key: remote data arrived, or responsibility moved */
 
-    reg_effect *eff;
-    size_t neff, capeff, headeff;
+    hc_effect_queue effects; /* observable events, monitors, exits, neighbour changes */
     hc_reply_queue replies;
-    hc_buf popped;  /* the effect handed out by the last pop */
     hc_buf scratch; /* keys under construction */
 
     uint64_t conflicts; /* name_conflict exits sent */

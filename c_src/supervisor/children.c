@@ -172,7 +172,7 @@ static bool clean_exit(const uint8_t *r, size_t len)
     return hc_dec_tuple_header(r, len, &i, &a) == HC_OK && a == 2 && hc_dec_is_atom(r, len, &i, "shutdown");
 }
 
-static bool record_value(sup_core *c, uint64_t id, sup_child_val *v)
+bool sup_record_get(sup_core *c, uint64_t id, sup_child_val *v)
 {
     hc_buf *k = &c->scratch;
     hc_buf_reset(k);
@@ -209,7 +209,7 @@ void sup_worker_down(sup_core *c, sup_child *ch, const uint8_t *reason, size_t l
     c->restarted_local++;
     sup_child_val v;
     sup_member *self = sup_member_self(c);
-    if (self && record_value(c, ch->id, &v))
+    if (self && sup_record_get(c, ch->id, &v))
         sup_start_on(c, self, ch->id, &v, false, 0, now);
 }
 
@@ -228,7 +228,7 @@ static void examine(sup_core *c, sup_child *ch, hc_time now)
          * the first pid when our answer reached it, after we had restarted the worker (found by the simulator).
          * What runs here is the truth, as a BEAM member's child_restarted is for its children. */
         sup_child_val v;
-        if (record_value(c, ch->id, &v)) {
+        if (sup_record_get(c, ch->id, &v)) {
             v.pid = ch->local_pid;
             sup_write_child(c, ch->id, &v, now);
         }
@@ -262,11 +262,11 @@ static void examine(sup_core *c, sup_child *ch, hc_time now)
         const char *why;
         sup_member *to = sup_place(c, ch->kind, ch->hash, ch->type_hash, &why);
         sup_child_val v;
-        if (!to || !sup_responsible_here(c, to) || !record_value(c, ch->id, &v)) {
+        if (!to || !sup_responsible_here(c, to) || !sup_record_get(c, ch->id, &v)) {
             /* A record naming this replica, which does not run it (it restarted, or lost quorum and stopped it):
              * only this replica knows, every other one sees it running here. Hand it to the member placement
              * chooses (found by the simulator: nobody restarted such a child). */
-            if (to && lost_here && record_value(c, ch->id, &v)) {
+            if (to && lost_here && sup_record_get(c, ch->id, &v)) {
                 v.m_name = v.m_node = 0;
                 sup_write_child(c, ch->id, &v, now);
             }
@@ -284,7 +284,7 @@ static void examine(sup_core *c, sup_child *ch, hc_time now)
         return;
     if (sup_is_self(c, m->name, m->node)) {
         sup_child_val v;
-        if (!ch->running || !record_value(c, ch->id, &v))
+        if (!ch->running || !sup_record_get(c, ch->id, &v))
             return;
         sup_worker_stop(c, ch, NULL, true);
         v.m_name = v.m_node = 0;

@@ -19,62 +19,32 @@ static const uint8_t atom_removed[] = {ETF_SMALL_ATOM_UTF8, 7, 'r', 'e', 'm', 'o
 
 /* ------------------------------------------------------------------ effects */
 
-sup_effect *sup_eff_push(sup_core *c, hc_effect_kind kind)
+void sup_send_pid(sup_core *c, const hc_pid *to, hc_buf *msg)
 {
-    if (c->headeff && c->headeff == c->neff)
-        c->headeff = c->neff = 0;
-    if (hc_array_reserve((void **)&c->eff, &c->capeff, c->neff + 1, sizeof *c->eff, 8))
-        return NULL;
-    sup_effect *e = &c->eff[c->neff++];
-    memset(e, 0, sizeof *e);
-    e->kind = kind;
-    return e;
+    hc_effect_queue_push(&c->effects, HC_EFF_SEND_PID, to, 0, 0, msg);
 }
 
-static void push_buf(sup_core *c, hc_effect_kind kind, const hc_pid *pid, uint64_t peer, hc_buf *msg)
+void sup_send_peer(sup_core *c, uint64_t peer, hc_buf *msg)
 {
-    sup_effect *e = sup_eff_push(c, kind);
-    if (!e) {
-        hc_buf_free(msg);
-        return;
-    }
-    if (pid)
-        e->pid = *pid;
-    e->peer = peer;
-    e->data = *msg;
-    *msg = (hc_buf){0};
+    hc_effect_queue_push(&c->effects, HC_EFF_SEND_PEER, NULL, 0, peer, msg);
 }
 
-void sup_send_pid(sup_core *c, const hc_pid *to, hc_buf *msg) { push_buf(c, HC_EFF_SEND_PID, to, 0, msg); }
-void sup_send_peer(sup_core *c, uint64_t peer, hc_buf *msg) { push_buf(c, HC_EFF_SEND_PEER, NULL, peer, msg); }
-void sup_local_action(sup_core *c, hc_buf *action) { push_buf(c, HC_EFF_LOCAL, NULL, 0, action); }
+void sup_local_action(sup_core *c, hc_buf *action)
+{
+    hc_effect_queue_push(&c->effects, HC_EFF_LOCAL, NULL, 0, 0, action);
+}
 
 void sup_monitor(sup_core *c, const hc_pid *pid, uint64_t id)
 {
-    sup_effect *e = sup_eff_push(c, HC_EFF_MONITOR);
-    if (e) {
-        e->pid = *pid;
-        e->id = id;
-    }
+    hc_effect_queue_push(&c->effects, HC_EFF_MONITOR, pid, id, 0, NULL);
 }
 
-void sup_demonitor(sup_core *c, uint64_t id)
-{
-    sup_effect *e = sup_eff_push(c, HC_EFF_DEMONITOR);
-    if (e)
-        e->id = id;
-}
+void sup_demonitor(sup_core *c, uint64_t id) { hc_effect_queue_push(&c->effects, HC_EFF_DEMONITOR, NULL, id, 0, NULL); }
 
 static void queue_event(sup_core *c, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
-    sup_effect *e = sup_eff_push(c, HC_EFF_EVENT);
-    if (!e)
-        return;
-    hc_buf_append(&e->data, key, klen);
-    e->split = klen;
-    e->removed = !val;
-    if (val)
-        hc_buf_append(&e->data, val, vlen);
+    if (hc_effect_queue_push_event(&c->effects, key, klen))
+        hc_effect_queue_event_value(&c->effects, val, vlen);
 }
 
 void sup_reply(sup_core *c, uint64_t token, hc_buf *body) { hc_reply_queue_push(&c->replies, token, body); }
@@ -109,9 +79,7 @@ uint64_t sup_peer_of(const sup_core *c, hc_atom name, hc_atom node)
  * it is listed itself. */
 static void queue_neighbours(sup_core *c)
 {
-    sup_effect *e = sup_eff_push(c, HC_EFF_NEIGHBOURS);
-    if (!e)
-        return;
+    hc_buf list = {0};
     sup_member *self = sup_member_get(c, c->name, c->node, false);
     size_t n = 0;
     for (size_t pass = 0; pass < 2; pass++) {
@@ -120,14 +88,15 @@ static void queue_neighbours(sup_core *c)
             if (!m->listed || sup_is_self(c, m->name, m->node) || (m->has_status && m->st.kind == SUP_KIND_BEAM))
                 continue;
             if (pass)
-                sup_enc_member(&e->data, m->name, m->node);
+                sup_enc_member(&list, m->name, m->node);
             else
                 n++;
         }
         if (!pass && n)
-            hc_enc_list_header(&e->data, (uint32_t)n);
+            hc_enc_list_header(&list, (uint32_t)n);
     }
-    hc_enc_nil(&e->data);
+    hc_enc_nil(&list);
+    hc_effect_queue_push(&c->effects, HC_EFF_NEIGHBOURS, NULL, 0, 0, &list);
 }
 
 /* ------------------------------------------------------------------ writes */
@@ -406,16 +375,6 @@ static bool from_member(sup_core *c, const hc_pid *client, const sup_child *ch)
 /* Reports about a member's children come from that member's node (its client, or a process it runs). */
 static bool caller_on(const rq *r, const hc_pid *client) { return r->from && r->from->node == client->node; }
 
-static bool record_of(sup_core *c, uint64_t id, sup_child_val *v)
-{
-    hc_buf *k = &c->scratch;
-    hc_buf_reset(k);
-    sup_enc_key_child(k, id);
-    const uint8_t *raw;
-    size_t rl;
-    return !k->err && hc_crdt_get(c->crdt, k->data, k->len, &raw, &rl) && sup_parse_child(raw, rl, v) == HC_OK;
-}
-
 /* {child_restarted, ClientPid, Id, NewPid} */
 static int do_child_restarted(void *ctx, hc_req_args *a)
 {
@@ -426,7 +385,7 @@ static int do_child_restarted(void *ctx, hc_req_args *a)
         return HC_EINVAL;
     sup_child_val v;
     if (caller_on(r, &client) && from_member(r->c, &client, sup_child_get(r->c, id, false)) &&
-        record_of(r->c, id, &v)) {
+        sup_record_get(r->c, id, &v)) {
         v.pid = pid;
         sup_write_child(r->c, id, &v, r->now);
     }
@@ -449,7 +408,7 @@ static int do_child_exited(void *ctx, hc_req_args *a)
     if (caller_on(r, &client) && from_member(r->c, &client, sup_child_get(r->c, id, false))) {
         if (how == 0)
             sup_delete_child(r->c, id, r->now);
-        else if (record_of(r->c, id, &v)) {
+        else if (sup_record_get(r->c, id, &v)) {
             v.m_name = v.m_node = 0;
             sup_write_child(r->c, id, &v, r->now);
         }
@@ -619,7 +578,7 @@ static int do_attach(void *ctx, hc_req_args *a)
         for (size_t j = 0; j < k && !mine; j++)
             mine = owned[j] == ch->id;
         sup_child_val v;
-        if (mine || !record_of(c, ch->id, &v))
+        if (mine || !sup_record_get(c, ch->id, &v))
             continue;
         if (hc_pid_eq(&v.pid, &client)) /* never: a client is not its own child */
             continue;
@@ -802,7 +761,7 @@ static int do_which_children(void *ctx, hc_req_args *a)
             continue;
         sup_child *ch = c->children.vals[i];
         sup_child_val v;
-        if (!ch->has_record || !record_of(c, ch->id, &v)) {
+        if (!ch->has_record || !sup_record_get(c, ch->id, &v)) {
             if (ch->has_record)
                 b.err = HC_ESTATE;
             continue;
@@ -853,7 +812,7 @@ static int do_count_children(void *ctx, hc_req_args *a)
         if (!ch->has_record)
             continue;
         active += ch->m_name != 0;
-        sups += record_of(c, ch->id, &v) && is_supervisor_spec(&v, &mods, &mod);
+        sups += sup_record_get(c, ch->id, &v) && is_supervisor_spec(&v, &mods, &mod);
     }
     hc_buf b = {0};
     hc_enc_map_header(&b, 4);
@@ -949,7 +908,7 @@ static int core_tick(void *core, hc_time now)
 static uint64_t core_deadline(const void *core)
 {
     const sup_core *c = core;
-    if (c->neff > c->headeff || hc_reply_queue_pending(&c->replies))
+    if (hc_effect_queue_pending(&c->effects) || hc_reply_queue_pending(&c->replies))
         return 0;
     uint64_t d = hc_crdt_next_deadline(c->crdt);
     if (c->unknown_deadline < d)
@@ -1023,28 +982,12 @@ static int core_local(void *core, const uint8_t *msg, size_t len, hc_time now)
 static bool core_pop(void *core, hc_effect *out)
 {
     sup_core *c = core;
-    hc_buf_free(&c->popped);
     hc_crdt_msg m;
     if (hc_crdt_pop_message(c->crdt, &m)) {
         *out = (hc_effect){.kind = HC_EFF_SEND_PEER, .peer = m.peer, .data = m.data, .len = m.len};
         return true;
     }
-    while (c->headeff < c->neff) {
-        sup_effect *e = &c->eff[c->headeff++];
-        c->popped = e->data;
-        e->data = (hc_buf){0};
-        if (c->popped.err)
-            continue;
-        *out = (hc_effect){
-            .kind = e->kind, .id = e->id, .peer = e->peer, .pid = e->pid, .data = c->popped.data, .len = c->popped.len};
-        if (e->kind == HC_EFF_EVENT) {
-            out->len = e->split;
-            out->value = e->removed ? NULL : c->popped.data + e->split;
-            out->value_len = e->removed ? 0 : c->popped.len - e->split;
-        }
-        return true;
-    }
-    return hc_reply_queue_pop(&c->replies, out);
+    return hc_effect_queue_pop(&c->effects, out) || hc_reply_queue_pop(&c->replies, out);
 }
 
 typedef struct snap {
@@ -1109,11 +1052,8 @@ static void core_free(void *core)
     sup_children_free(c);
     sup_ops_free(c);
     sup_members_free(c);
-    for (size_t i = c->headeff; i < c->neff; i++)
-        hc_buf_free(&c->eff[i].data);
-    free(c->eff);
+    hc_effect_queue_free(&c->effects);
     hc_reply_queue_free(&c->replies);
-    hc_buf_free(&c->popped);
     hc_buf_free(&c->scratch);
     hc_buf_free(&c->deletes);
     hc_buf_free(&c->my_types);
@@ -1226,7 +1166,7 @@ void hc_supervisor_core_shutdown(void *core, hc_time now)
         if (!ch->running)
             continue;
         sup_worker_stop(c, ch, "shutdown", false);
-        if (ch->has_record && record_of(c, ch->id, &v)) {
+        if (ch->has_record && sup_record_get(c, ch->id, &v)) {
             v.m_name = v.m_node = 0; /* relinquished: another member adopts it */
             sup_write_child(c, ch->id, &v, now);
         }

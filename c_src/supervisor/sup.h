@@ -143,15 +143,6 @@ typedef struct sup_op {
 
 /* ------------------------------------------------------------------ the core */
 
-typedef struct sup_effect {
-    hc_effect_kind kind;
-    uint64_t id, peer;
-    hc_pid pid;
-    hc_buf data;
-    size_t split; /* EVENT: key = data[0..split), value = data[split..) */
-    bool removed;
-} sup_effect;
-
 typedef struct sup_core {
     hc_atom name, node;
     hc_pid self;
@@ -189,17 +180,15 @@ typedef struct sup_core {
     size_t npeers;
 
     hc_buf deletes; /* CRDT keys to delete after the events are drained: [u32 len][bytes]... */
-    sup_effect *eff;
-    size_t neff, capeff, headeff;
+    hc_effect_queue effects;
     hc_reply_queue replies;
-    hc_buf popped, scratch;
+    hc_buf scratch;
 
     uint64_t ignored, restarted_local, taken_over, given_up, dup_stopped;
     hc_buf my_types; /* [TypeBinary] this replica's runtime has (its status carries it) */
 } sup_core;
 
 /* core.c: effects */
-sup_effect *sup_eff_push(sup_core *c, hc_effect_kind kind);
 void sup_send_pid(sup_core *c, const hc_pid *to, hc_buf *msg); /* takes msg's bytes */
 void sup_send_peer(sup_core *c, uint64_t peer, hc_buf *msg);
 void sup_local_action(sup_core *c, hc_buf *action);
@@ -239,6 +228,8 @@ void sup_members_free(sup_core *c);
 /* children.c */
 sup_child *sup_child_get(sup_core *c, uint64_t id, bool create);
 sup_child *sup_child_by_pid(const sup_core *c, const hc_pid *pid);
+/* The engine's record of child `id`, parsed (spans into the engine: valid until its next change). */
+bool sup_record_get(sup_core *c, uint64_t id, sup_child_val *v);
 void sup_child_event(sup_core *c, uint64_t id, const uint8_t *val, size_t len, hc_time now);
 void sup_child_rescan(sup_core *c, uint64_t id);
 /* Acts on every child to re-examine: orphans, moves, duplicates. */

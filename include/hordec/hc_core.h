@@ -132,5 +132,29 @@ bool hc_reply_queue_pop(hc_reply_queue *q, hc_effect *out);
 static inline bool hc_reply_queue_pending(const hc_reply_queue *q) { return q->head < q->n; }
 void hc_reply_queue_free(hc_reply_queue *q);
 
+/* ---- for core authors: the queue of a core's own effects (everything but replies and the engine's messages) ----
+ *
+ * Effects are handed out in the order they were pushed; their data is the queue's until the next pop. An effect
+ * whose term failed to encode (data->err) is dropped when popped: a half-built term never leaves. If the queue
+ * cannot grow, the effect is lost and counted in `lost`. */
+typedef struct hc_effect_queue {
+    struct hc_queued_effect *q;
+    size_t n, cap, head;
+    hc_buf popped; /* the data of the effect handed out last */
+    uint64_t lost;
+} hc_effect_queue;
+
+/* Queues an effect; `data` (may be NULL) is taken (left empty). */
+void hc_effect_queue_push(hc_effect_queue *q, hc_effect_kind kind, const hc_pid *pid, uint64_t id, uint64_t peer,
+                          hc_buf *data);
+/* Queues an HC_EFF_EVENT for `key` (NULL: append the key to the returned buffer yourself), a removal until
+ * hc_effect_queue_event_value gives it a value. Returns the event's buffer, NULL when out of memory. */
+hc_buf *hc_effect_queue_push_event(hc_effect_queue *q, const uint8_t *key, size_t klen);
+/* The key of the event pushed last is complete: `val` (NULL: removed) follows it. */
+void hc_effect_queue_event_value(hc_effect_queue *q, const uint8_t *val, size_t vlen);
+bool hc_effect_queue_pop(hc_effect_queue *q, hc_effect *out);
+static inline bool hc_effect_queue_pending(const hc_effect_queue *q) { return q->head < q->n; }
+void hc_effect_queue_free(hc_effect_queue *q);
+
 HC_END_DECLS
 #endif

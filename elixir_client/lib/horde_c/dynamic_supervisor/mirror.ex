@@ -88,7 +88,11 @@ defmodule HordeC.DynamicSupervisor.Mirror do
         info: info,
         children: children,
         config: config,
-        shutting_down: false
+        shutting_down: false,
+        # When the reassert rule last asked to attach again, {attach generation, monotonic ms}:
+        # at most once a second per generation (the attachment paces attaching again itself, and
+        # drops a request made while it resyncs, hence asking again).
+        reasserted: {0, 0}
       })
 
     spec = %{
@@ -343,8 +347,12 @@ defmodule HordeC.DynamicSupervisor.Mirror do
     case :ets.lookup(st.info, :attachment) do
       [{:attachment, addr, gen}] when addr != nil and not st.shutting_down ->
         st = Local.prune(st)
+        now = System.monotonic_time(:millisecond)
 
         case Local.unrecorded(st, st.config.start_timeout + @reassert_grace_ms) do
+          [_ | _] when elem(st.reasserted, 0) == gen and now - elem(st.reasserted, 1) < 1_000 ->
+            rereport(st, addr)
+
           [id | _] ->
             # The reassert rule: a start the replica failed early (it saw this member dead,
             # across a partition) but that this member carried out when the message got through
@@ -357,7 +365,7 @@ defmodule HordeC.DynamicSupervisor.Mirror do
             )
 
             send(self(), {:reattach, gen})
-            st
+            %{st | reasserted: {gen, now}}
 
           [] ->
             rereport(st, addr)

@@ -97,6 +97,7 @@ void sup_child_event(sup_core *c, uint64_t id, const uint8_t *val, size_t len, h
     }
     if (moved)
         ch->moving = false;
+    ch->parked = false; /* the record changed: worth another look */
     /* A duplicate: the record no longer says this replica runs it (another member took it over while we were
      * cut off, or it was deleted). The record decides; our copy stops. */
     if (ch->running && (!ch->has_record || !sup_is_self(c, ch->m_name, ch->m_node))) {
@@ -221,7 +222,7 @@ static void examine(sup_core *c, sup_child *ch, hc_time now)
         maybe_forget(c, ch); /* a start that failed or was refused: nothing refers to it any more */
         return;
     }
-    if (ch->op || c->shutting_down || !c->quorum)
+    if (ch->op || ch->parked || c->shutting_down || !c->quorum)
         return;
     if (ch->running && ch->m_name && sup_is_self(c, ch->m_name, ch->m_node) && !hc_pid_eq(&ch->pid, &ch->local_pid)) {
         /* Our worker runs it but the record names another pid of ours: the replica that asked us to start it wrote
@@ -252,7 +253,7 @@ static void examine(sup_core *c, sup_child *ch, hc_time now)
         else if (due < c->unknown_deadline)
             c->unknown_deadline = due;
     }
-    bool dead = m && m->has_status && m->st.status == SUP_ST_DEAD;
+    bool dead = m && m->has_status && sup_member_status(c, m) == SUP_ST_DEAD;
     bool lost_here = ch->m_name && sup_is_self(c, ch->m_name, ch->m_node) && !ch->running;
     if (relinquished || gone || dead || lost_here) {
         if (!relinquished && ch->restart == SUP_TEMPORARY) {
@@ -276,7 +277,7 @@ static void examine(sup_core *c, sup_child *ch, hc_time now)
         sup_start_on(c, to, ch->id, &v, false, 0, now);
         return;
     }
-    if (!c->opt.active_redistribution || !m || m->st.status != SUP_ST_ALIVE || !sup_responsible_here(c, m))
+    if (!c->opt.active_redistribution || !m || sup_member_status(c, m) != SUP_ST_ALIVE || !sup_responsible_here(c, m))
         return;
     const char *why;
     sup_member *to = sup_place(c, ch->kind, ch->hash, ch->type_hash, &why);

@@ -352,7 +352,7 @@ static int do_terminate_child(void *ctx, hc_req_args *a)
         return HC_OK;
     }
     sup_member *m = sup_member_get(c, ch->m_name, ch->m_node, false);
-    if (!m || !m->has_status || m->st.status == SUP_ST_DEAD) {
+    if (!m || !m->has_status || sup_member_status(c, m) == SUP_ST_DEAD) {
         sup_delete_child(c, ch->id, r->now); /* its member is gone, and so is the child */
         reply_ok(r);
         return HC_OK;

@@ -66,9 +66,20 @@ void sup_member_event(sup_core *c, const sup_ckey *k, const uint8_t *val, size_t
         sup_ops_fail_member(c, m->name, m->node, (hc_time){0, 0});
 }
 
-bool sup_member_usable(const sup_member *m, int kind)
+sup_status sup_member_status(const sup_core *c, const sup_member *m)
 {
-    return m->listed && m->has_status && m->st.status == SUP_ST_ALIVE && m->st.kind == kind;
+    if (sup_is_self(c, m->name, m->node))
+        return c->shutting_down ? SUP_ST_SHUTTING_DOWN : SUP_ST_ALIVE;
+    if (!m->has_status)
+        return SUP_ST_UNINIT;
+    if (m->st.status == SUP_ST_DEAD && m->mon && hc_pid_eq(&m->mon_pid, &m->st.pid))
+        return SUP_ST_ALIVE;
+    return m->st.status;
+}
+
+bool sup_member_usable(const sup_core *c, const sup_member *m, int kind)
+{
+    return m->listed && m->has_status && sup_member_status(c, m) == SUP_ST_ALIVE && m->st.kind == kind;
 }
 
 bool sup_responsible_here(const sup_core *c, const sup_member *m)
@@ -93,7 +104,7 @@ static void build_ring(sup_core *c, int kind, sup_ring *ring, size_t **idx)
     *idx = NULL;
     size_t n = 0;
     for (size_t i = 0; i < c->nmem; i++)
-        n += sup_member_usable(&c->members[i], kind);
+        n += sup_member_usable(c, &c->members[i], kind);
     if (!n)
         return;
     sup_member_ref *refs = malloc(n * sizeof *refs);
@@ -105,7 +116,7 @@ static void build_ring(sup_core *c, int kind, sup_ring *ring, size_t **idx)
     }
     n = 0;
     for (size_t i = 0; i < c->nmem; i++)
-        if (sup_member_usable(&c->members[i], kind))
+        if (sup_member_usable(c, &c->members[i], kind))
             refs[n++] = (sup_member_ref){c->members[i].name, c->members[i].node};
     qsort(refs, n, sizeof *refs, cmp_ref);
     for (size_t j = 0; j < n; j++)
@@ -137,7 +148,7 @@ static bool compute_quorum(sup_core *c)
             if (!m->listed)
                 continue;
             refs[n] = (sup_member_ref){m->name, m->node};
-            st[n++] = m->has_status ? m->st.status : SUP_ST_UNINIT;
+            st[n++] = sup_member_status(c, m);
         }
         q = sup_has_quorum(SUP_DIST_QUORUM, refs, st, n);
     }
@@ -212,7 +223,10 @@ sup_member *sup_place(sup_core *c, int kind, uint64_t hash, uint64_t type_hash, 
 
 static void monitor_member(sup_core *c, sup_member *m)
 {
-    bool want = m->has_status && m->st.status != SUP_ST_DEAD && !sup_is_self(c, m->name, m->node);
+    /* A member another replica marked dead stays monitored while our monitor of that pid is up: our own DOWN,
+     * not somebody else's, decides that it is gone for us (sup_member_status). */
+    bool mine_up = m->mon && hc_pid_eq(&m->mon_pid, &m->st.pid);
+    bool want = m->has_status && (m->st.status != SUP_ST_DEAD || mine_up) && !sup_is_self(c, m->name, m->node);
     if (m->mon && (!want || !hc_pid_eq(&m->mon_pid, &m->st.pid))) {
         sup_demonitor(c, m->mon);
         m->mon = 0;
@@ -315,6 +329,9 @@ void sup_members_settle(sup_core *c, hc_time now)
     compact(c);
     for (size_t i = 0; i < c->nmem; i++)
         monitor_member(c, &c->members[i]);
+    for (size_t i = 0; i < c->children.cap; i++) /* a membership change is worth another try */
+        if (hc_hmap_live(&c->children, i))
+            ((sup_child *)c->children.vals[i])->parked = false;
     build_ring(c, SUP_KIND_C, &c->ring_c, &c->ring_c_idx);
     build_ring(c, SUP_KIND_BEAM, &c->ring_beam, &c->ring_beam_idx);
     bool q = compute_quorum(c);

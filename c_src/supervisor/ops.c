@@ -154,6 +154,15 @@ static bool started_pid(const uint8_t *r, size_t len, hc_pid *pid)
            hc_dec_pid(r, len, &i, pid) == HC_OK;
 }
 
+/* {error, {already_started, _}} */
+static bool already_started(const uint8_t *r, size_t len)
+{
+    size_t i = 0;
+    uint32_t a;
+    return hc_dec_tuple_header(r, len, &i, &a) == HC_OK && a == 2 && hc_dec_is_atom(r, len, &i, "error") &&
+           hc_dec_tuple_header(r, len, &i, &a) == HC_OK && a == 2 && hc_dec_is_atom(r, len, &i, "already_started");
+}
+
 void sup_op_started(sup_core *c, sup_op *o, const uint8_t *result, size_t len, hc_time now)
 {
     hc_pid pid;
@@ -177,6 +186,11 @@ void sup_op_started(sup_core *c, sup_op *o, const uint8_t *result, size_t len, h
         v.pid = pid;
         if (sup_write_child(c, o->id, &v, now) && ch && ch->running)
             sup_worker_stop(c, ch, "shutdown", false); /* no record, no supervision: do not leave it running */
+    } else if (!ok && had_record && !o->has_token && already_started(result, len)) {
+        /* A takeover refused because the child runs already (its name is held, through HordeC.Registry, by the copy
+         * on the far side of a partition): the record stays, so that after the heal the copy it names runs on. It
+         * is tried again when the record or the membership changes (found by the partition tests). */
+        ch->parked = true;
     } else if (!ok && had_record && !o->has_token) {
         /* a takeover or restart that failed to start (an error, or ignore): the child is gone for good */
         hc_log_warn("%s: child %llu could not be restarted", hc_atom_name(c->name), (unsigned long long)o->id);

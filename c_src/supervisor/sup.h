@@ -120,6 +120,7 @@ typedef struct sup_child {
     uint64_t mon;
     uint64_t op; /* an operation in flight for it (start, adopt, move, terminate): 0 none */
     bool moving; /* a BEAM member was asked to move it */
+    bool parked; /* a takeover was refused with already_started: wait for a change before trying again */
 } sup_child;
 
 /* ------------------------------------------------------------------ operations (ops.c) */
@@ -215,7 +216,12 @@ sup_member *sup_member_self(sup_core *c);
 void sup_member_event(sup_core *c, const sup_ckey *k, const uint8_t *val, size_t len);
 /* After the events of an input: rebuild rings and quorum, monitors, self-healing of statuses. */
 void sup_members_settle(sup_core *c, hc_time now);
-bool sup_member_usable(const sup_member *m, int kind); /* listed, alive, and runs `kind` */
+/* A member's status as this replica acts on it: `dead` written by another replica does not count while this
+ * replica's own monitor of that pid is still up (the writer was cut off from the member, not us — after a
+ * partition heals, each side's dead marks for the other side arrive before the members re-assert themselves);
+ * this replica's own status is what it knows of itself. */
+sup_status sup_member_status(const sup_core *c, const sup_member *m);
+bool sup_member_usable(const sup_core *c, const sup_member *m, int kind); /* listed, alive, runs `kind` */
 /* The member placement chooses for a child of `kind` (and, for a C worker, of worker type type_hash: the ring's
  * owner, or the next member clockwise that has the type). NULL: *why says why: no_alive_nodes, quorum_not_met,
  * or unknown_worker_type (alive replicas exist, none has the type). */

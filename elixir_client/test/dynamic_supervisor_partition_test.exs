@@ -263,7 +263,10 @@ defmodule HordeC.DynamicSupervisorPartitionTest do
         problems
       else
         for {_, what, detail} <- heal,
-            do: IO.puts("#{title}: known open after the heal: #{what}: #{inspect(detail, limit: 20)}")
+            do:
+              IO.puts(
+                "#{title}: known open after the heal: #{what}: #{inspect(detail, limit: 20)}"
+              )
 
         rest
       end

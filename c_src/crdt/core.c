@@ -221,16 +221,34 @@ static uint64_t core_deadline(const void *core)
     return hc_reply_queue_pending(&c->replies) ? 0 : hc_crdt_next_deadline(c->crdt);
 }
 
-static int core_set_peers(void *core, const hc_core_peer *peers, size_t n, hc_time now)
+int hc_crdt_set_peers(hc_crdt *r, const hc_core_peer *peers, size_t n, hc_core_peer **kept, size_t *nkept, hc_time now)
 {
-    uint64_t *handles = malloc((n ? n : 1) * sizeof *handles);
-    if (!handles)
+    uint64_t *handles = calloc(n ? n : 1, sizeof *handles);
+    hc_core_peer *copy = kept ? malloc((n ? n : 1) * sizeof *copy) : NULL;
+    if (!handles || (kept && !copy)) {
+        free(handles);
+        free(copy);
         return HC_ENOMEM;
+    }
     for (size_t i = 0; i < n; i++)
         handles[i] = peers[i].handle;
-    int rc = hc_crdt_set_neighbours(((crdt_core *)core)->crdt, handles, n, now);
+    int rc = hc_crdt_set_neighbours(r, handles, n, now);
     free(handles);
-    return rc;
+    if (rc || !kept) {
+        free(copy);
+        return rc;
+    }
+    if (n)
+        memcpy(copy, peers, n * sizeof *copy);
+    free(*kept);
+    *kept = copy;
+    *nkept = n;
+    return HC_OK;
+}
+
+static int core_set_peers(void *core, const hc_core_peer *peers, size_t n, hc_time now)
+{
+    return hc_crdt_set_peers(((crdt_core *)core)->crdt, peers, n, NULL, NULL, now);
 }
 
 static int core_peer_up(void *core, uint64_t peer, hc_time now)

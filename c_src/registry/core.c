@@ -720,26 +720,9 @@ static int core_set_peers(void *core, const hc_core_peer *peers, size_t n, hc_ti
         for (size_t i = 0; i < n; i++)
             if (!is_peer(c, peers[i].name, peers[i].node) && !wanted(c, peers[i].name, peers[i].node))
                 return HC_ESTATE;
-    uint64_t *handles = calloc(n ? n : 1, sizeof *handles);
-    hc_core_peer *copy = malloc((n ? n : 1) * sizeof *copy);
-    if (!handles || !copy) {
-        free(handles);
-        free(copy);
-        return HC_ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++)
-        handles[i] = peers[i].handle;
-    int rc = hc_crdt_set_neighbours(c->crdt, handles, n, now);
-    free(handles);
-    if (rc) {
-        free(copy);
+    int rc = hc_crdt_set_peers(c->crdt, peers, n, &c->peers, &c->npeers, now);
+    if (rc)
         return rc;
-    }
-    if (n)
-        memcpy(copy, peers, n * sizeof *copy);
-    free(c->peers);
-    c->peers = copy;
-    c->npeers = n;
     if (!unwanted_peers(c))
         c->evict_at = HC_NO_DEADLINE;
     else if (c->evict_at == HC_NO_DEADLINE)

@@ -919,27 +919,7 @@ static uint64_t core_deadline(const void *core)
 static int core_set_peers(void *core, const hc_core_peer *peers, size_t n, hc_time now)
 {
     sup_core *c = core;
-    uint64_t *handles = calloc(n ? n : 1, sizeof *handles);
-    hc_core_peer *copy = malloc((n ? n : 1) * sizeof *copy);
-    if (!handles || !copy) {
-        free(handles);
-        free(copy);
-        return HC_ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++)
-        handles[i] = peers[i].handle;
-    int rc = hc_crdt_set_neighbours(c->crdt, handles, n, now);
-    free(handles);
-    if (rc) {
-        free(copy);
-        return rc;
-    }
-    if (n)
-        memcpy(copy, peers, n * sizeof *copy);
-    free(c->peers);
-    c->peers = copy;
-    c->npeers = n;
-    return HC_OK;
+    return hc_crdt_set_peers(c->crdt, peers, n, &c->peers, &c->npeers, now);
 }
 
 static int core_peer_up(void *core, uint64_t peer, hc_time now)

@@ -100,6 +100,9 @@ size_t hc_crdt_size(const hc_crdt *r);
 /* Replaces the neighbour set. New neighbours are greeted and repaired; removed ones are forgotten
  * (their queued deltas and sessions dropped). HC_EINVAL on duplicates. */
 int hc_crdt_set_neighbours(hc_crdt *r, const uint64_t *peers, size_t n, hc_time now);
+/* The same from a host's peers (hc_core_ops.set_peers of a core built on the engine); when `kept` is not NULL, a
+ * copy of the peers replaces *kept / *nkept on success (the core keeps who its neighbours are). */
+int hc_crdt_set_peers(hc_crdt *r, const hc_core_peer *peers, size_t n, hc_core_peer **kept, size_t *nkept, hc_time now);
 int hc_crdt_add_neighbour(hc_crdt *r, uint64_t peer, hc_time now);    /* HC_EEXIST if present */
 int hc_crdt_remove_neighbour(hc_crdt *r, uint64_t peer, hc_time now); /* HC_EINVAL if absent */
 /* The host's view of reachability (nodedown / nodeup). While down nothing is sent to the peer; deltas

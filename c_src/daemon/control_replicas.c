@@ -95,6 +95,16 @@ static int start_args(const control_req *c, hc_req_args *a, bool registry, hc_at
     return HC_OK;
 }
 
+/* The answer to a *_start request: {ok, Pid}, {error, name_taken} or {error, Reason}. */
+static int reply_started(const control_req *c, int rc, const hc_proc *p)
+{
+    if (rc)
+        hc_gen_reply_error(c->rt, c->from, rc == HC_EEXIST ? "name_taken" : hc_err_atom(rc));
+    else
+        control_reply_ok_pid(c, p);
+    return HC_OK;
+}
+
 int control_crdt_start(void *ctx, hc_req_args *a)
 {
     const control_req *c = ctx;
@@ -106,11 +116,7 @@ int control_crdt_start(void *ctx, hc_req_args *a)
     hordec_crdt_opts co = {o.flush_interval_ms, o.max_message_bytes, o.stream_batch_bytes};
     hc_proc *p;
     rc = hordec_crdt_start(c->rt, name, &co, &p);
-    if (rc)
-        hc_gen_reply_error(c->rt, c->from, rc == HC_EEXIST ? "name_taken" : hc_err_atom(rc));
-    else
-        control_reply_ok_pid(c, p);
-    return HC_OK;
+    return reply_started(c, rc, p);
 }
 
 int control_registry_start(void *ctx, hc_req_args *a)
@@ -130,12 +136,9 @@ int control_registry_start(void *ctx, hc_req_args *a)
         hc_enc_atom_cstr(&k, running == HC_REGISTRY_DUPLICATE ? "duplicate" : "unique");
         reply_error_term(c, "keys_mismatch", k.data, k.len);
         hc_buf_free(&k);
-    } else if (rc) {
-        hc_gen_reply_error(c->rt, c->from, rc == HC_EEXIST ? "name_taken" : hc_err_atom(rc));
-    } else {
-        control_reply_ok_pid(c, p);
+        return HC_OK;
     }
-    return HC_OK;
+    return reply_started(c, rc, p);
 }
 
 int control_supervisor_start(void *ctx, hc_req_args *a)
@@ -149,15 +152,17 @@ int control_supervisor_start(void *ctx, hc_req_args *a)
     hc_supervisor_replica_opts so = {o.flush_interval_ms, o.max_message_bytes, o.stream_batch_bytes};
     hc_proc *p;
     rc = hc_supervisor_replica_start(c->rt, name, &so, &p);
-    if (rc)
-        hc_gen_reply_error(c->rt, c->from, rc == HC_EEXIST ? "name_taken" : hc_err_atom(rc));
-    else
-        control_reply_ok_pid(c, p);
-    return HC_OK;
+    return reply_started(c, rc, p);
 }
 
-/* Stops the replica `Name` if is(p) says it is of the right kind. */
-static int stop_replica(void *ctx, hc_req_args *a, bool (*is)(const hc_proc *))
+static void exit_shutdown(hc_rt *rt, hc_proc *p)
+{
+    hc_span reason = hc_reason_shutdown();
+    hc_proc_exit(rt, p, reason.p, reason.len);
+}
+
+/* Stops the replica `Name` with stop(), if is(p) says it is of the right kind. */
+static int stop_replica(void *ctx, hc_req_args *a, bool (*is)(const hc_proc *), void (*stop)(hc_rt *, hc_proc *))
 {
     const control_req *c = ctx;
     hc_atom name;
@@ -168,29 +173,17 @@ static int stop_replica(void *ctx, hc_req_args *a, bool (*is)(const hc_proc *))
         hc_gen_reply_error(c->rt, c->from, "not_found");
         return HC_OK;
     }
-    hc_span reason = hc_reason_shutdown();
-    hc_proc_exit(c->rt, p, reason.p, reason.len);
+    stop(c->rt, p);
     hc_gen_reply_atom(c->rt, c->from, "ok");
     return HC_OK;
 }
 
-int control_crdt_stop(void *ctx, hc_req_args *a) { return stop_replica(ctx, a, hordec_is_crdt); }
-int control_registry_stop(void *ctx, hc_req_args *a) { return stop_replica(ctx, a, hordec_is_registry); }
+int control_crdt_stop(void *ctx, hc_req_args *a) { return stop_replica(ctx, a, hordec_is_crdt, exit_shutdown); }
+int control_registry_stop(void *ctx, hc_req_args *a) { return stop_replica(ctx, a, hordec_is_registry, exit_shutdown); }
 /* {supervisor_stop, Name}: its C workers are stopped and handed over first (hc_supervisor_replica_stop). */
 int control_supervisor_stop(void *ctx, hc_req_args *a)
 {
-    const control_req *c = ctx;
-    hc_atom name;
-    if (hc_dec_atom(a->p, a->len, &a->i, &name) || !hc_req_args_done(a))
-        return HC_EDECODE;
-    hc_proc *p = hc_proc_whereis(c->rt, name);
-    if (!hc_supervisor_replica_is(p)) {
-        hc_gen_reply_error(c->rt, c->from, "not_found");
-        return HC_OK;
-    }
-    hc_supervisor_replica_stop(c->rt, p);
-    hc_gen_reply_atom(c->rt, c->from, "ok");
-    return HC_OK;
+    return stop_replica(ctx, a, hc_supervisor_replica_is, hc_supervisor_replica_stop);
 }
 
 int control_registry_demo(void *ctx, hc_req_args *a)

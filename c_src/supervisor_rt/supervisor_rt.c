@@ -12,6 +12,9 @@
 
 #define MAX_SUPERVISORS 256
 
+/* The term a replica's core takes as "stop gracefully" (hc_supervisor_core_shutdown): the atom shutdown. */
+static const uint8_t shutdown[] = {119, 8, 's', 'h', 'u', 't', 'd', 'o', 'w', 'n'};
+
 /* The replicas started in this process, per runtime (by pid: a name can be reused by a later replica). Loop
  * thread only, like everything that touches a runtime. */
 static struct {
@@ -152,7 +155,6 @@ int hc_supervisor_replica_start(hc_rt *rt, hc_atom name, const hc_supervisor_rep
 
 void hc_supervisor_replica_stop(hc_rt *rt, hc_proc *p)
 {
-    static const uint8_t shutdown[] = {119, 8, 's', 'h', 'u', 't', 'd', 'o', 'w', 'n'}; /* the atom shutdown */
     if (!hc_supervisor_replica_is(p) || !hc_proc_alive(p))
         return;
     hc_host_rt_local(rt, p, shutdown, sizeof shutdown); /* its workers stop; their records are handed over */
@@ -173,7 +175,6 @@ static bool all_flushed(hc_rt *rt)
 
 void hc_supervisor_replicas_shutdown(hc_rt *rt, uint32_t max_wait_ms)
 {
-    static const uint8_t shutdown[] = {119, 8, 's', 'h', 'u', 't', 'd', 'o', 'w', 'n'}; /* the atom shutdown */
     size_t n = 0;
     for (size_t i = 0; i < MAX_SUPERVISORS; i++) {
         hc_proc *p = sups[i].rt == rt && sups[i].name ? hc_proc_lookup(rt, &sups[i].pid) : NULL;

@@ -195,6 +195,13 @@ defmodule HordeC.RegistryTest do
     @tag :explicit_members
     test "set_members/2 is replicated; setting it twice gives the same", ctx do
       %{reg: reg, h1: h1, h2: h2} = ctx
+
+      # The peers' first attach wrote the explicit membership through h2: a delete removes only the writes its
+      # replica has seen (add-wins), so let every replica have seen them before replacing the membership.
+      eventually(fn ->
+        Enum.all?([h1, h2], fn h -> GenServer.call({reg, h}, :stats)[:idle] == true end)
+      end)
+
       assert Cluster.set_members(reg, [{reg, h1}, {:other, h2}]) == :ok
       assert Cluster.members(reg) == Enum.sort([{reg, h1}, {:other, h2}])
       assert Cluster.set_members(reg, [{reg, h1}, {:other, h2}]) == :ok

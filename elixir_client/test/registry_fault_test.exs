@@ -146,6 +146,17 @@ defmodule HordeC.RegistryFaultTest do
         {k, a, b, Task.await(ta), Task.await(tb)}
       end
 
+    # Read the winners once the replicas have exchanged everything: until then every node can agree on a
+    # registration the other replica's has not yet overridden.
+    eventually(
+      fn ->
+        Enum.all?([ctx.h1.node, ctx.h2.node], fn h ->
+          GenServer.call({reg, h}, :stats)[:idle] == true
+        end)
+      end,
+      @converge
+    )
+
     for {k, a, b, ra, rb} <- results do
       assert match?({:ok, _}, ra) or match?({:ok, _}, rb), "nobody got #{inspect(k)}"
 

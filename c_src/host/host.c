@@ -22,7 +22,8 @@ struct hc_host {
     uint64_t redial_at; /* monotonic; HC_NO_DEADLINE while every neighbour's node is connected */
     uint64_t armed_at;  /* what env->wake_at was last told */
     uint64_t last_warn_ms;
-    hc_buf out; /* scratch for envelopes */
+    hc_buf out;       /* scratch for envelopes */
+    bool hold_stream; /* hc_host_hold_stream: diffs wait (the replies they precede are held too) */
 };
 
 int hc_host_new(const hc_host_config *cfg, const hc_host_env *env, const hc_core_ops *ops, void *core, hc_host **out)
@@ -146,7 +147,8 @@ again:
         case HC_EFF_SEND_PEER: send_peer(h, e.peer, e.data, e.len); break;
         case HC_EFF_SEND_PID: h->env.send_pid(h->env.ud, &e.pid, e.data, e.len); break;
         case HC_EFF_REPLY:
-            hc_stream_flush(&h->stream, &h->env); /* changes travel before the reply that caused them */
+            if (!h->hold_stream)
+                hc_stream_flush(&h->stream, &h->env); /* changes travel before the reply that caused them */
             h->env.reply(h->env.ud, e.token, e.data, e.len);
             break;
         case HC_EFF_MONITOR: h->env.monitor(h->env.ud, &e.pid, e.id << 1); break;
@@ -182,8 +184,16 @@ again:
         goto again;
     }
     hc_buf_free(&results);
-    hc_stream_flush(&h->stream, &h->env);
+    if (!h->hold_stream)
+        hc_stream_flush(&h->stream, &h->env);
     rearm(h);
+}
+
+void hc_host_hold_stream(hc_host *h, bool hold)
+{
+    h->hold_stream = hold;
+    if (!hold)
+        hc_stream_flush(&h->stream, &h->env);
 }
 
 /* ------------------------------------------------------------------ inputs */

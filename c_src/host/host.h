@@ -74,6 +74,11 @@ void hc_host_monitor_down(hc_host *h, uint64_t id, const hc_pid *pid, const uint
 /* A term for the core from the process hosting it (ops->local; ignored by cores without one). */
 void hc_host_local(hc_host *h, const uint8_t *msg, size_t len, hc_time now);
 
+/* While held, change-stream diffs collect instead of leaving before each reply and after each input; releasing
+ * sends them. For a batch of requests whose replies the env also holds until the batch ends (so the diffs
+ * still precede them): N requests then cost each subscriber one stream message instead of N. */
+void hc_host_hold_stream(hc_host *h, bool hold);
+
 /* Introspection for tests and the simulator. */
 void *hc_host_core(const hc_host *h);
 size_t hc_host_subscribers(const hc_host *h);

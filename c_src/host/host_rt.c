@@ -203,6 +203,15 @@ static void on_call(hc_rt *rt, hc_proc *self, const hc_gen_from *from, const uin
     }
 }
 
+/* A batch of calls: its replies leave together at the end (the runtime holds them), so its stream diffs wait
+ * too, and go just before them. */
+static void on_batch(hc_rt *rt, hc_proc *self, bool begin)
+{
+    (void)rt;
+    binding *b = hc_proc_state(self);
+    hc_host_hold_stream(b->host, begin);
+}
+
 static void on_message(hc_rt *rt, hc_proc *self, const hc_pid *from, const uint8_t *msg, size_t len)
 {
     binding *b = hc_proc_state(self);
@@ -255,8 +264,11 @@ static void on_terminate(hc_rt *rt, hc_proc *self, const uint8_t *reason, size_t
     (void)reason, (void)rlen;
 }
 
-static const hc_proc_ops host_proc_ops = {
-    .on_call = on_call, .on_message = on_message, .on_down = on_down, .on_terminate = on_terminate};
+static const hc_proc_ops host_proc_ops = {.on_call = on_call,
+                                          .on_message = on_message,
+                                          .on_down = on_down,
+                                          .on_terminate = on_terminate,
+                                          .on_batch = on_batch};
 
 int hc_host_rt_start(hc_rt *rt, hc_atom name, const hc_core_ops *ops, void *core, const hc_host_rt_opts *opts,
                      hc_proc **out)

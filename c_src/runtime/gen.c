@@ -120,10 +120,124 @@ bool rt_gen_try_call(hc_rt *rt, hc_proc *p, const uint8_t *msg, size_t len)
     return true;
 }
 
+/* ------------------------------------------------------------------ batches of calls */
+
+/* Replies held for a batch are sent once they reach this size, so one huge batch cannot hold a huge reply. */
+#define GEN_BATCH_REPLY_BYTES 65536u
+
+/* Sends the replies collected for the batch's caller as {'$gen_replies', [{Tag, Reply}, ...]}. */
+static void batch_send_replies(hc_rt *rt)
+{
+    if (!rt->batch.n)
+        return;
+    hc_buf msg = {0};
+    hc_enc_tuple_header(&msg, 2);
+    hc_enc_atom_cstr(&msg, "$gen_replies");
+    hc_enc_list_header(&msg, rt->batch.n);
+    hc_buf_append(&msg, rt->batch.replies.data, rt->batch.replies.len);
+    hc_enc_nil(&msg);
+    if (msg.err || rt->batch.replies.err)
+        hc_log_warn("out of memory: %u replies to a batch of calls were lost", (unsigned)rt->batch.n);
+    else
+        hc_send(rt, NULL, &rt->batch.pid, msg.data, msg.len);
+    hc_buf_free(&msg);
+    hc_buf_reset(&rt->batch.replies);
+    rt->batch.n = 0;
+}
+
+/* Walks the calls of a batch; with p NULL it only validates them. False on a malformed element. */
+static bool batch_walk(hc_rt *rt, hc_proc *p, const hc_pid *pid, const uint8_t *msg, size_t len, size_t *i, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t arity;
+        if (hc_dec_tuple_header(msg, len, i, &arity) || arity != 2)
+            return false;
+        size_t tag = *i;
+        if (hc_dec_skip(msg, len, i))
+            return false;
+        size_t req = *i;
+        if (hc_dec_skip(msg, len, i))
+            return false;
+        if (!p)
+            continue;
+        hc_gen_from from;
+        if (from_capture(&from, pid, msg + tag, req - tag)) {
+            hc_log_warn("out of memory: dropped a call with a %zu-byte tag", req - tag);
+            continue;
+        }
+        p->ops->on_call(rt, p, &from, msg + req, *i - req);
+        hc_gen_from_release(&from);
+        if (p->dead)
+            return true; /* the rest has no one to go to */
+    }
+    return true;
+}
+
+/* {'$gen_calls', Pid, [{Tag, Request}, ...]}: many calls of one caller in one message (HordeC's clients send
+ * concurrent writes this way). Each reaches on_call as if it had come alone, in order; the replies made
+ * meanwhile return together, so N calls cost the caller's node two packets instead of 2N. Replies made later
+ * go one by one, as any reply. A malformed batch is not one: it is left to on_message, whole. */
+bool rt_gen_try_calls(hc_rt *rt, hc_proc *p, const uint8_t *msg, size_t len)
+{
+    size_t i = 0;
+    uint32_t arity, n;
+    hc_pid pid;
+    if (hc_dec_tuple_header(msg, len, &i, &arity) || arity != 3 || !hc_dec_is_atom(msg, len, &i, "$gen_calls") ||
+        hc_dec_pid(msg, len, &i, &pid) || hc_dec_list_header(msg, len, &i, &n))
+        return false;
+    size_t first = i;
+    if (!batch_walk(rt, NULL, &pid, msg, len, &i, n) ||
+        (n ? hc_peek_type(msg, len, i) != ETF_NIL || i + 1 != len : i != len))
+        return false;
+    if (rt->batch.proc) {
+        /* Nested (a call handler delivering to another process synchronously): the outer batch keeps
+         * collecting; these replies go one by one. */
+        i = first;
+        batch_walk(rt, p, &pid, msg, len, &i, n);
+        return true;
+    }
+    rt->batch.proc = p;
+    rt->batch.pid = pid;
+    if (p->ops->on_batch)
+        p->ops->on_batch(rt, p, true);
+    i = first;
+    batch_walk(rt, p, &pid, msg, len, &i, n);
+    if (p->ops->on_batch && !p->dead)
+        p->ops->on_batch(rt, p, false);
+    rt->batch.proc = NULL;
+    batch_send_replies(rt);
+    return true;
+}
+
+/* Holds a reply to the current batch's caller. False if this reply is not one to hold. */
+static bool batch_hold(hc_rt *rt, const hc_gen_from *from, const uint8_t *reply, size_t len)
+{
+    /* An alias tag to another node needs its own ALIAS_SEND; anything not for the batch's caller goes alone. */
+    if (!rt->batch.proc || from->kind_ == FROM_ALIAS || !hc_pid_eq(&from->pid, &rt->batch.pid))
+        return false;
+    hc_buf *b = &rt->batch.replies;
+    hc_enc_tuple_header(b, 2);
+    from_enc_tag(b, from);
+    hc_buf_append(b, reply, len);
+    rt->batch.n++;
+    if (b->len >= GEN_BATCH_REPLY_BYTES) {
+        /* A boundary inside the batch: what the process held for the replies so far goes first. */
+        hc_proc *p = rt->batch.proc;
+        if (p->ops->on_batch && !p->dead)
+            p->ops->on_batch(rt, p, false);
+        batch_send_replies(rt);
+        if (p->ops->on_batch && !p->dead)
+            p->ops->on_batch(rt, p, true);
+    }
+    return true;
+}
+
 int hc_gen_reply(hc_rt *rt, const hc_gen_from *from, const uint8_t *reply, size_t len)
 {
     if (from->kind_ == FROM_EMPTY)
         return HC_EINVAL;
+    if (batch_hold(rt, from, reply, len))
+        return rt->batch.replies.err;
     hc_buf msg = {0};
     hc_enc_tuple_header(&msg, 2);
     int rc = from_enc_tag(&msg, from);

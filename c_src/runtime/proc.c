@@ -121,7 +121,7 @@ void rt_deliver(hc_rt *rt, hc_proc *p, const hc_pid *from, const uint8_t *msg, s
     rt->stats.msgs_in++;
     if (rt_gen_try_reply(rt, p, msg, len))
         return;
-    if (p->ops->on_call && rt_gen_try_call(rt, p, msg, len))
+    if (p->ops->on_call && (rt_gen_try_call(rt, p, msg, len) || rt_gen_try_calls(rt, p, msg, len)))
         return;
     if (p->ops->on_message)
         p->ops->on_message(rt, p, from, msg, len);

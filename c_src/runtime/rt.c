@@ -173,6 +173,7 @@ void hc_rt_free(hc_rt *rt)
     hc_loop_free(rt->loop);
     free(rt->graveyard);
     hc_buf_free(&rt->scratch);
+    hc_buf_free(&rt->batch.replies);
     free(rt);
 }
 

@@ -176,6 +176,15 @@ struct hc_rt {
     hc_buf scratch; /* reused control-message encoding buffer */
     hc_rt_stats stats;
 
+    /* gen.c: the {'$gen_calls', Pid, Calls} batch being delivered (proc NULL when none) and the replies to
+     * Pid made meanwhile, encoded {Tag, Reply} elements sent together when the batch ends. */
+    struct {
+        hc_proc *proc;
+        hc_pid pid;
+        hc_buf replies;
+        uint32_t n;
+    } batch;
+
     const struct hc_worker_type **wtypes; /* worker.c: registered worker types (borrowed), in order */
     size_t nwtypes, capwtypes;
 };
@@ -226,6 +235,7 @@ void mon_vec_remove(mon_vec *v, size_t idx, bool target_side);
 
 /* gen.c */
 bool rt_gen_try_call(hc_rt *rt, hc_proc *p, const uint8_t *msg, size_t len);
+bool rt_gen_try_calls(hc_rt *rt, hc_proc *p, const uint8_t *msg, size_t len);
 bool rt_gen_try_reply(hc_rt *rt, hc_proc *p, const uint8_t *msg, size_t len);
 void rt_gen_on_down(hc_rt *rt, hc_proc *p, const hc_ref *ref, const uint8_t *reason, size_t rlen, bool *handled);
 void rt_gen_drop_caller(hc_rt *rt, hc_proc *p);

@@ -203,6 +203,11 @@ typedef struct hc_proc_ops {
     /* The process is terminating with `reason`: release the state. Links and monitors fire, and the
      * process's timers are cancelled, after this returns. */
     void (*on_terminate)(hc_rt *rt, hc_proc *self, const uint8_t *reason, size_t rlen);
+    /* A batch of calls, {'$gen_calls', Pid, [{Tag, Request}, ...]}, is about to be delivered to on_call one by
+     * one (begin true), or has been (begin false). The replies to Pid made in between travel together, as one
+     * {'$gen_replies', [{Tag, Reply}, ...]} message, after on_batch(false) returns; a process that sends
+     * other messages caused by those calls may hold them until then, so that they still precede the replies. */
+    void (*on_batch)(hc_rt *rt, hc_proc *self, bool begin);
 } hc_proc_ops;
 
 /* Creates a process running `ops` (which must outlive it) with `state` (the caller's; hand it back in

@@ -881,6 +881,39 @@ static void test_stream_diffs_before_reply_and_bound(void **state)
     hc_buf_free(&v);
 }
 
+/* A held stream (a batch of calls whose replies the env holds until it ends): the diffs of several requests
+ * collect and leave together on release, one message per subscriber, in order. */
+static void test_stream_held_for_a_batch(void **state)
+{
+    hc_pid sub = pid_on(N1, 4);
+    stream_call("stream_subscribe", &sub, 1);
+    hc_buf k = {0}, v = {0};
+    log_clear();
+    hc_host_hold_stream(H, true);
+    for (uint32_t i = 0; i < 3; i++) {
+        key_val(&k, &v, 1 + i, 10);
+        put_req(k.data, k.len, v.data, v.len, 2 + i);
+    }
+    assert_int_equal(count(EV_SEND_PID), 0);
+    assert_int_equal(count(EV_REPLY), 3);
+    hc_host_hold_stream(H, false);
+    assert_int_equal(count(EV_SEND_PID), 1);
+    smsg s = read_stream(last(EV_SEND_PID));
+    assert_false(s.snapshot);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.seq, 2);
+    /* released: back to a diff before each reply */
+    log_clear();
+    key_val(&k, &v, 9, 10);
+    put_req(k.data, k.len, v.data, v.len, 9);
+    assert_int_equal(L.n, 2);
+    assert_int_equal(L.evs[0].kind, EV_SEND_PID);
+    assert_int_equal(L.evs[1].kind, EV_REPLY);
+    hc_buf_free(&k);
+    hc_buf_free(&v);
+    (void)state;
+}
+
 static void test_stream_monitor_down_and_unsubscribe(void **state)
 {
     hc_pid s1 = pid_on(N1, 1), s2 = pid_on(N2, 2);
@@ -1019,6 +1052,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_empty_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_snapshot_parts_within_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_diffs_before_reply_and_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_held_for_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_monitor_down_and_unsubscribe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_resubscribe_new_epoch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_hands_back_the_core, setup, teardown),

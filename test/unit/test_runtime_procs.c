@@ -1,7 +1,8 @@
 /* test_runtime_procs.c — the runtime's process model between C processes on one node: spawning (with a
  * name, in one step), messages, monitors (by pid and by name), links and exit signals (including unlink
  * racing an exit), trap_exit, kill, GenServer-style calls between C processes (reply, noproc, timeout,
- * caller gone), the caller's tag (compact, alias, raw of any size, kept beyond the callback), replies from
+ * caller gone), the caller's tag (compact, alias, raw of any size, kept beyond the callback), batches of
+ * calls ('$gen_calls', answered by one '$gen_replies'), replies from
  * a buffer whose encoding failed, loop timers and timers owned by a process (send_after included).
  * The node does not register with epmd and talks to nobody: everything here is local. */
 #include <setjmp.h>
@@ -36,6 +37,7 @@ typedef struct rec {
     size_t call_reply_len;
     int call_cb_runs;
     bool never_reply;
+    int batch_begins, batch_ends;
 } rec;
 
 static void copy_capped(uint8_t *dst, size_t cap, size_t *dlen, const uint8_t *src, size_t n)
@@ -100,11 +102,22 @@ static void on_terminate(hc_rt *rt, hc_proc *self, const uint8_t *reason, size_t
     (void)rt;
 }
 
+static void on_batch(hc_rt *rt, hc_proc *self, bool begin)
+{
+    rec *r = hc_proc_state(self);
+    if (begin)
+        r->batch_begins++;
+    else
+        r->batch_ends++;
+    (void)rt;
+}
+
 static const hc_proc_ops ops = {.on_message = on_message,
                                 .on_call = on_call,
                                 .on_down = on_down,
                                 .on_exit_signal = on_exit_signal,
-                                .on_terminate = on_terminate};
+                                .on_terminate = on_terminate,
+                                .on_batch = on_batch};
 
 /* ------------------------------------------------------------------ fixtures */
 
@@ -695,6 +708,103 @@ static void test_caller_kept_beyond_the_callback(void **state)
     hc_buf_free(&reply);
 }
 
+/* ------------------------------------------------------------------ batches of calls */
+
+/* {'$gen_calls', From, [{Tag, Req}...]} with the given tags (encoded terms) and atom requests. */
+static void enc_batch(hc_buf *msg, const hc_pid *from, const hc_buf *tags, const char *const *reqs, int n)
+{
+    hc_buf_reset(msg);
+    hc_enc_tuple_header(msg, 3);
+    hc_enc_atom_cstr(msg, "$gen_calls");
+    hc_enc_pid(msg, from);
+    if (n)
+        hc_enc_list_header(msg, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        hc_enc_tuple_header(msg, 2);
+        hc_buf_append(msg, tags[i].data, tags[i].len);
+        hc_enc_atom_cstr(msg, reqs[i]);
+    }
+    hc_enc_nil(msg);
+    assert_int_equal(msg->err, HC_OK);
+}
+
+static void test_batch_of_calls_answered_in_one_message(void **state)
+{
+    world *w = *state;
+    hc_buf tags[3] = {{0}}, msg = {0}, want = {0};
+    const char *reqs[3] = {"a", "b", "c"};
+    hc_ref ref;
+    hc_make_ref(w->rt, &ref);
+    hc_enc_ref(&tags[0], &ref);
+    hc_make_ref(w->rt, &ref);
+    hc_enc_ref(&tags[1], &ref);
+    hc_enc_atom_cstr(&tags[2], "raw_tag");
+    enc_batch(&msg, &w->pids[0], tags, reqs, 3);
+    assert_int_equal(hc_send(w->rt, NULL, &w->pids[1], msg.data, msg.len), HC_OK);
+    run(w);
+    /* each call answered, the answers in one message, in order, and the process told where the batch was */
+    assert_int_equal(w->recs[1].calls_answered, 3);
+    assert_int_equal(w->recs[1].batch_begins, 1);
+    assert_int_equal(w->recs[1].batch_ends, 1);
+    assert_int_equal(w->recs[0].messages, 1);
+    hc_enc_tuple_header(&want, 2);
+    hc_enc_atom_cstr(&want, "$gen_replies");
+    hc_enc_list_header(&want, 3);
+    for (int i = 0; i < 3; i++) {
+        hc_enc_tuple_header(&want, 2);
+        hc_buf_append(&want, tags[i].data, tags[i].len);
+        hc_enc_atom_cstr(&want, reqs[i]);
+    }
+    hc_enc_nil(&want);
+    assert_int_equal(w->recs[0].last_msg_len, want.len);
+    assert_memory_equal(w->recs[0].last_msg, want.data, want.len);
+
+    /* an empty batch: nothing to answer, no message */
+    enc_batch(&msg, &w->pids[0], tags, reqs, 0);
+    assert_int_equal(hc_send(w->rt, NULL, &w->pids[1], msg.data, msg.len), HC_OK);
+    run(w);
+    assert_int_equal(w->recs[0].messages, 1);
+
+    /* a call answered after its batch ended: its reply goes alone, as any reply */
+    w->recs[1].keep_from = true;
+    enc_batch(&msg, &w->pids[0], tags, reqs, 1);
+    assert_int_equal(hc_send(w->rt, NULL, &w->pids[1], msg.data, msg.len), HC_OK);
+    run(w);
+    assert_int_equal(w->recs[0].messages, 1);
+    assert_int_equal(hc_gen_reply_atom(w->rt, &w->recs[1].kept, "later"), HC_OK);
+    run(w);
+    assert_int_equal(w->recs[0].messages, 2);
+    hc_buf_reset(&want);
+    hc_enc_tuple_header(&want, 2);
+    hc_buf_append(&want, tags[0].data, tags[0].len);
+    hc_enc_atom_cstr(&want, "later");
+    assert_int_equal(w->recs[0].last_msg_len, want.len);
+    assert_memory_equal(w->recs[0].last_msg, want.data, want.len);
+    w->recs[1].keep_from = false;
+
+    /* malformed (an element that is not {Tag, Req}): not a batch, so nothing is called; it arrives as it is */
+    int answered = w->recs[1].calls_answered, plain = w->recs[1].messages;
+    hc_buf_reset(&msg);
+    hc_enc_tuple_header(&msg, 3);
+    hc_enc_atom_cstr(&msg, "$gen_calls");
+    hc_enc_pid(&msg, &w->pids[0]);
+    hc_enc_list_header(&msg, 2);
+    hc_enc_tuple_header(&msg, 2);
+    hc_buf_append(&msg, tags[0].data, tags[0].len);
+    hc_enc_atom_cstr(&msg, "a");
+    hc_enc_atom_cstr(&msg, "not_a_call");
+    hc_enc_nil(&msg);
+    assert_int_equal(hc_send(w->rt, NULL, &w->pids[1], msg.data, msg.len), HC_OK);
+    run(w);
+    assert_int_equal(w->recs[1].calls_answered, answered);
+    assert_int_equal(w->recs[1].messages, plain + 1);
+    assert_int_equal(w->recs[0].messages, 2);
+    for (int i = 0; i < 3; i++)
+        hc_buf_free(&tags[i]);
+    hc_buf_free(&msg);
+    hc_buf_free(&want);
+}
+
 /* ------------------------------------------------------------------ replies that respect the sticky error */
 
 static void test_reply_and_send_from_a_failed_buffer(void **state)
@@ -822,6 +932,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_send_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caller_tags_of_every_shape_and_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caller_kept_beyond_the_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_of_calls_answered_in_one_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_and_send_from_a_failed_buffer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_events_carry_codes, setup, teardown),
     };

@@ -131,6 +131,8 @@ defmodule HordeC.Attachment do
   @retry_min 100
   @retry_max 2_000
   @async_tag :hordec_async
+  # Writes sent in one message at most (a burst larger than this goes as several).
+  @batch_max 256
 
   # ------------------------------------------------------------------ API for callers
 
@@ -317,6 +319,10 @@ defmodule HordeC.Attachment do
           pending: %{},
           queued: [],
           held: [],
+          # Forwarded writes not sent yet ({tag, request}, newest first): they leave together once
+          # the writes already in the mailbox are in (see forward/4).
+          outbox: [],
+          outbox_n: 0,
           has_flush: function_exported?(mod, :flush, 2)
         }
 
@@ -430,33 +436,15 @@ defmodule HordeC.Attachment do
 
   def handle_info({@async_tag, _reply}, s), do: {:noreply, s}
 
-  # The reply to a forwarded write: its diffs came first, the tables show the write.
-  def handle_info({tag, reply} = msg, s) when is_reference(tag) do
-    case Map.pop(s.pending, tag) do
-      {nil, _} ->
-        # A reply from a replica we left (the request went again to the next one), or not ours.
-        {:noreply, %{s | mst: s.mod.handle_info(msg, s.addr, s.mst)}}
+  def handle_info(:"$hordec_send_outbox", s), do: {:noreply, send_outbox(s)}
 
-      {{from, request, deadline}, pending} ->
-        s = %{s | pending: pending}
-
-        case reply do
-          # The replica no longer knows this node's attachment (it lost sight of it and dropped
-          # its record, docs/registry.md §5): attach again, re-asserting what this node owns,
-          # then repeat the request.
-          {:error, :not_attached} ->
-            s = %{s | queued: [{from, request, deadline} | s.queued]}
-            {:noreply, reattach(s, "a write was refused")}
-
-          _ when s.phase == :live ->
-            GenServer.reply(from, reply)
-            {:noreply, s}
-
-          _ ->
-            {:noreply, %{s | held: [{from, reply} | s.held]}}
-        end
-    end
+  # The replies to a batch of forwarded writes, in order (each as below).
+  def handle_info({:"$gen_replies", replies}, s) when is_list(replies) do
+    {:noreply, Enum.reduce(replies, s, fn {tag, reply}, s -> handle_reply(tag, reply, s) end)}
   end
+
+  def handle_info({tag, reply}, s) when is_reference(tag),
+    do: {:noreply, handle_reply(tag, reply, s)}
 
   def handle_info({:reattach, gen}, %{gen: gen, phase: :live} = s) do
     # A replica that keeps dropping the record (or a client and replica that disagree on its
@@ -584,15 +572,65 @@ defmodule HordeC.Attachment do
     send_queued(s)
   end
 
+  # The reply to a forwarded write: its diffs came first, the tables show the write.
+  defp handle_reply(tag, reply, s) do
+    case Map.pop(s.pending, tag) do
+      {nil, _} ->
+        # A reply from a replica we left (the request went again to the next one), or not ours.
+        %{s | mst: s.mod.handle_info({tag, reply}, s.addr, s.mst)}
+
+      {{from, request, deadline}, pending} ->
+        s = %{s | pending: pending}
+
+        case reply do
+          # The replica no longer knows this node's attachment (it lost sight of it and dropped
+          # its record, docs/registry.md §5): attach again, re-asserting what this node owns,
+          # then repeat the request.
+          {:error, :not_attached} ->
+            s = %{s | queued: [{from, request, deadline} | s.queued]}
+            reattach(s, "a write was refused")
+
+          _ when s.phase == :live ->
+            GenServer.reply(from, reply)
+            s
+
+          _ ->
+            %{s | held: [{from, reply} | s.held]}
+        end
+    end
+  end
+
   defp flush(%{has_flush: true} = s), do: %{s | mst: s.mod.flush(s.addr, s.mst)}
   defp flush(s), do: s
 
   # No monitor per request: the replica is monitored already, and a failover sends every pending
   # request again. The tag is ours, so a late reply from a replica we left is recognised.
+  #
+  # Requests do not leave one by one: the first one of a burst queues a note to this process, so
+  # every write already in the mailbox joins it, and they go as one {'$gen_calls', Self, Calls}
+  # message, answered by one {'$gen_replies', Replies} (hordec's runtime serves both). Alone, a
+  # write waits for nothing but that note: a sequential caller pays one local message.
   defp forward(s, from, request, deadline) do
     tag = make_ref()
+    if s.outbox == [], do: send(self(), :"$hordec_send_outbox")
+    s = %{s | outbox: [{tag, request} | s.outbox], outbox_n: s.outbox_n + 1}
+    s = %{s | pending: Map.put(s.pending, tag, {from, request, deadline})}
+    if s.outbox_n >= @batch_max, do: send_outbox(s), else: s
+  end
+
+  defp send_outbox(%{outbox: []} = s), do: s
+
+  # Detached meanwhile: the writes wait in `queued` for the next replica (detach/1 moved them).
+  defp send_outbox(%{addr: nil} = s), do: %{s | outbox: [], outbox_n: 0}
+
+  defp send_outbox(%{outbox: [{tag, request}]} = s) do
     send(s.addr, {:"$gen_call", {self(), tag}, request})
-    %{s | pending: Map.put(s.pending, tag, {from, request, deadline})}
+    %{s | outbox: [], outbox_n: 0}
+  end
+
+  defp send_outbox(s) do
+    send(s.addr, {:"$gen_calls", self(), Enum.reverse(s.outbox)})
+    %{s | outbox: [], outbox_n: 0}
   end
 
   # Writes that waited for an attachment, in arrival order; those whose caller gave up are
@@ -649,7 +687,9 @@ defmodule HordeC.Attachment do
         phase: :detached,
         pending: %{},
         queued: queued,
-        held: []
+        held: [],
+        outbox: [],
+        outbox_n: 0
     }
   end
 

@@ -194,7 +194,20 @@ defmodule HordeC.Test.FakeRegistryReplica do
 
   defp request(_other, _caller, s), do: {{:error, :badarg}, s}
 
+  # A batch of calls, served as hordec's runtime does: each in order, the replies in one message
+  # (after the diffs, which handle_call flushes).
   @impl true
+  def handle_info({:"$gen_calls", pid, calls}, s) do
+    {replies, s} =
+      Enum.reduce(calls, {[], s}, fn {tag, req}, {acc, s} ->
+        {:reply, reply, s} = handle_call(req, {pid, tag}, s)
+        {[{tag, reply} | acc], s}
+      end)
+
+    if replies != [], do: send(pid, {:"$gen_replies", Enum.reverse(replies)})
+    {:noreply, s}
+  end
+
   def handle_info({:DOWN, _ref, :process, pid, _}, s) do
     cond do
       Map.has_key?(s.subs, pid) ->

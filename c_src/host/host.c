@@ -269,6 +269,8 @@ void hc_host_node_event(hc_host *h, hc_atom node, bool up, hc_time now)
         }
     if (ours && !up && h->redial_at == HC_NO_DEADLINE)
         h->redial_at = now.mono_ms + HC_HOST_REDIAL_MS;
+    if (up && h->ops->node_up)
+        h->ops->node_up(h->core, node, now);
     pump(h, now);
 }
 

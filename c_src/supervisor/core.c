@@ -939,10 +939,19 @@ static void core_monitor_down(void *core, uint64_t id, const hc_pid *pid, const 
     sup_child *ch = hc_hmap_get(&c->mons, id);
     if (ch && ch->mon == id)
         sup_worker_down(c, ch, reason, len, now);
-    else
-        sup_member_down(c, id, now);
+    else {
+        size_t i = 0;
+        sup_member_down(c, id, hc_dec_is_atom(reason, len, &i, "noconnection") && i == len, now);
+    }
     process(c, now);
     (void)pid;
+}
+
+static void core_node_up(void *core, hc_atom node, hc_time now)
+{
+    sup_core *c = core;
+    sup_members_node_up(c, node);
+    process(c, now);
 }
 
 /* {worker_started, Op, Result}, or the atom shutdown (the node stops: hc_supervisor_core_shutdown). */
@@ -1057,6 +1066,7 @@ const hc_core_ops hc_supervisor_core_ops = {
     .free = core_free,
     .local = core_local,
     .adopt_peers = true, /* membership is replicated data: see hc_core.h */
+    .node_up = core_node_up,
 };
 
 /* ------------------------------------------------------------------ construction, shutdown */

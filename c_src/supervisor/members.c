@@ -77,6 +77,21 @@ sup_status sup_member_status(const sup_core *c, const sup_member *m)
     return m->st.status;
 }
 
+void sup_members_node_up(sup_core *c, hc_atom node)
+{
+    /* A member lost to noconnection may only have been on the far side of a partition: when any node comes back
+     * (a healing partition brings back our neighbours first), check those again too. Their own nodes may stay
+     * unconnected until something connects to them, and a replica that regains quorum must not act on their old
+     * deaths meanwhile: it would delete their temporary children and restart the rest on its side. */
+    for (size_t i = 0; i < c->nmem; i++) {
+        sup_member *m = &c->members[i];
+        if (m->has_down_pid && (m->down_pid.node == node || m->down_cut_off)) {
+            m->has_down_pid = false;
+            c->members_changed = true; /* monitor it again (sup_members_settle) */
+        }
+    }
+}
+
 bool sup_member_usable(const sup_core *c, const sup_member *m, int kind)
 {
     return m->listed && m->has_status && sup_member_status(c, m) == SUP_ST_ALIVE && m->st.kind == kind;
@@ -221,12 +236,21 @@ sup_member *sup_place(sup_core *c, int kind, uint64_t hash, uint64_t type_hash, 
 
 /* ------------------------------------------------------------------ monitors and self-healing */
 
+/* True when our own monitor saw the pid of m's status die, since its node (or any node, for a noconnection) last
+ * came back. */
+static bool seen_dead(const sup_member *m) { return m->has_down_pid && hc_pid_eq(&m->down_pid, &m->st.pid); }
+
 static void monitor_member(sup_core *c, sup_member *m)
 {
     /* A member another replica marked dead stays monitored while our monitor of that pid is up: our own DOWN,
-     * not somebody else's, decides that it is gone for us (sup_member_status). */
+     * not somebody else's, decides that it is gone for us (sup_member_status). A dead mark we have not seen for
+     * ourselves — another replica's, or ours from before a partition healed — is checked by monitoring the pid:
+     * a live member is alive for us at once, a dead one answers noproc. Without this, both sides' marks from a
+     * partition outlive the heal until each member rewrites itself alive, and meanwhile each side restarts the
+     * children the other side took over: a third copy of each (found by the partition tests). */
     bool mine_up = m->mon && hc_pid_eq(&m->mon_pid, &m->st.pid);
-    bool want = m->has_status && (m->st.status != SUP_ST_DEAD || mine_up) && !sup_is_self(c, m->name, m->node);
+    bool want =
+        m->has_status && (m->st.status != SUP_ST_DEAD || mine_up || !seen_dead(m)) && !sup_is_self(c, m->name, m->node);
     if (m->mon && (!want || !hc_pid_eq(&m->mon_pid, &m->st.pid))) {
         sup_demonitor(c, m->mon);
         m->mon = 0;
@@ -238,13 +262,16 @@ static void monitor_member(sup_core *c, sup_member *m)
     }
 }
 
-void sup_member_down(sup_core *c, uint64_t mon, hc_time now)
+void sup_member_down(sup_core *c, uint64_t mon, bool cut_off, hc_time now)
 {
     for (size_t i = 0; i < c->nmem; i++) {
         sup_member *m = &c->members[i];
         if (m->mon != mon)
             continue;
         m->mon = 0;
+        m->has_down_pid = true;
+        m->down_cut_off = cut_off;
+        m->down_pid = m->mon_pid;
         if (m->attached && hc_pid_eq(&m->client, &m->mon_pid))
             m->attached = false;
         /* Any replica that sees a member go marks it dead (Horde does the same); a member that is only cut

@@ -96,8 +96,14 @@ typedef struct sup_member {
     bool has_status;        /* {status, M} is present and well-formed */
     sup_status_val st;      /* st.types points into types_raw */
     hc_buf types_raw;
-    uint64_t mon;     /* our monitor of st.pid (0: none) */
-    hc_pid mon_pid;   /* the pid that monitor watches */
+    uint64_t mon;   /* our monitor of st.pid (0: none) */
+    hc_pid mon_pid; /* the pid that monitor watches */
+    /* The pid our own monitor saw die (has_down_pid): a dead status naming it is settled for us. A dead status
+     * naming any other pid (written by another replica) is checked by monitoring that pid ourselves; a node coming
+     * back clears this (sup_members_node_up), so that a death seen during a partition is checked again. */
+    bool has_down_pid;
+    bool down_cut_off; /* that DOWN said noconnection */
+    hc_pid down_pid;
     bool attached;    /* a BEAM client attached here, and its monitor has not fired */
     hc_pid client;    /* that client */
     bool attach_auto; /* it attached with auto: it joins the membership by itself */
@@ -221,6 +227,8 @@ void sup_members_settle(sup_core *c, hc_time now);
  * partition heals, each side's dead marks for the other side arrive before the members re-assert themselves);
  * this replica's own status is what it knows of itself. */
 sup_status sup_member_status(const sup_core *c, const sup_member *m);
+/* `node` is reachable again: deaths our own monitors saw on it, and those seen as noconnection, are checked again. */
+void sup_members_node_up(sup_core *c, hc_atom node);
 bool sup_member_usable(const sup_core *c, const sup_member *m, int kind); /* listed, alive, runs `kind` */
 /* The member placement chooses for a child of `kind` (and, for a C worker, of worker type type_hash: the ring's
  * owner, or the next member clockwise that has the type). NULL: *why says why: no_alive_nodes, quorum_not_met,
@@ -228,7 +236,8 @@ bool sup_member_usable(const sup_core *c, const sup_member *m, int kind); /* lis
 sup_member *sup_place(sup_core *c, int kind, uint64_t hash, uint64_t type_hash, const char **why);
 /* The replica responsible for acting for member m (m itself, or the replica a BEAM member is attached to). */
 bool sup_responsible_here(const sup_core *c, const sup_member *m);
-void sup_member_down(sup_core *c, uint64_t mon, hc_time now); /* a member monitor fired */
+/* A member monitor fired; `cut_off`: with noconnection (its node unreachable: dead or only partitioned away). */
+void sup_member_down(sup_core *c, uint64_t mon, bool cut_off, hc_time now);
 void sup_members_free(sup_core *c);
 
 /* children.c */

@@ -255,11 +255,13 @@ defmodule HordeC.DynamicSupervisorPartitionTest do
   # marks and takeover records meet, and today some children are restarted once more, or lost when they are
   # named through HordeC.Registry. Those checks report without failing unless HORDEC_PARTITION_HEAL_STRICT=1;
   # everything checked while the partition lasts (and the SIGTERM handoff) must hold.
-  defp report!(title, problems) do
+  # `heal_open`: the heal's problems are a known open issue (docs/supervisor.md §5), printed rather
+  # than failed on unless HORDEC_PARTITION_HEAL_STRICT=1.
+  defp report!(title, problems, heal_open \\ true) do
     {heal, rest} = Enum.split_with(problems, fn {phase, _, _} -> phase == :heal end)
 
     problems =
-      if System.get_env("HORDEC_PARTITION_HEAL_STRICT") == "1" do
+      if not heal_open or System.get_env("HORDEC_PARTITION_HEAL_STRICT") == "1" do
         problems
       else
         for {_, what, detail} <- heal,
@@ -311,7 +313,7 @@ defmodule HordeC.DynamicSupervisorPartitionTest do
     spawn_link(fn -> namer(reg, sup, viewers, %{}) end)
   end
 
-  # %{pid => {key, register result}} of every copy named.
+  # %{pid => {key, register result}} of every copy named (the last attempt: a refused one is retried).
   defp stop_namer(namer) do
     send(namer, {:stop, self()})
     assert_receive {:named, ^namer, named}, 5_000
@@ -330,9 +332,12 @@ defmodule HordeC.DynamicSupervisorPartitionTest do
               is_pid(pid),
               reduce: named do
             named ->
-              if Map.has_key?(named, pid),
-                do: named,
-                else: Map.put(named, pid, {k, safe(fn -> P.register_c(reg, k, pid) end)})
+              # A copy whose name was taken tries again, as a C worker naming itself would:
+              # the copy holding it may be the one the heal stops.
+              case named do
+                %{^pid => {_, {:ok, _}}} -> named
+                _ -> Map.put(named, pid, {k, safe(fn -> P.register_c(reg, k, pid) end)})
+              end
           end
 
         namer(reg, sup, viewers, named)
@@ -543,6 +548,7 @@ defmodule HordeC.DynamicSupervisorPartitionTest do
         inspect(Enum.frequencies(for {_, {_, r}} <- named_c, do: elem(r, 0)))
     )
 
+    # Strict: after the heal exactly one of the split copies of each child runs, named.
     report!(
       "UniformDistribution partition",
       problems ++
@@ -565,7 +571,8 @@ defmodule HordeC.DynamicSupervisorPartitionTest do
         if(started_again == %{},
           do: [],
           else: [{:heal, "BEAM children started after the heal (starts per key)", started_again}]
-        )
+        ),
+      false
     )
   end
 

@@ -109,6 +109,9 @@ typedef struct hc_core_ops {
      * neighbour — it adds it as one and delivers the message — so a replica nobody told its membership learns
      * it from the first member that contacts it. The core's next HC_EFF_NEIGHBOURS decides who stays. */
     bool adopt_peers;
+    /* Any node became reachable (not only a neighbour's: a BEAM member's too), so that a core can check again what
+     * it concluded while that node was cut off. May be NULL. */
+    void (*node_up)(void *core, hc_atom node, hc_time now);
 } hc_core_ops;
 
 /* ---- for core authors: the queue of replies a core has built but not yet handed out ----

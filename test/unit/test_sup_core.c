@@ -876,6 +876,59 @@ static void test_duplicate_after_partition(void **state)
     (void)state;
 }
 
+/* Both sides of a partition saw the other die (noconnection) and one took over the other's child. After the heal
+ * (the node comes back, then the data) the record decides: the copy it names survives, the other stops, and the
+ * side whose own monitor had fired checks that death again instead of acting on it — it used to restart the
+ * child the record now gives to the "dead" member, a third copy. */
+static void test_partition_heal_keeps_a_split_copy(void **state)
+{
+    static s_world w; /* static: a failed test's world is freed by s_teardown */
+    cluster(&w, 2);
+    int both[] = {0, 1};
+    uint64_t h0 = s_hash_for(both, 2, 0);
+    uint64_t id;
+    hc_pid p = start_ok(&w, 0, "permanent", h0, 1, &id);
+    assert_int_equal(p.node, s_node(0));
+    s_run(&w, 1000);
+
+    s_partition(&w, 0, 1, true);
+    hc_buf nc = {0};
+    hc_enc_atom_cstr(&nc, "noconnection");
+    for (int i = 0; i < 2; i++) {
+        hc_pid other = s_self(1 - i);
+        s_mon *m = s_monitor_of(&w, i, &other);
+        assert_non_null(m);
+        s_fire(&w, m, &nc);
+    }
+    hc_buf_free(&nc);
+    expect_replica_status(&w, 1, 0, "dead");
+    expect_replica_status(&w, 0, 1, "dead");
+    hc_pid p1 = running_pid(&w, 1, id);
+    assert_int_equal(p1.node, s_node(1));
+    s_run(&w, 1000);
+    assert_true(s_worker_of(&w, &p)->alive); /* both run it while the partition lasts */
+
+    s_partition(&w, 0, 1, false);
+    for (int i = 0; i < 2; i++) {
+        S_OPS->node_up(w.r[i].core, s_node(1 - i), w.now);
+        s_pump(&w, i);
+    }
+    s_run(&w, 5000);
+    assert_false(s_worker_of(&w, &p)->alive);
+    assert_true(s_worker_of(&w, &p1)->alive);
+    assert_int_equal(s_alive_workers(&w, 0) + s_alive_workers(&w, 1), 1); /* no third copy */
+    assert_int_equal(s_stat(&w, 0, "taken_over"), 0);
+    for (int i = 0; i < 2; i++) {
+        expect_record(&w, i, id, "permanent", h0, 1, 1, &p1);
+        expect_replica_status(&w, i, 0, "alive");
+        expect_replica_status(&w, i, 1, "alive");
+    }
+    s_check(&w);
+    s_all_answered(&w);
+    s_free(&w);
+    (void)state;
+}
+
 /* A peer rewrites the record of a worker replica 0 runs to name another member: replica 0 stops its worker. */
 static void test_duplicate_rewritten_by_peer(void **state)
 {
@@ -1910,6 +1963,7 @@ int main(void)
         cmocka_unit_test_teardown(test_graceful_shutdown, s_teardown),
         cmocka_unit_test_teardown(test_beam_member, s_teardown),
         cmocka_unit_test_teardown(test_duplicate_after_partition, s_teardown),
+        cmocka_unit_test_teardown(test_partition_heal_keeps_a_split_copy, s_teardown),
         cmocka_unit_test_teardown(test_duplicate_rewritten_by_peer, s_teardown),
         cmocka_unit_test_teardown(test_quorum, s_teardown),
         cmocka_unit_test_teardown(test_bad_requests, s_teardown),

@@ -32,7 +32,7 @@ target_include_directories(hordec_shared INTERFACE $<BUILD_INTERFACE:${CMAKE_SOU
 # ei goes inside (PRIVATE: users never see it); --exclude-libs keeps its symbols out of the dynamic
 # table, and --no-undefined makes a missing dependency a link error here rather than a user's problem.
 # OpenSSL and Threads are named in the exported target, so find_package(hordec) finds them too.
-target_link_libraries(hordec_shared PRIVATE erl_interface::ei m PUBLIC OpenSSL::Crypto Threads::Threads)
+target_link_libraries(hordec_shared PRIVATE erl_interface::ei m PUBLIC OpenSSL::SSL OpenSSL::Crypto Threads::Threads)
 target_link_options(hordec_shared PRIVATE -Wl,--exclude-libs,ALL -Wl,--no-undefined)
 
 add_library(hordec_static STATIC ${HC_SHIPPED_OBJECTS})
@@ -41,7 +41,7 @@ target_include_directories(hordec_static INTERFACE $<BUILD_INTERFACE:${CMAKE_SOU
                                                    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 # A static archive cannot carry ei inside it: its users link the ei this library was built with.
 target_link_libraries(hordec_static INTERFACE $<BUILD_INTERFACE:erl_interface::ei> $<INSTALL_INTERFACE:${EI_LIBRARY}>
-                                              OpenSSL::Crypto Threads::Threads m)
+                                              OpenSSL::SSL OpenSSL::Crypto Threads::Threads m)
 
 install(TARGETS hordec RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS hordec_shared hordec_static EXPORT hordecTargets

@@ -106,7 +106,7 @@ if [ ! -x "$HORDEC_BIN" ]; then
 fi
 
 say "compiling the Elixir client (no deps, no network)"
-(cd "$ROOT/elixir_client" && MIX_ENV=dev mix compile)
+(cd "$ROOT/elixir_client" && HORDEC_BIN="$HORDEC_BIN" MIX_ENV=dev mix compile)  # HORDEC_BIN: no second hordec build by mix
 
 say "making sure epmd runs"
 epmd -daemon

@@ -3,7 +3,10 @@
 # missing, so it costs nothing on a machine that already has everything.
 set -euo pipefail
 
-PKGS=(gcc make cmake pkg-config clang-format erlang-nox erlang-dev elixir rebar3 libssl-dev libcmocka-dev valgrind)
+# clang + libclang-rt-14-dev: the fuzz targets (scripts/fuzz.sh); on Debian 12 libFuzzer's runtime
+# (libclang_rt.fuzzer) is in libclang-rt-14-dev, which clang only recommends.
+PKGS=(gcc make cmake pkg-config clang-format erlang-nox erlang-dev elixir rebar3 libssl-dev libcmocka-dev valgrind
+  clang libclang-rt-14-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -29,6 +29,9 @@ cmake --build build-asan -j"$(nproc)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure --no-tests=error -j2)
 
+step "fuzz targets (libFuzzer, clang, ASan + UBSan): committed corpus, then 10 s of fuzzing each"
+bash scripts/fuzz.sh
+
 step "examples/kvstore built against the installed library (CMake package, pkg-config, static)"
 export "$(bash scripts/build_examples.sh build | tail -1)"
 
@@ -45,6 +48,21 @@ export HORDEC_VECTORS_BIN="$ROOT/build/test/interop/hordec-vectors"
 MIX_ENV=test mix compile --warnings-as-errors >/dev/null
 mix test
 
+step "interop, CRDT, registry and supervisor tests again, the whole cluster over TLS (inet_tls_dist)"
+# Every node — the test runner, the :peer BEAM nodes, hordec — speaks TLS with mutual authentication, with a
+# CA and certificates generated for the run into TLS_DIR (the runner writes them before its distribution starts).
+TLS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/hordec_tls.XXXXXX")
+ELIXIR_ERL_OPTIONS="-proto_dist inet_tls -ssl_dist_optfile $TLS_DIR/ssl_dist.conf" HORDEC_TLS=1 mix test \
+  test/echo_test.exs test/node_test.exs test/monitor_link_test.exs test/c_to_c_test.exs test/gen_call_tag_test.exs \
+  test/concurrency_test.exs test/failure_detection_test.exs test/crdt_test.exs test/crdt_api_test.exs \
+  test/registry_test.exs test/hordec_registry_test.exs test/registry_duplicate_test.exs test/registry_fault_test.exs \
+  test/registry_client_test.exs test/dynamic_supervisor_test.exs test/dynamic_supervisor_fault_test.exs \
+  test/dynamic_supervisor_partition_test.exs test/dynamic_supervisor_rules_test.exs test/c_worker_test.exs
+rm -rf "$TLS_DIR"
+
 step "interop suite again, against hordec built with ASan + UBSan (leaks checked on clean exits)"
 HORDEC_BIN="$ROOT/build-asan/hordec" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 mix test
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 mix test --exclude adoption
+
+step "chaos run (3 hordec + 2 BEAM nodes, kill -9 / SIGSTOP / partitions, checked against a model; 60 s)"
+HORDEC_BIN="$ROOT/build/hordec" bash "$ROOT/scripts/chaos.sh"

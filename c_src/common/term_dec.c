@@ -54,6 +54,46 @@ hc_type hc_term_type(const uint8_t *p, size_t len, size_t idx)
 
 /* ------------------------------------------------------------------ atoms */
 
+/* What the BEAM accepts as an atom's text: well-formed UTF-8 (no overlongs, no surrogates) of at most
+ * 255 characters. */
+bool term_atom_utf8_ok(const uint8_t *s, size_t n)
+{
+    size_t chars = 0;
+    for (size_t i = 0; i < n; chars++) {
+        uint8_t c = s[i];
+        size_t more;
+        uint8_t lo = 0x80, hi = 0xBF; /* the allowed range of the second byte */
+        if (c < 0x80) {
+            more = 0;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            more = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            more = 2;
+            if (c == 0xE0)
+                lo = 0xA0;
+            else if (c == 0xED)
+                hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            more = 3;
+            if (c == 0xF0)
+                lo = 0x90;
+            else if (c == 0xF4)
+                hi = 0x8F;
+        } else {
+            return false;
+        }
+        if (n - i - 1 < more)
+            return false;
+        for (size_t k = 1; k <= more; k++) {
+            uint8_t d = s[i + k];
+            if (k == 1 ? d < lo || d > hi : d < 0x80 || d > 0xBF)
+                return false;
+        }
+        i += 1 + more;
+    }
+    return chars <= 255;
+}
+
 int term_atom_at(const uint8_t *p, size_t len, size_t *idx, term_atom *out)
 {
     size_t i = *idx;
@@ -73,7 +113,12 @@ int term_atom_at(const uint8_t *p, size_t len, size_t *idx, term_atom *out)
     }
     if (!have(len, i, n))
         return HC_EDECODE;
-    *out = (term_atom){p + i, n, tag == ETF_ATOM || tag == ETF_SMALL_ATOM};
+    bool latin1 = tag == ETF_ATOM || tag == ETF_SMALL_ATOM;
+    /* Only what the BEAM itself accepts (erts refuses the rest as badarg): an atom that no BEAM could decode
+     * must not be interned, stored or passed on, or the node it reaches drops the connection. */
+    if (latin1 ? n > 255 : !term_atom_utf8_ok(p + i, n))
+        return HC_EDECODE;
+    *out = (term_atom){p + i, n, latin1};
     *idx = i + n;
     return HC_OK;
 }
@@ -446,5 +491,14 @@ int hc_dec_list_header(const uint8_t *p, size_t len, size_t *idx, uint32_t *n)
         (*idx)++;
         return HC_OK;
     }
-    return dec_count(p, len, idx, -1, ETF_LIST, n);
+    /* LIST with no elements is only its tail: binary_to_term reads it, term_to_binary never writes it (a BEAM
+     * sends NIL). Accepting it would let a caller that reads "0 elements" stop before the tail, where the skipper
+     * and hc_term_check count the tail in: two readings of one term. */
+    size_t i = *idx;
+    uint32_t k;
+    if (dec_count(p, len, &i, -1, ETF_LIST, &k) || k == 0)
+        return HC_EDECODE;
+    *n = k;
+    *idx = i;
+    return HC_OK;
 }

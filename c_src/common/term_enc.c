@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/etf.h"
+#include "common/term_priv.h"
 #include "hordec/hc_term.h"
 
 /* Records a failure of our own (the buffer's appends record theirs) and returns the sticky error. */
@@ -29,51 +30,11 @@ static int put_u8_be32(hc_buf *b, uint8_t tag, uint32_t v)
 
 /* ------------------------------------------------------------------ atoms */
 
-/* What the BEAM accepts as an atom's text: well-formed UTF-8 (no overlongs, no surrogates) of at most
- * 255 characters. */
-static bool atom_text_ok(const uint8_t *s, size_t n)
-{
-    size_t chars = 0;
-    for (size_t i = 0; i < n; chars++) {
-        uint8_t c = s[i];
-        size_t more;
-        uint8_t lo = 0x80, hi = 0xBF; /* the allowed range of the second byte */
-        if (c < 0x80) {
-            more = 0;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            more = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            more = 2;
-            if (c == 0xE0)
-                lo = 0xA0;
-            else if (c == 0xED)
-                hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            more = 3;
-            if (c == 0xF0)
-                lo = 0x90;
-            else if (c == 0xF4)
-                hi = 0x8F;
-        } else {
-            return false;
-        }
-        if (n - i - 1 < more)
-            return false;
-        for (size_t k = 1; k <= more; k++) {
-            uint8_t d = s[i + k];
-            if (k == 1 ? d < lo || d > hi : d < 0x80 || d > 0xBF)
-                return false;
-        }
-        i += 1 + more;
-    }
-    return chars <= 255;
-}
-
 int hc_enc_atom_bytes(hc_buf *b, const char *utf8, size_t n)
 {
     if (b->err)
         return b->err;
-    if ((!utf8 && n) || n > HC_ATOM_MAX_BYTES || !atom_text_ok((const uint8_t *)utf8, n))
+    if ((!utf8 && n) || n > HC_ATOM_MAX_BYTES || !term_atom_utf8_ok((const uint8_t *)utf8, n))
         return fail(b, HC_EINVAL);
     if (n < 256) {
         put_u8_u8(b, ETF_SMALL_ATOM_UTF8, (uint8_t)n);

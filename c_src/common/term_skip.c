@@ -21,19 +21,23 @@ static int head(const uint8_t *p, size_t len, size_t i, uint8_t tag, uint64_t *n
     case ETF_FLOAT: *n = 31; return HC_OK;
     case ETF_NEW_FLOAT: *n = 8; return HC_OK;
     case ETF_NIL: *n = 0; return HC_OK;
-    case ETF_ATOM:
-    case ETF_ATOM_UTF8:
     case ETF_STRING:
         if (left < 2)
             return HC_EDECODE;
         *n = 2 + (uint64_t)hc_get_be16(p + i);
         return HC_OK;
+    case ETF_ATOM:
+    case ETF_ATOM_UTF8:
     case ETF_SMALL_ATOM:
-    case ETF_SMALL_ATOM_UTF8:
-        if (left < 1)
+    case ETF_SMALL_ATOM_UTF8: {
+        /* the text too: an atom no BEAM accepts must not pass as part of a well-formed term (term_atom_at) */
+        size_t j = i - 1;
+        term_atom a;
+        if (term_atom_at(p, len, &j, &a))
             return HC_EDECODE;
-        *n = 1 + (uint64_t)p[i];
+        *n = j - i;
         return HC_OK;
+    }
     case ETF_BINARY:
         if (left < 4)
             return HC_EDECODE;
@@ -74,6 +78,8 @@ static int head(const uint8_t *p, size_t len, size_t i, uint8_t tag, uint64_t *n
         *kids = hc_get_be32(p + i);
         if (tag == ETF_MAP)
             *kids *= 2; /* keys and values; cannot wrap in 64 bits */
+        else if (tag == ETF_LIST && *kids == 0)
+            return HC_EDECODE; /* no BEAM writes an empty LIST (hc_dec_list_header says why) */
         else if (tag == ETF_LIST)
             *kids += 1; /* and the tail */
         return HC_OK;

@@ -140,8 +140,10 @@ static int d_recs(dec *d, crdt_msg *m)
         if (d_list_end(d, ne) || d_binary(d, &r->removed) || d_dots(r->removed))
             return HC_EDECODE;
     }
+    /* Indexes become pointers; with no element at all (a delete-only delta) the pool is NULL, and even a zero offset
+     * from a null pointer is undefined: those records keep NULL (they have n == 0; found by the fuzz target). */
     for (uint32_t i = 0; i < n; i++)
-        m->recs[i].elems = m->pool + (uintptr_t)m->recs[i].elems;
+        m->recs[i].elems = m->pool ? m->pool + (uintptr_t)m->recs[i].elems : NULL;
     return d_list_end(d, n);
 }
 

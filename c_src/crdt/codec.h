@@ -19,6 +19,10 @@
 #define CRDT_MSG_OVERHEAD 256u /* outer tuple, header fields, body tuple and its small fields */
 #define CRDT_REC_OVERHEAD 16u  /* {Key, [..], <<Removed>>} around the key bytes */
 #define CRDT_ELEM_OVERHEAD 40u /* {Rid, Ctr, Hlc, Value} around the value bytes */
+/* At most this many key records in one delta batch or repair chunk, whatever their bytes: the receiver joins
+ * a message in one go, so this bounds the time a message of small records holds its event loop (a 1 MiB
+ * message of tiny records would otherwise be ~25k joins in one turn). */
+#define CRDT_MAX_RECS_PER_MSG 1024u
 
 typedef struct crdt_wire_elem {
     uint64_t rid, ctr, hlc;

@@ -310,21 +310,38 @@ fail:
     return rc;
 }
 
-int crdt_ctx_merge_piece(crdt_ctx *c, const uint8_t *p, size_t len)
+int crdt_ctx_check_piece(const uint8_t *p, size_t len, uint64_t rid, uint64_t *max_ctr)
 {
-    /* validate the whole piece before touching c, so a bad piece changes nothing */
+    uint64_t max = 0;
     for (size_t off = 0; off < len;) {
         if (len - off < REC_HEAD)
             return HC_EDECODE;
-        uint64_t rid = hc_get_be64(p + off);
+        uint64_t r = hc_get_be64(p + off), base = hc_get_be64(p + off + 8);
         uint32_t cnt = hc_get_be32(p + off + 16);
         off += REC_HEAD;
-        if (!rid || cnt > (len - off) / 8)
+        if (!r || cnt > (len - off) / 8)
             return HC_EDECODE;
-        for (uint32_t k = 0; k < cnt; k++, off += 8)
-            if (!hc_get_be64(p + off))
+        if (r == rid && base > max)
+            max = base;
+        for (uint32_t k = 0; k < cnt; k++, off += 8) {
+            uint64_t ctr = hc_get_be64(p + off);
+            if (!ctr)
                 return HC_EDECODE;
+            if (r == rid && ctr > max)
+                max = ctr;
+        }
     }
+    if (max_ctr)
+        *max_ctr = max;
+    return HC_OK;
+}
+
+int crdt_ctx_merge_piece(crdt_ctx *c, const uint8_t *p, size_t len)
+{
+    /* validate the whole piece before touching c, so a bad piece changes nothing */
+    int vrc = crdt_ctx_check_piece(p, len, 0, NULL);
+    if (vrc)
+        return vrc;
     for (size_t off = 0; off < len;) {
         uint64_t rid = hc_get_be64(p + off), base = hc_get_be64(p + off + 8);
         uint32_t cnt = hc_get_be32(p + off + 16);

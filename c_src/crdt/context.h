@@ -46,6 +46,9 @@ uint64_t crdt_ctx_base(const crdt_ctx *c, uint64_t rid);
  * piece is a valid subset of the context, so pieces can be absorbed independently. *pieces is a malloc'd
  * array of hc_buf the caller frees (each with hc_buf_free, then free()). */
 int crdt_ctx_encode_pieces(const crdt_ctx *c, size_t max_piece, hc_buf **pieces, size_t *n_pieces);
+/* Validates a piece (HC_EDECODE if malformed) and sets *max_ctr (may be NULL) to the greatest counter it
+ * claims for replica `rid` (0 if none), so a replica can refuse claims about its own dots it never issued. */
+int crdt_ctx_check_piece(const uint8_t *p, size_t len, uint64_t rid, uint64_t *max_ctr);
 /* Validates a piece completely, then merges it into c. HC_EDECODE leaves c untouched. */
 int crdt_ctx_merge_piece(crdt_ctx *c, const uint8_t *p, size_t len);
 

@@ -2,7 +2,8 @@
  * so that the host (and the simulator) can run it like any other core.
  *
  * Requests, each answered with exactly one reply:
- *   {put, K, V} | {delete, K} | {merge, #{K => V}} | {drop, [K]}   -> ok | {error, badarg | too_big | enomem}
+ *   {put, K, V} | {delete, K} | {merge, #{K => V}} | {drop, [K]}
+ *       -> ok | {error, too_big | {too_deep, 200} | enomem | badarg}
  *   {get, K} -> {ok, V} | error        {take, [K]} -> #{K => V}        to_map -> #{K => V}
  * anything else -> {error, badarg}. */
 #include <stdlib.h>
@@ -10,14 +11,34 @@
 
 #include "hordec/hc_crdt.h"
 
+/* A whole-map reply being built a slice per tick (see do_to_map). */
+typedef struct read_job {
+    struct read_job *next;
+    uint64_t token;
+    hc_crdt_cursor *cur;
+    hc_buf body;
+} read_job;
+
 typedef struct crdt_core {
     hc_crdt *crdt;
     hc_reply_queue replies;
+    read_job *jobs, **jobs_tail; /* oldest first */
 } crdt_core;
+
+/* A map up to this size is read in one go; a bigger one a slice of READ_SLICE entries per tick (all requests
+ * together), so a large to_map never holds the loop long and other callers are answered in between. */
+#define READ_AT_ONCE 4096
+#define READ_SLICE 8192
 
 /* ------------------------------------------------------------------ replies */
 
 static void queue_reply(crdt_core *c, uint64_t token, hc_buf *body) { hc_reply_queue_push(&c->replies, token, body); }
+
+/* The engine answers HC_EINVAL for a write whose request decoded only when a key or value nests deeper than it
+ * stores (hc_term_check): that gets its own reply, {error, {too_deep, 200}}, not the bare badarg of a malformed
+ * request. */
+#define RC_TOO_DEEP 1000 /* not an HC_E* code: those are negative */
+static int engine_status(int rc) { return rc == HC_EINVAL ? RC_TOO_DEEP : rc; }
 
 static void reply_status(crdt_core *c, uint64_t token, int rc)
 {
@@ -27,7 +48,13 @@ static void reply_status(crdt_core *c, uint64_t token, int rc)
     } else {
         hc_enc_tuple_header(&b, 2);
         hc_enc_atom_cstr(&b, "error");
-        hc_enc_atom_cstr(&b, rc == HC_ETOOBIG ? "too_big" : rc == HC_ENOMEM ? "enomem" : "badarg");
+        if (rc == RC_TOO_DEEP) {
+            hc_enc_tuple_header(&b, 2);
+            hc_enc_atom_cstr(&b, "too_deep");
+            hc_enc_ulong(&b, HC_TERM_MAX_DEPTH);
+        } else {
+            hc_enc_atom_cstr(&b, rc == HC_ETOOBIG ? "too_big" : rc == HC_ENOMEM ? "enomem" : "badarg");
+        }
     }
     queue_reply(c, token, &b);
 }
@@ -48,7 +75,7 @@ static int do_put(void *ctx, hc_req_args *a)
     hc_span k, v;
     if (hc_dec_term(a->p, a->len, &a->i, &k) || hc_dec_term(a->p, a->len, &a->i, &v) || !hc_req_args_done(a))
         return HC_EINVAL;
-    reply_status(r->c, r->token, hc_crdt_put(r->c->crdt, k.p, k.len, v.p, v.len, r->now));
+    reply_status(r->c, r->token, engine_status(hc_crdt_put(r->c->crdt, k.p, k.len, v.p, v.len, r->now)));
     return HC_OK;
 }
 
@@ -58,7 +85,7 @@ static int do_delete(void *ctx, hc_req_args *a)
     hc_span k;
     if (hc_dec_term(a->p, a->len, &a->i, &k) || !hc_req_args_done(a))
         return HC_EINVAL;
-    reply_status(r->c, r->token, hc_crdt_delete(r->c->crdt, k.p, k.len, r->now));
+    reply_status(r->c, r->token, engine_status(hc_crdt_delete(r->c->crdt, k.p, k.len, r->now)));
     return HC_OK;
 }
 
@@ -115,7 +142,7 @@ static int do_drop(void *ctx, hc_req_args *a)
     size_t n;
     int rc = list_keys(a, &ops, &n, &small);
     if (rc != HC_EINVAL) /* malformed: no reply here, the dispatcher answers badarg */
-        reply_status(r->c, r->token, rc ? rc : hc_crdt_bulk(r->c->crdt, ops, n, r->now));
+        reply_status(r->c, r->token, rc ? rc : engine_status(hc_crdt_bulk(r->c->crdt, ops, n, r->now)));
     free(ops);
     free(small);
     return rc == HC_EINVAL ? rc : HC_OK;
@@ -166,7 +193,7 @@ static int do_merge(void *ctx, hc_req_args *a)
     hc_span k, v;
     while (ops && hc_iter_next_pair(&it, &k, &v))
         ops[n++] = (hc_crdt_kv){k.p, k.len, v.p, v.len};
-    reply_status(r->c, r->token, rc ? rc : hc_crdt_bulk(r->c->crdt, ops, n, r->now));
+    reply_status(r->c, r->token, rc ? rc : engine_status(hc_crdt_bulk(r->c->crdt, ops, n, r->now)));
     free(ops);
     return HC_OK;
 }
@@ -181,12 +208,57 @@ static int add_pair(void *ud, const uint8_t *k, size_t kl, const uint8_t *v, siz
 static int do_to_map(void *ctx, hc_req_args *a)
 {
     req *r = ctx;
-    hc_buf b = {0};
-    hc_enc_map_header(&b, (uint32_t)hc_crdt_size(r->c->crdt));
-    hc_crdt_foreach(r->c->crdt, add_pair, &b);
-    queue_reply(r->c, r->token, &b);
+    crdt_core *c = r->c;
     (void)a;
+    size_t n = hc_crdt_size(c->crdt);
+    read_job *j = n > READ_AT_ONCE ? calloc(1, sizeof *j) : NULL;
+    if (j && hc_crdt_cursor_open(c->crdt, &j->cur) != HC_OK) {
+        free(j);
+        j = NULL;
+    }
+    if (!j) { /* small (or no memory for a cursor): at once */
+        hc_buf b = {0};
+        hc_enc_map_header(&b, (uint32_t)n);
+        hc_crdt_foreach(c->crdt, add_pair, &b);
+        queue_reply(c, r->token, &b);
+        return HC_OK;
+    }
+    j->token = r->token;
+    hc_enc_map_header(&j->body, (uint32_t)hc_crdt_cursor_count(j->cur));
+    if (!c->jobs_tail)
+        c->jobs_tail = &c->jobs;
+    *c->jobs_tail = j;
+    c->jobs_tail = &j->next;
     return HC_OK;
+}
+
+static void job_free(read_job *j)
+{
+    hc_crdt_cursor_close(j->cur);
+    hc_buf_free(&j->body);
+    free(j);
+}
+
+/* Advances the oldest whole-map reads by READ_SLICE entries in all; a finished one is replied. */
+static void run_jobs(crdt_core *c)
+{
+    size_t budget = READ_SLICE;
+    while (c->jobs && budget) {
+        read_job *j = c->jobs;
+        size_t done = 0;
+        int rc = hc_crdt_cursor_next(j->cur, budget, &done, add_pair, &j->body);
+        budget -= done < budget ? done : budget;
+        if (rc == 1 && !j->body.err)
+            continue;
+        if (rc == HC_OK)
+            queue_reply(c, j->token, &j->body); /* a sticky encoding error becomes {error, enomem} */
+        else
+            reply_status(c, j->token, rc == 1 ? j->body.err : rc);
+        c->jobs = j->next;
+        if (!c->jobs)
+            c->jobs_tail = &c->jobs;
+        job_free(j);
+    }
 }
 
 static const hc_req_entry requests[] = {
@@ -212,13 +284,18 @@ static int core_receive(void *core, uint64_t peer, const uint8_t *msg, size_t le
     return hc_crdt_receive(((crdt_core *)core)->crdt, peer, msg, len, now);
 }
 
-static int core_tick(void *core, hc_time now) { return hc_crdt_tick(((crdt_core *)core)->crdt, now); }
+static int core_tick(void *core, hc_time now)
+{
+    crdt_core *c = core;
+    run_jobs(c);
+    return hc_crdt_tick(c->crdt, now);
+}
 
 static uint64_t core_deadline(const void *core)
 {
     const crdt_core *c = core;
-    /* a queued reply is due now, so the host drains it even if no input follows */
-    return hc_reply_queue_pending(&c->replies) ? 0 : hc_crdt_next_deadline(c->crdt);
+    /* a queued reply, or a reply being built, is due now, so the host drains it even if no input follows */
+    return hc_reply_queue_pending(&c->replies) || c->jobs ? 0 : hc_crdt_next_deadline(c->crdt);
 }
 
 int hc_crdt_set_peers(hc_crdt *r, const hc_core_peer *peers, size_t n, hc_core_peer **kept, size_t *nkept, hc_time now)
@@ -314,6 +391,14 @@ int hc_crdt_enc_sync_stats(const hc_crdt *r, const hc_host_stats *hs, hc_buf *b)
     put_stat(b, "rejected", rej);
     put_stat(b, "repairs_completed", s.repairs_completed);
     put_stat(b, "retransmits", s.retransmits);
+    put_stat(b, "rejected_clock", s.rejected[HC_CRDT_REJ_CLOCK]);
+    put_stat(b, "rejected_dots", s.rejected[HC_CRDT_REJ_OWN_DOTS] + s.rejected[HC_CRDT_REJ_DUPLICATE]);
+    put_stat(b, "max_clock_offset_ms", hc_crdt_max_clock_offset(r));
+    hc_crdt_lag lag;
+    hc_crdt_get_lag(r, &lag);
+    put_stat(b, "unacked_bytes", lag.unacked_bytes);
+    put_stat(b, "sync_lag_ms", lag.oldest_unacked_ms);
+    put_stat(b, "repairing", lag.repairing);
     hc_enc_atom_cstr(b, "idle");
     hc_enc_bool(b, hc_crdt_idle(r));
     return b->err;
@@ -337,6 +422,11 @@ static void core_free(void *core)
     crdt_core *c = core;
     if (!c)
         return;
+    while (c->jobs) {
+        read_job *j = c->jobs;
+        c->jobs = j->next;
+        job_free(j);
+    }
     hc_crdt_free(c->crdt);
     hc_reply_queue_free(&c->replies);
     free(c);

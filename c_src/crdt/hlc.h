@@ -22,12 +22,24 @@ static inline uint64_t crdt_hlc_pack(uint64_t phys_ms, uint64_t logical)
     return (phys_ms << 16) | (logical & 0xffff);
 }
 
-/* A fresh timestamp for a local write, strictly greater than everything seen so far. */
+/* A fresh timestamp for a local write, strictly greater than everything seen so far — except at the very
+ * top of the range, where it saturates: 2^64-1 must never wrap to 0 and lose to every earlier write. (Remote
+ * stamps are bounded by the maximum clock offset before they are observed, so only a clock set to the year
+ * 10889 gets here.) */
 static inline uint64_t crdt_hlc_next(crdt_hlc *c, uint64_t now_ms)
 {
     uint64_t phys = crdt_hlc_pack(now_ms, 0);
-    c->last = phys > c->last ? phys : c->last + 1;
+    c->last = phys > c->last ? phys : c->last == UINT64_MAX ? UINT64_MAX : c->last + 1;
     return c->last;
+}
+
+/* The greatest remote stamp a replica accepts when its wall clock reads now_ms: anything stamped more than
+ * max_offset_ms ahead of it comes from a clock that is wrong (or from an attacker) and would pin every
+ * replica's HLC in the future, so its message is rejected. Saturates instead of wrapping. */
+static inline uint64_t crdt_hlc_bound(uint64_t now_ms, uint64_t max_offset_ms)
+{
+    uint64_t phys = now_ms > UINT64_MAX - max_offset_ms ? UINT64_MAX : now_ms + max_offset_ms;
+    return crdt_hlc_pack(phys, 0xffff);
 }
 
 static inline void crdt_hlc_observe(crdt_hlc *c, uint64_t remote)

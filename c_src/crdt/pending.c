@@ -11,7 +11,7 @@ static int grow(crdt_pending *p)
     if (!b)
         return HC_ENOMEM;
     for (size_t i = 0; i < p->n; i++) {
-        crdt_pend_rec *r = p->recs[i];
+        crdt_pend_rec *r = p->recs[p->head + i];
         r->next = b[r->hash & (nb - 1)];
         b[r->hash & (nb - 1)] = r;
     }
@@ -29,7 +29,11 @@ crdt_pend_rec *crdt_pending_touch(crdt_pending *p, const uint8_t *key, size_t ke
                 return r;
     if (p->n >= p->nbuckets && grow(p))
         return NULL;
-    if (hc_array_reserve((void **)&p->recs, &p->cap, p->n + 1, sizeof *p->recs, 64))
+    if (p->head && p->head + p->n == p->cap) { /* room at the front, left by partial flushes: use it */
+        memmove(p->recs, p->recs + p->head, p->n * sizeof *p->recs);
+        p->head = 0;
+    }
+    if (hc_array_reserve((void **)&p->recs, &p->cap, p->head + p->n + 1, sizeof *p->recs, 64))
         return NULL;
     crdt_pend_rec *r = malloc(sizeof *r + key_len);
     if (!r)
@@ -40,7 +44,7 @@ crdt_pend_rec *crdt_pending_touch(crdt_pending *p, const uint8_t *key, size_t ke
     memcpy(r->key, key, key_len);
     r->next = p->buckets[hash & (p->nbuckets - 1)];
     p->buckets[hash & (p->nbuckets - 1)] = r;
-    p->recs[p->n++] = r;
+    p->recs[p->head + p->n++] = r;
     return r;
 }
 
@@ -50,11 +54,29 @@ int crdt_pending_add_removed(crdt_pend_rec *rec, uint64_t rid, uint64_t ctr)
     return rc ? rc : hc_buf_put_be64(&rec->removed, ctr);
 }
 
+void crdt_pending_drop_first(crdt_pending *p, size_t k)
+{
+    if (k >= p->n) {
+        crdt_pending_clear(p);
+        return;
+    }
+    for (size_t i = 0; i < k; i++) {
+        crdt_pend_rec *r = p->recs[p->head + i], **link = &p->buckets[r->hash & (p->nbuckets - 1)];
+        while (*link != r)
+            link = &(*link)->next;
+        *link = r->next;
+        hc_buf_free(&r->removed);
+        free(r);
+    }
+    p->head += k;
+    p->n -= k;
+}
+
 void crdt_pending_clear(crdt_pending *p)
 {
     for (size_t i = 0; i < p->n; i++) {
-        hc_buf_free(&p->recs[i]->removed);
-        free(p->recs[i]);
+        hc_buf_free(&p->recs[p->head + i]->removed);
+        free(p->recs[p->head + i]);
     }
     free(p->recs);
     free(p->buckets);

@@ -20,13 +20,15 @@ typedef struct crdt_pend_rec {
 typedef struct crdt_pending {
     crdt_pend_rec **buckets;
     uint32_t nbuckets;    /* power of two or 0 */
-    crdt_pend_rec **recs; /* insertion order, for deterministic batches */
-    size_t n, cap;
+    crdt_pend_rec **recs; /* insertion order, for deterministic batches: the live ones are recs[head .. head + n) */
+    size_t head, n, cap;
 } crdt_pending;
 
 /* Finds or adds the record for key. NULL on allocation failure. */
 crdt_pend_rec *crdt_pending_touch(crdt_pending *p, const uint8_t *key, size_t key_len, uint64_t hash);
 int crdt_pending_add_removed(crdt_pend_rec *rec, uint64_t rid, uint64_t ctr);
 void crdt_pending_clear(crdt_pending *p); /* frees the records, keeps nothing */
+/* Forgets the k oldest records (a flush that shipped only part of the set). */
+void crdt_pending_drop_first(crdt_pending *p, size_t k);
 
 #endif

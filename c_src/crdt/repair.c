@@ -284,7 +284,7 @@ static int make_chunk(hc_crdt *r, crdt_peer *p, uint64_t now)
             for (; j < nv && v[j]->hash == v[i]->hash; j++)
                 size += crdt_rec_size(v[j]->key_len, 0, v[j]->elems, v[j]->n);
             uint64_t h = v[i]->hash;
-            if (recs.len + size <= budget) {
+            if (recs.len + size <= budget && (n == 0 || n + (j - i) <= CRDT_MAX_RECS_PER_MSG)) {
                 for (size_t k = i; k < j && !rc; k++)
                     rc = enc_record(&recs, v[k], 1);
                 n += (uint32_t)(j - i);

@@ -20,6 +20,7 @@ void hc_crdt_config_init(hc_crdt_config *cfg, uint64_t replica_id)
     cfg->max_unacked_bytes = 8u << 20;
     cfg->max_unacked_batches = 4096;
     cfg->repair_window = 4;
+    cfg->max_clock_offset_ms = HC_CRDT_DEFAULT_MAX_CLOCK_OFFSET_MS;
 }
 
 int hc_crdt_new(const hc_crdt_config *cfg, hc_time now, hc_crdt **out)
@@ -38,6 +39,8 @@ int hc_crdt_new(const hc_crdt_config *cfg, hc_time now, hc_crdt **out)
         r->cfg.repair_window = 1;
     if (!r->cfg.max_unacked_batches)
         r->cfg.max_unacked_batches = 1;
+    if (!r->cfg.max_clock_offset_ms)
+        r->cfg.max_clock_offset_ms = HC_CRDT_DEFAULT_MAX_CLOCK_OFFSET_MS;
     r->rid = cfg->replica_id;
     r->inc = 1;
     r->flush_at = HC_CRDT_NO_DEADLINE;
@@ -77,6 +80,7 @@ void hc_crdt_free(hc_crdt *r)
 {
     if (!r)
         return;
+    crdt_cursors_detach(r);
     for (size_t i = 0; i < r->n_peers; i++)
         crdt_peer_free(&r->peers[i]);
     free(r->peers);
@@ -262,11 +266,11 @@ static int local_op(hc_crdt *r, const uint8_t *key, size_t key_len, const uint8_
         }
         r->counter++;
         nv = el.val;
-        rc = crdt_map_set(&r->map, key, key_len, h, &el, 1);
+        rc = crdt_store(r, key, key_len, h, &el, 1);
         if (rc)
             crdt_blob_unref(el.val);
     } else {
-        rc = crdt_map_set(&r->map, key, key_len, h, NULL, 0);
+        rc = crdt_store(r, key, key_len, h, NULL, 0);
     }
     if (!rc)
         rc = crdt_emit_change(r, key, key_len, old, nv);
@@ -377,7 +381,7 @@ int crdt_apply_record(hc_crdt *r, const crdt_wire_rec *rec, const crdt_ctx *send
     if (rc || !changed)
         goto out;
     crdt_blob *old = e ? crdt_blob_ref(e->elems[0].val) : NULL;
-    rc = crdt_map_set(&r->map, rec->key.p, rec->key.len, h, next, n);
+    rc = crdt_store(r, rec->key.p, rec->key.len, h, next, n);
     if (!rc) {
         n = 0; /* references moved into the map */
         e = crdt_map_find(&r->map, rec->key.p, rec->key.len, h);
@@ -414,7 +418,7 @@ int crdt_apply_absent(hc_crdt *r, crdt_entry *e, const crdt_ctx *sender_ctx)
         } else {
             memcpy(key, e->key, klen);
             crdt_blob *old = crdt_blob_ref(e->elems[0].val);
-            rc = crdt_map_set(&r->map, key, klen, h, next, n);
+            rc = crdt_store(r, key, klen, h, next, n);
             if (!rc) {
                 n = 0;
                 crdt_entry *now = crdt_map_find(&r->map, key, klen, h);
@@ -477,6 +481,7 @@ size_t hc_crdt_elements(const hc_crdt *r, const uint8_t *key, size_t key_len, hc
 uint64_t hc_crdt_replica_id(const hc_crdt *r) { return r->rid; }
 uint64_t hc_crdt_incarnation(const hc_crdt *r) { return r->inc; }
 uint64_t hc_crdt_hlc_last(const hc_crdt *r) { return r->hlc.last; }
+uint64_t hc_crdt_max_clock_offset(const hc_crdt *r) { return r->cfg.max_clock_offset_ms; }
 uint64_t hc_crdt_root_hash(const hc_crdt *r) { return r->map.tree.sum[0]; }
 
 bool hc_crdt_context_has(const hc_crdt *r, uint64_t replica_id, uint64_t counter)
@@ -497,7 +502,8 @@ const char *hc_crdt_msg_name(int type) { return crdt_msg_type_name(type); }
 
 const char *hc_crdt_reject_name(int reason)
 {
-    static const char *const names[HC_CRDT_REJ__COUNT] = {"decode", "version", "not_neighbour", "stale", "invalid"};
+    static const char *const names[HC_CRDT_REJ__COUNT] = {"decode",  "version", "not_neighbour", "stale",
+                                                          "invalid", "clock",   "own_dots",      "duplicate_dots"};
     return reason >= 0 && reason < HC_CRDT_REJ__COUNT ? names[reason] : "unknown";
 }
 

@@ -30,6 +30,7 @@ typedef struct crdt_unacked {
     crdt_batch *batch;
     uint64_t sent_at; /* 0 = not sent yet */
     uint32_t tries;
+    uint64_t queued_at; /* monotonic ms when it was made: its age is the neighbour's lag (stats) */
 } crdt_unacked;
 
 /* A repair request in flight, kept encoded for retransmission. */
@@ -140,6 +141,10 @@ struct hc_crdt {
     crdt_event popped_ev;
 
     hc_crdt_stats stats;
+    hc_crdt_cursor *cursors; /* open slice-at-a-time readers (cursor.c), told of every change ahead of them */
+    uint64_t now_ms;         /* the latest monotonic time an input brought (stats: the age of unacknowledged data) */
+    int reject_logged;       /* a rejection has been logged, at reject_log_at (monotonic ms) */
+    uint64_t reject_log_at;  /* rejections are logged at most once a second */
 };
 
 /* ---- replica.c ---- */
@@ -154,6 +159,19 @@ int crdt_send(hc_crdt *r, crdt_peer *p, int type, hc_buf *msg);
 void crdt_outbox_clear(hc_crdt *r);
 size_t crdt_budget(const hc_crdt *r); /* bytes available for records in one message */
 size_t crdt_rec_size(size_t key_len, size_t n_removed, const crdt_elem *elems, uint32_t n);
+
+/* ---- cursor.c ---- */
+/* Called before every change to key: open cursors that have not passed it keep its old value. */
+void crdt_cursors_note(hc_crdt *r, const uint8_t *key, size_t key_len, uint64_t hash);
+void crdt_cursors_detach(hc_crdt *r); /* the replica is going: its cursors answer HC_ESTATE from now on */
+/* Every change to the map goes through here, so that open cursors still see the map they opened on. */
+static inline int crdt_store(hc_crdt *r, const uint8_t *key, size_t key_len, uint64_t hash, crdt_elem *elems,
+                             uint32_t n)
+{
+    if (r->cursors)
+        crdt_cursors_note(r, key, key_len, hash);
+    return crdt_map_set(&r->map, key, key_len, hash, elems, n);
+}
 
 /* ---- sync.c ---- */
 crdt_peer *crdt_peer_find(hc_crdt *r, uint64_t handle);

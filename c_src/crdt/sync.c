@@ -21,9 +21,13 @@
 #include <string.h>
 
 #include "crdt/hash.h"
+#include "hordec/hc_log.h"
 
 #define ACKS_PER_MESSAGE 1024
 #define MAX_BACKOFF_SHIFT 4
+/* Keys turned into delta records per tick. A bigger set (a 100k-key merge) is shipped over several loop turns,
+ * so that other peers and clients are served in between; keys written meanwhile simply join the set. */
+#define FLUSH_SLICE 4096
 
 /* ---- peers ---- */
 
@@ -159,6 +163,19 @@ int crdt_peer_idle(const hc_crdt *r, const crdt_peer *p)
     return p->qn == 0 && !p->push && !p->needs_repair && r->pending.n == 0 && p->n_acks == 0;
 }
 
+void hc_crdt_get_lag(const hc_crdt *r, hc_crdt_lag *out)
+{
+    *out = (hc_crdt_lag){0, 0, 0};
+    for (size_t i = 0; i < r->n_peers; i++) {
+        const crdt_peer *p = &r->peers[i];
+        out->unacked_bytes += p->q_bytes;
+        out->repairing += p->push || p->needs_repair;
+        if (p->qn && p->q[0].queued_at && r->now_ms > p->q[0].queued_at &&
+            r->now_ms - p->q[0].queued_at > out->oldest_unacked_ms)
+            out->oldest_unacked_ms = r->now_ms - p->q[0].queued_at;
+    }
+}
+
 bool hc_crdt_idle(const hc_crdt *r)
 {
     for (size_t i = 0; i < r->n_peers; i++)
@@ -256,7 +273,7 @@ static int enqueue(hc_crdt *r, crdt_peer *p, crdt_batch *b, uint64_t now)
     if (hc_array_reserve((void **)&p->q, &p->qcap, p->qn + 1, sizeof *p->q, 16))
         return HC_ENOMEM;
     b->refs++;
-    p->q[p->qn++] = (crdt_unacked){b, 0, 0};
+    p->q[p->qn++] = (crdt_unacked){b, 0, 0, now ? now : 1};
     p->q_bytes += b->len;
     if (p->qn > r->cfg.max_unacked_batches || p->q_bytes > r->cfg.max_unacked_bytes) {
         /* too far behind: stop buffering and let a repair ship the difference later */
@@ -310,7 +327,7 @@ static int packer_add(packer *pk, const uint8_t *key, size_t key_len, const uint
                       const crdt_elem *elems, uint32_t n)
 {
     size_t size = crdt_rec_size(key_len, n_removed, elems, n);
-    if (pk->recs.len + size > crdt_budget(pk->r)) {
+    if (pk->recs.len + size > crdt_budget(pk->r) || pk->n >= CRDT_MAX_RECS_PER_MSG) {
         int rc = packer_finish(pk);
         if (rc)
             return rc;
@@ -363,25 +380,33 @@ static int flush_key(packer *pk, const crdt_pend_rec *pr)
     return HC_OK;
 }
 
-int crdt_flush(hc_crdt *r, uint64_t now)
+/* Ships at most `limit` of the pending keys, oldest first; what is left stays due at once (the next tick). */
+static int flush_some(hc_crdt *r, uint64_t now, size_t limit)
 {
     r->flush_at = HC_CRDT_NO_DEADLINE;
     int known = 0;
     for (size_t i = 0; i < r->n_peers; i++)
         known |= r->peers[i].rid != 0;
-    int rc = HC_OK;
-    if (known && r->pending.n) {
+    if (!known || !r->pending.n) {
         /* peers not yet known get everything through their first repair instead */
-        packer pk = {r, {0}, 0, now};
-        for (size_t i = 0; !rc && i < r->pending.n; i++)
-            rc = flush_key(&pk, r->pending.recs[i]);
-        if (!rc)
-            rc = packer_finish(&pk);
-        hc_buf_free(&pk.recs);
+        crdt_pending_clear(&r->pending);
+        return HC_OK;
     }
-    crdt_pending_clear(&r->pending);
+    size_t n = r->pending.n < limit ? r->pending.n : limit;
+    packer pk = {r, {0}, 0, now};
+    int rc = HC_OK;
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = flush_key(&pk, r->pending.recs[r->pending.head + i]);
+    if (!rc)
+        rc = packer_finish(&pk);
+    hc_buf_free(&pk.recs);
+    crdt_pending_drop_first(&r->pending, n);
+    if (r->pending.n)
+        r->flush_at = now;
     return rc;
 }
+
+int crdt_flush(hc_crdt *r, uint64_t now) { return flush_some(r, now, SIZE_MAX); }
 
 int hc_crdt_flush(hc_crdt *r, hc_time now) { return crdt_flush(r, now.mono_ms); }
 
@@ -456,8 +481,124 @@ int crdt_dispatch(hc_crdt *r, crdt_peer *p, const crdt_msg *m, uint64_t now)
     }
 }
 
+/* ---- what a message claims, checked before anything changes ----
+ *
+ * A peer is a cluster member, but a buggy or hostile one must not be able to poison every replica:
+ *  - a timestamp far in the future would win over every later write and pin every HLC there;
+ *  - a claim about one of OUR dots beyond what we issued (a write, a removal, a context) would make the
+ *    writes we are about to make invisible or "already removed" everywhere, us included;
+ *  - the same dot twice in one message names one write as two things.
+ * Any of these rejects the whole message: nothing in it is applied (a delta is all or nothing). */
+
+typedef struct crdt_dot {
+    uint64_t rid, ctr;
+} crdt_dot;
+
+typedef struct crdt_verdict {
+    int reason; /* HC_CRDT_REJ_*, or -1: acceptable */
+    crdt_dot dot;
+    uint64_t hlc;
+} crdt_verdict;
+
+static void own_dot(const hc_crdt *r, crdt_verdict *v, uint64_t rid, uint64_t ctr)
+{
+    if (v->reason < 0 && rid == r->rid && ctr > r->counter)
+        *v = (crdt_verdict){HC_CRDT_REJ_OWN_DOTS, {rid, ctr}, 0};
+}
+
+static void dot_insert(crdt_dot *set, size_t cap, uint64_t rid, uint64_t ctr, crdt_verdict *v)
+{
+    for (size_t i = crdt_dot_hash(rid, ctr) & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        if (!set[i].rid) {
+            set[i] = (crdt_dot){rid, ctr};
+            return;
+        }
+        if (set[i].rid == rid && set[i].ctr == ctr) {
+            *v = (crdt_verdict){HC_CRDT_REJ_DUPLICATE, {rid, ctr}, 0};
+            return;
+        }
+    }
+}
+
+static int check_records(const hc_crdt *r, const crdt_msg *m, uint64_t bound, crdt_verdict *v)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < m->n_recs; i++) {
+        const crdt_wire_rec *rec = &m->recs[i];
+        n += rec->n + rec->removed.len / CRDT_DOT_BYTES;
+        for (uint32_t k = 0; k < rec->n; k++) {
+            const crdt_wire_elem *w = &rec->elems[k];
+            if (v->reason < 0 && w->hlc > bound)
+                *v = (crdt_verdict){HC_CRDT_REJ_CLOCK, {w->rid, w->ctr}, w->hlc};
+            own_dot(r, v, w->rid, w->ctr);
+        }
+        for (size_t o = 0; o < rec->removed.len; o += CRDT_DOT_BYTES)
+            own_dot(r, v, hc_get_be64(rec->removed.p + o), hc_get_be64(rec->removed.p + o + 8));
+    }
+    if (v->reason >= 0 || n < 2)
+        return HC_OK;
+    /* duplicates: an open-addressing set of the message's dots, at most half full ({0, 0} is no dot) */
+    size_t cap = 4;
+    while (cap < 2 * n)
+        cap *= 2;
+    crdt_dot *set = calloc(cap, sizeof *set);
+    if (!set)
+        return HC_ENOMEM;
+    for (uint32_t i = 0; i < m->n_recs && v->reason < 0; i++) {
+        const crdt_wire_rec *rec = &m->recs[i];
+        for (uint32_t k = 0; k < rec->n && v->reason < 0; k++)
+            dot_insert(set, cap, rec->elems[k].rid, rec->elems[k].ctr, v);
+        for (size_t o = 0; o < rec->removed.len && v->reason < 0; o += CRDT_DOT_BYTES)
+            dot_insert(set, cap, hc_get_be64(rec->removed.p + o), hc_get_be64(rec->removed.p + o + 8), v);
+    }
+    free(set);
+    return HC_OK;
+}
+
+static int check_message(const hc_crdt *r, const crdt_msg *m, hc_time now, crdt_verdict *v)
+{
+    v->reason = -1;
+    if (m->type == HC_CRDT_MSG_CTX) {
+        uint64_t max = 0;
+        if (crdt_ctx_check_piece(m->bin.p, m->bin.len, r->rid, &max))
+            return HC_OK; /* malformed: on_ctx rejects it as such */
+        own_dot(r, v, r->rid, max);
+        return HC_OK;
+    }
+    if (!m->n_recs)
+        return HC_OK;
+    return check_records(r, m, crdt_hlc_bound(now.wall_ms, r->cfg.max_clock_offset_ms), v);
+}
+
+/* One warning a second at most, whatever a peer sends: the counters say how many. */
+static void log_rejection(hc_crdt *r, const crdt_msg *m, const crdt_verdict *v, hc_time now)
+{
+    if (r->reject_logged && now.mono_ms - r->reject_log_at < 1000)
+        return;
+    r->reject_logged = 1;
+    r->reject_log_at = now.mono_ms;
+    unsigned long long me = r->rid, from = m->from_rid, rid = v->dot.rid, ctr = v->dot.ctr;
+    if (v->reason == HC_CRDT_REJ_CLOCK) {
+        uint64_t phys = v->hlc >> 16;
+        hc_log_warn("crdt %016llx: rejected a %s from replica %016llx: it carries a timestamp %llu ms ahead of this "
+                    "node's clock (the bound is max_clock_offset_ms = %llu); check the clocks (counted in stats)",
+                    me, crdt_msg_type_name(m->type), from,
+                    (unsigned long long)(phys > now.wall_ms ? phys - now.wall_ms : 0),
+                    (unsigned long long)r->cfg.max_clock_offset_ms);
+    } else if (v->reason == HC_CRDT_REJ_OWN_DOTS) {
+        hc_log_warn("crdt %016llx: rejected a %s from replica %016llx: it claims our write %llu, but we have issued "
+                    "only %llu (counted in stats)",
+                    me, crdt_msg_type_name(m->type), from, ctr, (unsigned long long)r->counter);
+    } else {
+        hc_log_warn("crdt %016llx: rejected a %s from replica %016llx: it names write (%016llx, %llu) twice (counted "
+                    "in stats)",
+                    me, crdt_msg_type_name(m->type), from, rid, ctr);
+    }
+}
+
 int hc_crdt_receive(hc_crdt *r, uint64_t peer, const uint8_t *data, size_t len, hc_time now)
 {
+    r->now_ms = now.mono_ms;
     crdt_msg m;
     int rc = crdt_msg_decode(data, len, &m);
     if (rc) {
@@ -467,6 +608,7 @@ int hc_crdt_receive(hc_crdt *r, uint64_t peer, const uint8_t *data, size_t len, 
     r->stats.recv_msgs[m.type]++;
     r->stats.recv_bytes[m.type] += len;
     crdt_peer *p = crdt_peer_find(r, peer);
+    crdt_verdict v = {-1, {0, 0}, 0};
     if (!p) {
         r->stats.rejected[HC_CRDT_REJ_NOT_NEIGHBOUR]++;
         rc = HC_ESTATE;
@@ -476,7 +618,12 @@ int hc_crdt_receive(hc_crdt *r, uint64_t peer, const uint8_t *data, size_t len, 
         r->stats.rejected[HC_CRDT_REJ_STALE]++;
         p->hello_at = 0; /* one of us restarted: greet again so both re-learn */
         rc = HC_ESTATE;
-    } else {
+    } else if ((rc = check_message(r, &m, now, &v)) == HC_OK && v.reason >= 0) {
+        r->stats.rejected[v.reason]++;
+        log_rejection(r, &m, &v, now);
+        crdt_msg_free(&m);
+        return HC_EDECODE;
+    } else if (rc == HC_OK) {
         p->heard_me = 1;
         rc = crdt_dispatch(r, p, &m, now.mono_ms);
     }
@@ -505,7 +652,8 @@ static int hello_due(const crdt_peer *p) { return !p->rid || !p->heard_me || p->
 int crdt_sync_tick(hc_crdt *r, uint64_t now)
 {
     int rc = HC_OK;
-    if (r->pending.n && now >= r->flush_at && (rc = crdt_flush(r, now)))
+    r->now_ms = now;
+    if (r->pending.n && now >= r->flush_at && (rc = flush_some(r, now, FLUSH_SLICE)))
         return rc;
     for (size_t i = 0; i < r->n_peers; i++) {
         crdt_peer *p = &r->peers[i];

@@ -49,8 +49,10 @@ static void reply_info(const control_req *c)
     size_t n = hc_rt_peers(c->rt, peers, 1024);
     if (n > 1024)
         n = 1024;
+    hc_rt_loop_stats ls;
+    hc_rt_loop_stats_get(c->rt, &ls);
     hc_buf b = {0};
-    hc_enc_map_header(&b, 10);
+    hc_enc_map_header(&b, 10 + 7);
     hc_enc_atom_cstr(&b, "version");
     hc_enc_string(&b, HORDEC_VERSION);
     hc_enc_atom_cstr(&b, "node");
@@ -75,6 +77,21 @@ static void reply_info(const control_req *c)
     hc_enc_ulong(&b, s.msgs_out);
     hc_enc_atom_cstr(&b, "ticktime");
     hc_enc_ulong(&b, hc_rt_config_get(c->rt)->ticktime_s);
+    /* hardening (docs/hardening.md): what hostile or stalled peers cost, and how long the loop stalled */
+    hc_enc_atom_cstr(&b, "atoms");
+    hc_enc_ulong(&b, hc_atom_count());
+    hc_enc_atom_cstr(&b, "connections");
+    hc_enc_ulong(&b, s.connections);
+    hc_enc_atom_cstr(&b, "handshakes");
+    hc_enc_ulong(&b, s.handshakes);
+    hc_enc_atom_cstr(&b, "refused_conns");
+    hc_enc_ulong(&b, s.refused_conns);
+    hc_enc_atom_cstr(&b, "queue_overflows");
+    hc_enc_ulong(&b, s.queue_overflows);
+    hc_enc_atom_cstr(&b, "loop_max_us");
+    hc_enc_ulong(&b, ls.max_iter_us);
+    hc_enc_atom_cstr(&b, "loop_slow_iters");
+    hc_enc_ulong(&b, ls.slow_iters);
     hc_gen_reply_buf(c->rt, c->from, &b); /* the buffer's sticky error, if any, becomes the reply */
     hc_buf_free(&b);
 }
@@ -94,6 +111,8 @@ static int for_each_node(hc_rt *rt, hc_req_args *a, bool block)
             hc_atom node;
             if (hc_dec_atom(e.p, e.len, &k, &node) || k != e.len || !strchr(hc_atom_name(node), '@'))
                 return HC_EDECODE;
+            if (block && node == hc_rt_node(rt))
+                return HC_EINVAL; /* cutting itself off is not a partition: refused, nothing changes */
             if (pass && block)
                 hc_rt_block(rt, node);
             else if (pass)
@@ -162,6 +181,17 @@ static int do_info(void *ctx, hc_req_args *a)
     return HC_OK;
 }
 
+/* reset_loop_stats: starts a new window for the loop_max_us / loop_slow_iters of :info, to measure the worst
+ * stall of one operation. */
+static int do_reset_loop_stats(void *ctx, hc_req_args *a)
+{
+    const control_req *c = ctx;
+    hc_rt_loop_stats_reset(c->rt);
+    hc_gen_reply_atom(c->rt, c->from, "ok");
+    (void)a;
+    return HC_OK;
+}
+
 static int do_spawn_worker(void *ctx, hc_req_args *a)
 {
     const control_req *c = ctx;
@@ -217,6 +247,10 @@ static int block_or_unblock(void *ctx, hc_req_args *a, bool block)
     int rc = for_each_node(c->rt, a, block);
     if (rc == HC_OK)
         hc_gen_reply_atom(c->rt, c->from, "ok");
+    if (rc == HC_EINVAL) {
+        hc_gen_reply_error(c->rt, c->from, "own_node");
+        return HC_OK;
+    }
     return rc;
 }
 
@@ -263,6 +297,7 @@ static int do_call(void *ctx, hc_req_args *a)
 static const hc_req_entry requests[] = {
     {"ping", 0, do_ping},
     {"info", 0, do_info},
+    {"reset_loop_stats", 0, do_reset_loop_stats},
     {"spawn_worker", 0, do_spawn_worker},
     {"echo", 1, do_echo},
     {"watch", 1, do_watch},

@@ -5,7 +5,8 @@
  *   {crdt_stop, Name} | {registry_stop, Name} | {supervisor_stop, Name} -> ok | {error, not_found}
  *   {registry_demo, Reg, Key}     -> see registry_demo.h
  * Opts is a keyword list; an option that is unknown, of the wrong type or out of range is answered
- * {error, {bad_option, Opt}}, naming it, and nothing starts. */
+ * {error, {bad_option, Opt}}, naming it, and nothing starts; a Name that is not a non-empty atom is answered
+ * {error, {bad_name, Name}}. */
 #include <string.h>
 
 #include "daemon/control_req.h"
@@ -19,10 +20,11 @@ typedef struct replica_opts {
     uint32_t flush_interval_ms;
     size_t max_message_bytes;
     size_t stream_batch_bytes;
+    uint64_t max_clock_offset_ms; /* 0: the daemon's --max-clock-offset-ms */
     hc_registry_keys keys;
 } replica_opts;
 
-typedef enum { OPT_FLUSH, OPT_MAX_MSG, OPT_BATCH, OPT_KEYS } opt_id;
+typedef enum { OPT_FLUSH, OPT_MAX_MSG, OPT_BATCH, OPT_CLOCK, OPT_KEYS } opt_id;
 
 static const struct {
     const char *name;
@@ -31,19 +33,21 @@ static const struct {
     [OPT_FLUSH] = {"flush_interval_ms", 1, 60000},
     [OPT_MAX_MSG] = {"max_message_bytes", HC_CRDT_MIN_MESSAGE_BYTES, 1 << 30},
     [OPT_BATCH] = {"stream_batch_bytes", 256, 1 << 30},
+    [OPT_CLOCK] = {"max_clock_offset_ms", 1, HORDEC_MAX_CLOCK_OFFSET_MS},
     [OPT_KEYS] = {"keys", 0, 0},
 };
 
 /* One {Name, Value} option into *o; false if it is not one this replica kind takes, with a valid value. */
 static bool parse_opt(hc_span e, bool registry, replica_opts *o)
 {
-    static const char *const names[] = {"flush_interval_ms", "max_message_bytes", "stream_batch_bytes", "keys"};
+    static const char *const names[] = {"flush_interval_ms", "max_message_bytes", "stream_batch_bytes",
+                                        "max_clock_offset_ms", "keys"};
     static const char *const kinds[] = {"unique", "duplicate"};
     size_t i = 0, which, kind;
     uint32_t arity;
     int64_t v;
     if (hc_dec_tuple_header(e.p, e.len, &i, &arity) || arity != 2 ||
-        hc_dec_atom_index(e.p, e.len, &i, names, registry ? 4 : 3, &which))
+        hc_dec_atom_index(e.p, e.len, &i, names, registry ? 5 : 4, &which))
         return false;
     if (which == OPT_KEYS) {
         if (hc_dec_atom_index(e.p, e.len, &i, kinds, 2, &kind) || i != e.len)
@@ -57,6 +61,8 @@ static bool parse_opt(hc_span e, bool registry, replica_opts *o)
         o->flush_interval_ms = (uint32_t)v;
     else if (which == OPT_MAX_MSG)
         o->max_message_bytes = (size_t)v;
+    else if (which == OPT_CLOCK)
+        o->max_clock_offset_ms = (uint64_t)v;
     else
         o->stream_batch_bytes = (size_t)v;
     return true;
@@ -78,9 +84,16 @@ static void reply_error_term(const control_req *c, const char *tag, const uint8_
  * replying {error, {bad_option, Opt}}. */
 static int start_args(const control_req *c, hc_req_args *a, bool registry, hc_atom *name, replica_opts *o)
 {
-    if (hc_dec_atom(a->p, a->len, &a->i, name) || !*name)
-        return HC_EDECODE;
     size_t at = a->i;
+    if (hc_dec_atom(a->p, a->len, &a->i, name) || !*name) {
+        hc_span bad;
+        a->i = at;
+        if (hc_dec_term(a->p, a->len, &a->i, &bad))
+            return HC_EDECODE;
+        reply_error_term(c, "bad_name", bad.p, bad.len); /* a replica's name is a non-empty atom */
+        return HC_EINVAL;
+    }
+    at = a->i;
     hc_iter it;
     if (hc_iter_list(&it, a->p, a->len, &a->i) || !hc_req_args_done(a)) {
         reply_error_term(c, "bad_option", a->p + at, a->len - at); /* not a proper list: all of it is bad */
@@ -113,7 +126,7 @@ int control_crdt_start(void *ctx, hc_req_args *a)
     int rc = start_args(c, a, false, &name, &o);
     if (rc)
         return rc == HC_EINVAL ? HC_OK : rc;
-    hordec_crdt_opts co = {o.flush_interval_ms, o.max_message_bytes, o.stream_batch_bytes};
+    hordec_crdt_opts co = {o.flush_interval_ms, o.max_message_bytes, o.stream_batch_bytes, o.max_clock_offset_ms};
     hc_proc *p;
     rc = hordec_crdt_start(c->rt, name, &co, &p);
     return reply_started(c, rc, p);
@@ -127,7 +140,8 @@ int control_registry_start(void *ctx, hc_req_args *a)
     int rc = start_args(c, a, true, &name, &o);
     if (rc)
         return rc == HC_EINVAL ? HC_OK : rc;
-    hordec_registry_opts ro = {o.keys, o.flush_interval_ms, o.max_message_bytes, o.stream_batch_bytes};
+    hordec_registry_opts ro = {o.keys, o.flush_interval_ms, o.max_message_bytes, o.stream_batch_bytes,
+                               o.max_clock_offset_ms};
     hc_proc *p;
     hc_registry_keys running = 0;
     rc = hordec_registry_start(c->rt, name, &ro, &p, &running);
@@ -149,7 +163,8 @@ int control_supervisor_start(void *ctx, hc_req_args *a)
     int rc = start_args(c, a, false, &name, &o);
     if (rc)
         return rc == HC_EINVAL ? HC_OK : rc;
-    hc_supervisor_replica_opts so = {o.flush_interval_ms, o.max_message_bytes, o.stream_batch_bytes};
+    hc_supervisor_replica_opts so = {o.flush_interval_ms, o.max_message_bytes, o.stream_batch_bytes,
+                                     hordec_clock_offset(o.max_clock_offset_ms)};
     hc_proc *p;
     rc = hc_supervisor_replica_start(c->rt, name, &so, &p);
     return reply_started(c, rc, p);

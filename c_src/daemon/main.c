@@ -7,9 +7,13 @@
 
 #include "daemon/cli.h"
 #include "daemon/control.h"
+#include "daemon/exit_codes.h"
+#include "daemon/metrics.h"
 #include "hordec/hc_log.h"
 #include "hordec/hc_runtime.h"
 #include "daemon/replicas.h"
+#include "daemon/ssl_optfile.h"
+#include "daemon/stdin_watch.h"
 #include "hordec/hc_supervisor.h"
 #include "daemon/worker_types.h"
 
@@ -25,19 +29,20 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-    hordec_options o;
+    /* static: large, and what it owns (options read from --config) stays reachable until exit */
+    static hordec_options o;
     char err[512];
     if (hordec_parse_args(argc, argv, &o, err, sizeof err)) {
         fprintf(stderr, "hordec: %s\n(see hordec --help)\n", err);
-        return 2;
+        return HORDEC_EXIT_USAGE;
     }
     if (o.help) {
         hordec_print_usage(stdout);
-        return 0;
+        return HORDEC_EXIT_OK;
     }
     if (o.version) {
         printf("hordec %s\n", HORDEC_VERSION);
-        return 0;
+        return HORDEC_EXIT_OK;
     }
     hc_log_set_level(o.log_level);
     signal(SIGPIPE, SIG_IGN);
@@ -49,10 +54,27 @@ int main(int argc, char **argv)
     cfg.port = o.port;
     cfg.ticktime_s = o.ticktime_s;
     cfg.max_message_bytes = o.max_message_bytes;
-    hc_rt *rt;
-    if (hc_rt_new(&cfg, &rt, err, sizeof err)) {
+    if (o.max_connections) /* the hardening limits: 0 keeps the runtime's default */
+        cfg.max_connections = o.max_connections;
+    if (o.max_handshakes)
+        cfg.max_handshakes = o.max_handshakes;
+    if (o.max_handshakes_per_addr)
+        cfg.max_handshakes_per_addr = o.max_handshakes_per_addr;
+    if (o.max_peer_queue_bytes)
+        cfg.max_queue_bytes = o.max_peer_queue_bytes;
+    hordec_tls_opts tls = {0}; /* --ssl-dist-optfile / --tls-*: read by hc_rt_new, not kept */
+    int trc = hordec_tls_from_options(&o, &tls, err, sizeof err);
+    if (trc < 0) {
         fprintf(stderr, "hordec: %s\n", err);
-        return 1;
+        return HORDEC_EXIT_USAGE;
+    }
+    cfg.tls = trc ? &tls.cfg : NULL;
+    hc_rt *rt;
+    int nrc = hc_rt_new(&cfg, &rt, err, sizeof err);
+    hordec_tls_opts_free(&tls);
+    if (nrc) {
+        fprintf(stderr, "hordec: %s\n", err);
+        return HORDEC_EXIT_STARTUP;
     }
     the_rt = rt;
     /* hc_rt_stop is async-signal-safe and wakes the loop, so the stop is seen at once. */
@@ -66,8 +88,9 @@ int main(int argc, char **argv)
     if (hordec_worker_types_register(rt) || hordec_control_start(rt, hc_rt_now_ms(rt))) {
         fprintf(stderr, "hordec: cannot start the control process\n");
         hc_rt_free(rt);
-        return 1;
+        return HORDEC_EXIT_STARTUP;
     }
+    hordec_set_clock_offset(o.max_clock_offset_ms); /* every replica started without its own bound */
     for (int i = 0; i < o.nregistries; i++) {
         hordec_registry_opts ro = {.keys = o.registries[i].duplicate ? HC_REGISTRY_DUPLICATE : HC_REGISTRY_UNIQUE};
         hc_proc *p;
@@ -78,7 +101,7 @@ int main(int argc, char **argv)
         if (rrc) {
             fprintf(stderr, "hordec: cannot start registry %s: %s\n", o.registries[i].name, hc_strerror(rrc));
             hc_rt_free(rt);
-            return 1;
+            return HORDEC_EXIT_STARTUP;
         }
     }
     for (int i = 0; i < o.nsupervisors; i++) {
@@ -86,15 +109,32 @@ int main(int argc, char **argv)
         int src = HC_EINVAL;
         hc_atom name = hc_atom_intern(o.supervisors[i], strlen(o.supervisors[i]), &src);
         if (name)
-            src = hc_supervisor_replica_start(rt, name, NULL, &p);
+            src = hc_supervisor_replica_start(
+                rt, name, &(hc_supervisor_replica_opts){.max_clock_offset_ms = o.max_clock_offset_ms}, &p);
         if (src) {
             fprintf(stderr, "hordec: cannot start supervisor %s: %s\n", o.supervisors[i], hc_strerror(src));
             hc_rt_free(rt);
-            return 1;
+            return HORDEC_EXIT_STARTUP;
         }
     }
     for (int i = 0; i < o.nconnect; i++)
         hc_rt_connect(rt, hc_atom_intern_cstr(o.connect[i]));
+    if (o.watch_stdin && hordec_stdin_watch_start(rt)) {
+        fprintf(stderr, "hordec: cannot watch stdin\n");
+        hc_rt_free(rt);
+        return HORDEC_EXIT_STARTUP;
+    }
+
+    hordec_metrics *metrics = NULL;
+    if (o.metrics_port && hordec_metrics_start(rt, o.metrics_bind, o.metrics_port, &metrics, err, sizeof err)) {
+        fprintf(stderr, "hordec: %s\n", err);
+        hordec_stdin_watch_detach();
+        hc_rt_free(rt);
+        return HORDEC_EXIT_STARTUP;
+    }
+    if (metrics)
+        hc_log_info("metrics at http://%s%s%s:%u/metrics", strchr(o.metrics_bind, ':') ? "[" : "", o.metrics_bind,
+                    strchr(o.metrics_bind, ':') ? "]" : "", hordec_metrics_port(metrics));
 
     printf("hordec ready node=%s port=%u\n", o.node_name, hc_rt_port(rt));
     fflush(stdout);
@@ -103,7 +143,10 @@ int main(int argc, char **argv)
 
     int rc = hc_rt_run(rt);
     if (rc == HC_OK) {
-        hc_log_info("shutting down (%s)", stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+        hc_log_info("shutting down (%s)", stop_signal == SIGINT    ? "SIGINT"
+                                          : stop_signal == SIGTERM ? "SIGTERM"
+                                          : hordec_stdin_closed()  ? "stdin closed"
+                                                                   : "stopped");
         hc_supervisor_replicas_shutdown(rt, 3000); /* hand C workers over before the node goes */
     } else
         hc_log_error("event loop failed (%s); shutting down", hc_strerror(rc));
@@ -114,7 +157,10 @@ int main(int argc, char **argv)
     sigaddset(&stop_sigs, SIGINT);
     sigprocmask(SIG_BLOCK, &stop_sigs, NULL);
     the_rt = NULL;
+    hordec_stdin_watch_detach();
+    hordec_metrics_stop(rt, metrics);
     hc_rt_free(rt);
     hc_atom_table_reset();
-    return rc == HC_OK ? 0 : 1;
+    hordec_options_free(&o);
+    return rc == HC_OK ? HORDEC_EXIT_OK : HORDEC_EXIT_RUNTIME;
 }

@@ -15,6 +15,11 @@ static uint64_t fresh_id(void)
     return id;
 }
 
+static uint64_t clock_offset_ms; /* --max-clock-offset-ms */
+
+void hordec_set_clock_offset(uint64_t ms) { clock_offset_ms = ms; }
+uint64_t hordec_clock_offset(uint64_t ms) { return ms ? ms : clock_offset_ms; }
+
 bool hordec_is_crdt(const hc_proc *p) { return hc_host_rt_kind(p) == &hc_crdt_core_ops; }
 
 int hordec_crdt_start(hc_rt *rt, hc_atom name, const hordec_crdt_opts *opts, hc_proc **out)
@@ -35,6 +40,7 @@ int hordec_crdt_start(hc_rt *rt, hc_atom name, const hordec_crdt_opts *opts, hc_
         cfg.flush_interval_ms = opts->flush_interval_ms;
     if (opts && opts->max_message_bytes)
         cfg.max_message_bytes = opts->max_message_bytes;
+    cfg.max_clock_offset_ms = hordec_clock_offset(opts ? opts->max_clock_offset_ms : 0);
     void *core;
     int rc = hc_crdt_core_new(&cfg, hc_host_rt_now(rt), &core);
     if (rc)
@@ -110,6 +116,7 @@ int hordec_registry_start(hc_rt *rt, hc_atom name, const hordec_registry_opts *o
         cfg.crdt.flush_interval_ms = opts->flush_interval_ms;
     if (opts && opts->max_message_bytes)
         cfg.crdt.max_message_bytes = opts->max_message_bytes;
+    cfg.crdt.max_clock_offset_ms = hordec_clock_offset(opts ? opts->max_clock_offset_ms : 0);
     void *core;
     int rc = hc_registry_core_new(&cfg, hc_host_rt_now(rt), &core);
     if (rc)

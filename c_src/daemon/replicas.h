@@ -7,10 +7,17 @@
 #include "hordec/hc_runtime.h"
 
 typedef struct hordec_crdt_opts {
-    uint32_t flush_interval_ms; /* 0 = the engine's default */
-    size_t max_message_bytes;   /* 0 = the engine's default */
-    size_t stream_batch_bytes;  /* 0 = the host's default */
+    uint32_t flush_interval_ms;   /* 0 = the engine's default */
+    size_t max_message_bytes;     /* 0 = the engine's default */
+    size_t stream_batch_bytes;    /* 0 = the host's default */
+    uint64_t max_clock_offset_ms; /* 0 = the daemon's (hordec_set_clock_offset) */
 } hordec_crdt_opts;
+
+/* The clock bound of replicas started without one (--max-clock-offset-ms; 0 = the engine's default, 60 s). */
+#define HORDEC_MAX_CLOCK_OFFSET_MS (INT64_C(1) << 40)
+void hordec_set_clock_offset(uint64_t ms);
+/* `ms`, or the daemon's bound when it is 0. */
+uint64_t hordec_clock_offset(uint64_t ms);
 
 /* Starts CRDT replica `name` (or returns the running one in *out). HC_OK, HC_EEXIST if the name is taken by
  * something that is not a CRDT replica, HC_ENOMEM. */
@@ -19,10 +26,11 @@ int hordec_crdt_start(hc_rt *rt, hc_atom name, const hordec_crdt_opts *opts, hc_
 bool hordec_is_crdt(const hc_proc *p);
 
 typedef struct hordec_registry_opts {
-    hc_registry_keys keys;      /* 0: unique for a new replica, whatever a running one has */
-    uint32_t flush_interval_ms; /* 0 = the engine's default */
-    size_t max_message_bytes;   /* 0 = the engine's default; all replicas of a registry must agree */
-    size_t stream_batch_bytes;  /* 0 = the host's default */
+    hc_registry_keys keys;        /* 0: unique for a new replica, whatever a running one has */
+    uint32_t flush_interval_ms;   /* 0 = the engine's default */
+    size_t max_message_bytes;     /* 0 = the engine's default; all replicas of a registry must agree */
+    size_t stream_batch_bytes;    /* 0 = the host's default */
+    uint64_t max_clock_offset_ms; /* 0 = the daemon's (hordec_set_clock_offset) */
 } hordec_registry_opts;
 
 /* Starts registry replica `name` (or returns the running one in *out). HC_OK; HC_EEXIST if the name is taken by

@@ -30,6 +30,8 @@ void hc_conn_close(hc_conn *c, int code, const char *fmt, ...)
     va_end(ap);
     c->close_code = code;
     c->state = HC_CONN_CLOSED;
+    hc_tls_free(c->tls); /* before the socket closes: it may still send close_notify */
+    c->tls = NULL;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -39,6 +41,7 @@ void hc_conn_free(hc_conn *c)
 {
     if (!c)
         return;
+    hc_tls_free(c->tls);
     if (c->fd >= 0)
         close(c->fd);
     hc_rbuf_free(&c->rb);
@@ -79,6 +82,17 @@ hc_conn *hc_conn_accept(int fd, const hc_conn_config *cfg, const hc_conn_hooks *
     set_sockopts(fd);
     c->state = HC_CONN_HANDSHAKE;
     hc_hs_start_accept(&c->hs, cfg->our_name, cfg->cookie, cfg->flags, cfg->creation, challenge);
+    if (cfg->tls) {
+        /* TLS first; the distribution handshake then runs inside it with 4-byte packet lengths. */
+        c->tls = hc_tls_new(cfg->tls, fd, true, NULL);
+        if (!c->tls) {
+            c->fd = -1; /* the caller closes it */
+            hc_conn_free(c);
+            return NULL;
+        }
+        c->state = HC_CONN_TLS_HANDSHAKE;
+        c->rb.header = 4;
+    }
     return c;
 }
 
@@ -147,7 +161,8 @@ uint32_t hc_conn_wanted_events(const hc_conn *c)
     case HC_CONN_EPMD_CONNECTING:
     case HC_CONN_TCP_CONNECTING: return EPOLLOUT;
     case HC_CONN_CLOSED: return 0;
-    default: return EPOLLIN | (c->wq.bytes ? EPOLLOUT : 0);
+    case HC_CONN_TLS_HANDSHAKE: return hc_tls_wants(c->tls) == HC_TLS_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+    default: return EPOLLIN | (c->wq.bytes || (c->tls && hc_tls_wants(c->tls) == HC_TLS_WANT_WRITE) ? EPOLLOUT : 0);
     }
 }
 
@@ -235,26 +250,44 @@ int hc_conn_adopt(hc_conn *c, hc_wqueue *pending, size_t *dropped)
     return rc;
 }
 
+/* Handshake packets come from hc_hs_* with 2-byte lengths; inside TLS they travel with 4-byte ones, as
+ * inet_tls_dist sends them ({packet, 4} from the start). */
 static int queue_raw(hc_conn *c, const hc_buf *b)
 {
-    struct iovec iov = {b->data, b->len};
-    return hc_wq_append(&c->wq, &iov, 1);
+    if (!c->tls) {
+        struct iovec iov = {b->data, b->len};
+        return hc_wq_append(&c->wq, &iov, 1);
+    }
+    for (size_t i = 0; i + 2 <= b->len;) {
+        size_t n = hc_get_be16(b->data + i);
+        if (n > b->len - i - 2)
+            return HC_EINVAL;
+        uint8_t hdr[4] = {0, 0, (uint8_t)(n >> 8), (uint8_t)n};
+        struct iovec iov[2] = {{hdr, 4}, {b->data + i + 2, n}};
+        int rc = hc_wq_append(&c->wq, iov, 2);
+        if (rc)
+            return rc;
+        i += 2 + n;
+    }
+    return HC_OK;
 }
+
+static ssize_t tls_writev(void *ud, const struct iovec *iov, int n) { return hc_tls_writev(ud, iov, n); }
 
 void hc_conn_flush(hc_conn *c, uint64_t now_ms)
 {
     if (c->state == HC_CONN_CLOSED || c->fd < 0 || !c->wq.bytes)
         return;
-    if (c->state == HC_CONN_EPMD_CONNECTING || c->state == HC_CONN_TCP_CONNECTING)
+    if (c->state == HC_CONN_EPMD_CONNECTING || c->state == HC_CONN_TCP_CONNECTING || c->state == HC_CONN_TLS_HANDSHAKE)
         return;
     size_t before = c->wq.bytes;
-    int rc = hc_wq_flush(&c->wq, c->fd);
+    int rc = c->tls ? hc_wq_flush_with(&c->wq, tls_writev, c->tls) : hc_wq_flush(&c->wq, c->fd);
     if (before != c->wq.bytes) {
         c->bytes_out += before - c->wq.bytes;
         c->last_tx_ms = now_ms;
     }
     if (rc < 0)
-        hc_conn_close(c, HC_EIO, "write failed: %s", strerror(errno));
+        hc_conn_close(c, HC_EIO, "write failed: %s", c->tls ? hc_tls_error(c->tls) : strerror(errno));
 }
 
 /* ------------------------------------------------------------------ dialling */
@@ -322,13 +355,11 @@ static void epmd_readable(hc_conn *c)
     c->state = HC_CONN_TCP_CONNECTING;
 }
 
-static void tcp_connected(hc_conn *c)
+static void read_packets(hc_conn *c, uint64_t now);
+
+/* Connector: the distribution handshake starts with send_name. */
+static void start_dist_handshake(hc_conn *c)
 {
-    int err = socket_error(c->fd);
-    if (err) {
-        hc_conn_close(c, HC_ENOCONN, "cannot connect to %s: %s", c->peer, strerror(err));
-        return;
-    }
     hc_buf out = {0};
     uint32_t challenge = c->hs.our_challenge;
     int rc = hc_hs_start_connect(&c->hs, c->cfg->our_name, c->peer, c->cfg->cookie, c->cfg->flags, c->cfg->creation,
@@ -340,6 +371,67 @@ static void tcp_connected(hc_conn *c)
     }
     hc_buf_free(&out);
     c->state = HC_CONN_HANDSHAKE;
+}
+
+/* "1.2.3.4:5678" of the peer's socket, for log lines about connections that have no node name yet. */
+static const char *peer_addr(const hc_conn *c, char *buf, size_t len)
+{
+    struct sockaddr_in a;
+    socklen_t alen = sizeof a;
+    if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)&a, &alen) < 0 || a.sin_family != AF_INET)
+        return "unknown address";
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
+    snprintf(buf, len, "%s:%u", ip, ntohs(a.sin_port));
+    return buf;
+}
+
+/* Advances the TLS handshake; once done, the distribution handshake starts inside it. */
+static void tls_step(hc_conn *c, uint64_t now)
+{
+    int rc = hc_tls_handshake(c->tls);
+    if (rc == 1)
+        return;
+    if (rc < 0) {
+        char addr[64];
+        if (c->connector)
+            hc_conn_close(c, rc, "TLS with %s failed: %s", c->peer, hc_tls_error(c->tls));
+        else
+            hc_conn_close(c, rc, "TLS from %s failed: %s", peer_addr(c, addr, sizeof addr), hc_tls_error(c->tls));
+        return;
+    }
+    if (c->connector) {
+        start_dist_handshake(c);
+        if (c->state == HC_CONN_HANDSHAKE)
+            hc_conn_flush(c, now);
+    } else {
+        c->state = HC_CONN_HANDSHAKE;
+    }
+    /* The peer's first packets may have come with its last handshake flight: OpenSSL holds them now,
+     * and epoll will not report them again. */
+    if (c->state == HC_CONN_HANDSHAKE)
+        read_packets(c, now);
+}
+
+static void tcp_connected(hc_conn *c, uint64_t now)
+{
+    int err = socket_error(c->fd);
+    if (err) {
+        hc_conn_close(c, HC_ENOCONN, "cannot connect to %s: %s", c->peer, strerror(err));
+        return;
+    }
+    if (!c->cfg->tls) {
+        start_dist_handshake(c);
+        return;
+    }
+    c->tls = hc_tls_new(c->cfg->tls, c->fd, false, strchr(c->peer, '@') + 1);
+    if (!c->tls) {
+        hc_conn_close(c, HC_ENOMEM, "out of memory starting TLS with %s", c->peer);
+        return;
+    }
+    c->state = HC_CONN_TLS_HANDSHAKE;
+    c->rb.header = 4;
+    tls_step(c, now);
 }
 
 /* ------------------------------------------------------------------ reading */
@@ -389,6 +481,35 @@ static void handshake_packet(hc_conn *c, const uint8_t *p, size_t n, uint64_t no
     }
 }
 
+/* The transport's read: -1 with errno EAGAIN when nothing is there yet, 0 at the end of the stream. */
+static ssize_t conn_read(hc_conn *c, void *dst, size_t room)
+{
+    return c->tls ? hc_tls_read(c->tls, dst, room) : read(c->fd, dst, room);
+}
+
+/* The first bytes of a plain-TCP connection tell a peer that speaks TLS: a ClientHello (0x16) or, to our
+ * handshake, an alert (0x15), each followed by major version 3. Read as a 2-byte length they would make
+ * us wait for bytes that never come, so say at once what is wrong. */
+static bool refuse_tls_peer(hc_conn *c)
+{
+    if (c->tls || c->state != HC_CONN_HANDSHAKE || hc_rbuf_pending(&c->rb) < 2 ||
+        (c->hs.state != HC_HS_ST_WAIT_NAME && c->hs.state != HC_HS_ST_WAIT_STATUS))
+        return false;
+    const uint8_t *p = c->rb.data + c->rb.start;
+    if ((p[0] != 0x16 && p[0] != 0x15) || p[1] != 0x03)
+        return false;
+    if (c->connector)
+        hc_conn_close(c, HC_ENOCONN,
+                      "%s answered with TLS: it runs distribution over TLS (-proto_dist inet_tls) and this node "
+                      "runs plain TCP (give hordec --ssl-dist-optfile)",
+                      c->peer);
+    else
+        hc_conn_close(c, HC_EDECODE,
+                      "refused a TLS connection: this node runs plain-TCP distribution (start it with "
+                      "--ssl-dist-optfile to accept TLS)");
+    return true;
+}
+
 static void read_packets(hc_conn *c, uint64_t now)
 {
     size_t budget = READ_BUDGET;
@@ -399,13 +520,13 @@ static void read_packets(hc_conn *c, uint64_t now)
             hc_conn_close(c, HC_ENOMEM, "out of memory reading from %s", c->peer);
             return;
         }
-        ssize_t k = read(c->fd, dst, room);
+        ssize_t k = conn_read(c, dst, room);
         if (k < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
-            hc_conn_close(c, HC_EIO, "read error: %s", strerror(errno));
+            hc_conn_close(c, HC_EIO, "read error: %s", c->tls ? hc_tls_error(c->tls) : strerror(errno));
             return;
         }
         if (k == 0) {
@@ -423,6 +544,8 @@ static void read_packets(hc_conn *c, uint64_t now)
         hc_rbuf_commit(&c->rb, (size_t)k);
         c->bytes_in += (size_t)k;
         c->last_rx_ms = now;
+        if (refuse_tls_peer(c))
+            return;
         for (;;) {
             const uint8_t *p;
             size_t n;
@@ -460,6 +583,14 @@ static void read_packets(hc_conn *c, uint64_t now)
         /* A short read drained the socket: don't spend a syscall to hear EAGAIN. Level-triggered
          * epoll brings us back when more arrives, and after the budget, so one peer cannot starve
          * the others. */
+        if (c->tls) {
+            /* TLS hands out one record per read, so a short read means nothing. What OpenSSL holds
+             * (at most its read-ahead buffer) is drained even past the budget: epoll cannot see it. */
+            if ((size_t)k >= budget && !hc_tls_pending(c->tls))
+                return;
+            budget -= (size_t)k < budget ? (size_t)k : budget;
+            continue;
+        }
         if ((size_t)k < room || (size_t)k >= budget)
             return;
         budget -= (size_t)k;
@@ -482,11 +613,17 @@ void hc_conn_handle(hc_conn *c, uint32_t events, uint64_t now_ms)
     }
     if (c->state == HC_CONN_TCP_CONNECTING) {
         if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-            tcp_connected(c);
+            tcp_connected(c, now_ms);
         if (c->state == HC_CONN_HANDSHAKE)
             hc_conn_flush(c, now_ms);
         return;
     }
+    if (c->state == HC_CONN_TLS_HANDSHAKE) {
+        tls_step(c, now_ms);
+        return;
+    }
+    if (c->tls && hc_tls_wants(c->tls) == HC_TLS_WANT_WRITE && (events & EPOLLOUT))
+        events |= EPOLLIN; /* a read that waited for the socket to take a TLS record: retry it */
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
         read_packets(c, now_ms);
     if (c->state != HC_CONN_CLOSED && (events & EPOLLOUT))
@@ -498,7 +635,12 @@ void hc_conn_tick(hc_conn *c, uint64_t now, uint32_t ticktime_ms)
     if (c->state == HC_CONN_CLOSED)
         return;
     if (c->state != HC_CONN_UP) {
-        if (now >= c->setup_deadline_ms)
+        if (now >= c->setup_deadline_ms && c->state == HC_CONN_TLS_HANDSHAKE) {
+            char addr[64];
+            hc_conn_close(c, HC_ETIMEOUT, "TLS handshake with %s did not complete in time%s",
+                          c->connector ? c->peer : peer_addr(c, addr, sizeof addr),
+                          c->connector ? " (does it run distribution over TLS?)" : "");
+        } else if (now >= c->setup_deadline_ms)
             hc_conn_close(c, HC_ETIMEOUT, "connection setup with %s timed out", c->peer[0] ? c->peer : "peer");
         return;
     }

@@ -11,6 +11,7 @@
 #include "dist/atom_cache.h"
 #include "dist/framing.h"
 #include "dist/handshake.h"
+#include "dist/tls.h"
 #include "dist/wqueue.h"
 
 typedef struct hc_conn hc_conn;
@@ -19,6 +20,7 @@ typedef enum {
     HC_CONN_EPMD_CONNECTING,
     HC_CONN_EPMD_WAIT,
     HC_CONN_TCP_CONNECTING,
+    HC_CONN_TLS_HANDSHAKE, /* with TLS: before the distribution handshake, which then runs inside it */
     HC_CONN_HANDSHAKE,
     HC_CONN_UP,
     HC_CONN_CLOSED,
@@ -41,6 +43,7 @@ typedef struct hc_conn_config {
     uint32_t creation;
     size_t max_packet;         /* larger packets drop the connection */
     uint32_t setup_timeout_ms; /* epmd + connect + handshake must finish within this */
+    hc_tls_ctx *tls;           /* NULL: plain TCP; otherwise every connection is TLS (epmd stays plain) */
 } hc_conn_config;
 
 struct hc_conn {
@@ -53,6 +56,7 @@ struct hc_conn {
     hc_rbuf rb;
     hc_wqueue wq;
     hc_atom_cache *ac; /* set when both sides negotiated DFLAG_DIST_HDR_ATOM_CACHE: header framing */
+    hc_tls *tls;       /* the transport when cfg->tls: reads and writes go through it */
     const hc_conn_config *cfg;
     const hc_conn_hooks *hooks;
     void *ud;

@@ -33,9 +33,11 @@ static int send_simple(hc_buf *out, uint8_t tag, const void *p, size_t n)
     return rc;
 }
 
+/* A node name from the wire: non-empty, fits, has an '@', and no NUL byte (it becomes a C string: a NUL would make
+ * it a different, shorter name than the one the peer sent, and the cookie check would vouch for that one). */
 static int copy_name(char *dst, const uint8_t *src, size_t n)
 {
-    if (n == 0 || n >= HC_NODE_NAME_MAX || !memchr(src, '@', n))
+    if (n == 0 || n >= HC_NODE_NAME_MAX || !memchr(src, '@', n) || memchr(src, 0, n))
         return HC_EDECODE;
     memcpy(dst, src, n);
     dst[n] = 0;

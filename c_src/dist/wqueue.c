@@ -82,7 +82,11 @@ int hc_wq_visit(const hc_wqueue *q, int (*cb)(const uint8_t *p, size_t len, void
     return 0;
 }
 
-int hc_wq_flush(hc_wqueue *q, int fd)
+static ssize_t fd_writev(void *ud, const struct iovec *iov, int n) { return writev(*(int *)ud, iov, n); }
+
+int hc_wq_flush(hc_wqueue *q, int fd) { return hc_wq_flush_with(q, fd_writev, &fd); }
+
+int hc_wq_flush_with(hc_wqueue *q, hc_wq_writer write_fn, void *ud)
 {
     while (q->head) {
         struct iovec iov[MAX_IOV];
@@ -92,7 +96,7 @@ int hc_wq_flush(hc_wqueue *q, int fd)
             iov[n].iov_len = c->len - c->off;
             n++;
         }
-        ssize_t w = writev(fd, iov, n);
+        ssize_t w = write_fn(ud, iov, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 typedef struct hc_wchunk hc_wchunk;
@@ -27,5 +28,9 @@ int hc_wq_visit(const hc_wqueue *q, int (*cb)(const uint8_t *p, size_t len, void
 /* Writes as much as the socket takes. Returns 0 when the queue is empty, 1 if bytes remain (the socket
  * would block), or HC_EIO with errno set. */
 int hc_wq_flush(hc_wqueue *q, int fd);
+/* The same through another transport (TLS): write_fn behaves as writev, -1 with errno EAGAIN when it
+ * would block. The bytes it was offered and did not take are offered again, first, next time. */
+typedef ssize_t (*hc_wq_writer)(void *ud, const struct iovec *iov, int n);
+int hc_wq_flush_with(hc_wqueue *q, hc_wq_writer write_fn, void *ud);
 
 #endif

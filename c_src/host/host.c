@@ -72,6 +72,12 @@ void *hc_host_core(const hc_host *h) { return h->core; }
 size_t hc_host_subscribers(const hc_host *h) { return h->stream.nsubs; }
 uint64_t hc_host_dropped_in(const hc_host *h) { return h->dropped_in; }
 
+int hc_host_enc_stats(const hc_host *h, hc_buf *out)
+{
+    hc_host_stats hs = {h->npeers, h->stream.nsubs, h->dropped_in};
+    return h->ops->stats(h->core, &hs, out);
+}
+
 /* ------------------------------------------------------------------ peers */
 
 static host_peer *peer_by_handle(hc_host *h, uint64_t handle)

@@ -83,5 +83,7 @@ void hc_host_hold_stream(hc_host *h, bool hold);
 void *hc_host_core(const hc_host *h);
 size_t hc_host_subscribers(const hc_host *h);
 uint64_t hc_host_dropped_in(const hc_host *h);
+/* Appends the replica's stats map (what a `stats` request answers) to out. HC_OK or the encoder's error. */
+int hc_host_enc_stats(const hc_host *h, hc_buf *out);
 
 #endif

@@ -49,6 +49,13 @@ void *hc_host_rt_core(const hc_proc *p)
     return hc_host_core(((const binding *)hc_proc_state(p))->host);
 }
 
+int hc_host_rt_stats(const hc_proc *p, hc_buf *out)
+{
+    if (!p || hc_proc_get_ops(p) != &host_proc_ops)
+        return HC_EINVAL;
+    return hc_host_enc_stats(((const binding *)hc_proc_state(p))->host, out);
+}
+
 void hc_host_rt_local(hc_rt *rt, hc_proc *p, const uint8_t *msg, size_t len)
 {
     if (!p || hc_proc_get_ops(p) != &host_proc_ops || !hc_proc_alive(p))

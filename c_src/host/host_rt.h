@@ -30,6 +30,9 @@ hc_time hc_host_rt_now(const hc_rt *rt);
 const hc_core_ops *hc_host_rt_kind(const hc_proc *p);
 /* The core a replica process hosts (NULL if `p` is not one); valid while the process lives. */
 void *hc_host_rt_core(const hc_proc *p);
+/* Appends the stats map of replica `p` (what a `stats` call answers) to out: metrics read it without a call.
+ * HC_OK, HC_EINVAL if `p` is not a replica, or the encoder's error. */
+int hc_host_rt_stats(const hc_proc *p, hc_buf *out);
 /* Feeds a term to the core of replica `p` from its own node (hc_host_local), as if the process received it. */
 void hc_host_rt_local(hc_rt *rt, hc_proc *p, const uint8_t *msg, size_t len);
 

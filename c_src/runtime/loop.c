@@ -26,6 +26,7 @@ struct hc_loop {
     size_t nheap, capheap;
     hc_hmap by_id;
     uint64_t next_id;
+    uint64_t woke_us; /* when the last wait ended: the start of this iteration's work */
 };
 
 static uint64_t monotonic_ms(void)
@@ -65,6 +66,14 @@ void hc_loop_free(hc_loop *l)
     free(l);
 }
 
+uint64_t hc_loop_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t hc_loop_woke_us(const hc_loop *l) { return l->woke_us; }
 uint64_t hc_loop_now(const hc_loop *l) { return l->now; }
 void hc_loop_update_now(hc_loop *l) { l->now = monotonic_ms(); }
 
@@ -206,7 +215,8 @@ int hc_loop_poll(hc_loop *l, int timeout_ms)
     }
     struct epoll_event evs[128];
     int n = epoll_wait(l->epfd, evs, 128, timeout_ms);
-    hc_loop_update_now(l);
+    l->woke_us = hc_loop_now_us();
+    l->now = l->woke_us / 1000;
     if (n < 0) {
         if (errno != EINTR)
             return HC_EIO;

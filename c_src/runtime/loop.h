@@ -35,6 +35,11 @@ uint64_t hc_loop_timer_add_owned(hc_loop *l, uint64_t after_ms, hc_loop_timer_cb
 /* True if the timer was armed (it is now gone and will not fire). */
 bool hc_loop_timer_cancel(hc_loop *l, uint64_t id);
 
+/* Monotonic microseconds, read now (not the per-iteration sample). */
+uint64_t hc_loop_now_us(void);
+/* When the last wait of hc_loop_poll ended (monotonic µs): where the current iteration's work began. */
+uint64_t hc_loop_woke_us(const hc_loop *l);
+
 /* Waits for events (at most timeout_ms, less if a timer is due), runs fd callbacks, then due timers. */
 int hc_loop_poll(hc_loop *l, int timeout_ms);
 

@@ -15,7 +15,10 @@
 #include "hordec/hc_log.h"
 #include "runtime/rt_internal.h"
 
-#define SETUP_TIMEOUT_MS 7000 /* the BEAM's net_setuptime */
+#define SETUP_TIMEOUT_MS 7000   /* the BEAM's net_setuptime */
+#define ACCEPT_PAUSE_MS 100     /* out of descriptors: how long the listening socket is left alone */
+#define SHED_LOG_MS 10000       /* refused incoming connections are logged at most once per this */
+#define NODE_NAME_MAX_CHARS 255 /* a node name is an atom */
 
 typedef struct watch_owner {
     hc_rt *rt;
@@ -31,10 +34,19 @@ static uint32_t random_u32(void)
     return v;
 }
 
+/* Every hc_conn the runtime creates is counted (rt->nconns, for --max-connections) until freed here. */
+static void conn_free(hc_rt *rt, hc_conn *c)
+{
+    if (!c)
+        return;
+    hc_conn_free(c);
+    rt->nconns--;
+}
+
 static void graveyard_add(hc_rt *rt, hc_conn *c)
 {
     if (hc_array_reserve((void **)&rt->graveyard, &rt->capgrave, rt->ngrave + 1, sizeof *rt->graveyard, 16)) {
-        hc_conn_free(c); /* cannot defer: free now (only reached on OOM) */
+        conn_free(rt, c); /* cannot defer: free now (only reached on OOM) */
         return;
     }
     rt->graveyard[rt->ngrave++] = c;
@@ -43,7 +55,7 @@ static void graveyard_add(hc_rt *rt, hc_conn *c)
 void rt_reap_conns(hc_rt *rt)
 {
     for (size_t i = 0; i < rt->ngrave; i++)
-        hc_conn_free(rt->graveyard[i]);
+        conn_free(rt, rt->graveyard[i]);
     rt->ngrave = 0;
 }
 
@@ -261,6 +273,7 @@ static void start_dial(hc_rt *rt, hc_peer *p)
         return;
     }
     hc_log_debug("connecting to %s", hc_atom_name(p->node));
+    rt->nconns++;
     p->conn = c;
     peer_after_io(rt, p);
 }
@@ -305,6 +318,19 @@ int hc_rt_on_connect_result(hc_rt *rt, hc_atom node, hc_node_event_cb cb, void *
     return HC_OK;
 }
 
+/* A peer that stops reading must not make us buffer without bound (the BEAM's dist_buf_busy_limit only
+ * suspends senders; we have no senders to suspend, so we drop the peer): it gets a nodedown like any broken
+ * link, and everything it held here is cleaned up. The connection is only marked closed here, as this runs
+ * inside callbacks; rt_flush_all reports the node down at the end of the turn. */
+static void queue_overflow(hc_rt *rt, hc_peer *p, size_t would_be)
+{
+    rt->stats.queue_overflows++;
+    hc_log_warn("disconnecting %s: its output queue would reach %zu bytes, over the %zu byte cap "
+                "(--max-peer-queue-bytes); it is not reading what we send",
+                hc_atom_name(p->node), would_be, rt->cfg.max_queue_bytes);
+    hc_conn_close(p->conn, HC_EBUSY, "output queue over %zu bytes (the peer stopped reading)", rt->cfg.max_queue_bytes);
+}
+
 int rt_send_packet(hc_rt *rt, hc_atom node, const hc_buf *ctrl, const uint8_t *msg, size_t mlen)
 {
     hc_peer *p = peer_get_or_create(rt, node);
@@ -313,8 +339,11 @@ int rt_send_packet(hc_rt *rt, hc_atom node, const hc_buf *ctrl, const uint8_t *m
     if (p->blocked)
         return HC_ENOCONN;
     if (p->up && p->conn) {
-        if (hc_conn_backlog(p->conn) > rt->cfg.max_queue_bytes)
-            return HC_EBUSY;
+        size_t queued = hc_conn_backlog(p->conn), add = 4 + ctrl->len + (msg ? 1 + mlen : 0);
+        if (queued && queued + add > rt->cfg.max_queue_bytes) {
+            queue_overflow(rt, p, queued + add);
+            return HC_ENOCONN;
+        }
         return hc_conn_send(p->conn, ctrl->data, ctrl->len, msg, mlen);
     }
     if (!p->conn && !p->waiting_incoming && hc_loop_now(rt->loop) < p->retry_at)
@@ -339,9 +368,9 @@ void rt_flush_all(hc_rt *rt)
         if (!hc_hmap_live(&rt->peers, i))
             continue;
         hc_peer *p = rt->peers.vals[i];
-        if (p->conn && p->up && p->conn->wq.bytes) {
+        if (p->conn && p->up && (p->conn->wq.bytes || p->conn->state == HC_CONN_CLOSED)) {
             hc_conn_flush(p->conn, now);
-            peer_after_io(rt, p);
+            peer_after_io(rt, p); /* also reports a connection closed during the turn (queue_overflow) */
         }
     }
 }
@@ -353,23 +382,32 @@ static void anon_remove(hc_rt *rt, anon_conn *a)
     for (anon_conn **pp = &rt->anon; *pp; pp = &(*pp)->next)
         if (*pp == a) {
             *pp = a->next;
+            rt->nanon--;
             break;
         }
 }
 
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+/* The peer has named itself but not yet proved it knows the cookie, so its name is only looked up: it
+ * becomes an atom and a peer entry in anon_up, after the challenge was answered. Otherwise every forged
+ * name would stay in the (bounded) atom table for good, until no new node could connect. */
 static const char *anon_decide(hc_conn *c, void *ud)
 {
     anon_conn *a = ud;
     hc_rt *rt = a->rt;
-    int rc = HC_OK;
-    hc_atom node = hc_atom_intern(c->peer, strlen(c->peer), &rc);
-    if (rc)
+    if (strcmp(c->peer, rt->node_name) == 0 || utf8_chars(c->peer) > NODE_NAME_MAX_CHARS)
         return "not_allowed";
-    if (node == rt->node)
-        return "not_allowed";
-    hc_peer *p = peer_get_or_create(rt, node);
+    hc_atom node = hc_atom_find(c->peer, strlen(c->peer));
+    hc_peer *p = node ? rt_peer_get(rt, node) : NULL;
     if (!p)
-        return "not_allowed";
+        return "ok"; /* a node we know nothing of: not blocked, not connected, not being dialled */
     if (p->blocked) {
         hc_log_info("refused connection from %s: blocked", c->peer);
         return "not_allowed";
@@ -396,10 +434,16 @@ static void anon_up(hc_conn *c, void *ud)
 {
     anon_conn *a = ud;
     hc_rt *rt = a->rt;
-    hc_atom node = hc_atom_intern(c->peer, strlen(c->peer), NULL);
-    hc_peer *p = peer_get_or_create(rt, node);
+    int rc = HC_OK;
+    hc_atom node = hc_atom_intern(c->peer, strlen(c->peer), &rc);
+    hc_peer *p = rc ? NULL : peer_get_or_create(rt, node);
     if (!p) {
-        hc_conn_close(c, HC_ENOMEM, "out of memory");
+        hc_conn_close(c, rc == HC_ETOOBIG ? HC_ETOOBIG : HC_ENOMEM, "no room for the node name of %s: %s", c->peer,
+                      rc == HC_ETOOBIG ? "the atom table is full" : "out of memory");
+        return;
+    }
+    if (p->blocked) { /* blocked while it was authenticating */
+        hc_conn_close(c, HC_EAUTH, "blocked by fault injection");
         return;
     }
     if (p->conn && p->conn != c) {
@@ -441,6 +485,28 @@ static void anon_up(hc_conn *c, void *ud)
     peer_up_hook(c, o);
 }
 
+/* Handshakes that fail are logged, but at most ANON_LOG_BURST lines per SHED_LOG_MS: anyone can open
+ * connections and fail handshakes, and must not be able to fill the log doing so. */
+#define ANON_LOG_BURST 20
+static bool anon_log_allowed(hc_rt *rt)
+{
+    uint64_t now = hc_loop_now(rt->loop);
+    if (now >= rt->anon_log_window_end) {
+        if (rt->anon_log_suppressed)
+            hc_log_warn("%llu more failed incoming handshakes were not logged",
+                        (unsigned long long)rt->anon_log_suppressed);
+        rt->anon_log_window_end = now + SHED_LOG_MS;
+        rt->anon_log_lines = 0;
+        rt->anon_log_suppressed = 0;
+    }
+    if (rt->anon_log_lines < ANON_LOG_BURST) {
+        rt->anon_log_lines++;
+        return true;
+    }
+    rt->anon_log_suppressed++;
+    return false;
+}
+
 static void anon_watch_cb(hc_watch *w, uint32_t events, void *ud)
 {
     anon_conn *a = ud;
@@ -463,20 +529,87 @@ static void anon_watch_cb(hc_watch *w, uint32_t events, void *ud)
         sync_watch(rt, w, &a->watch_gen, c);
     }
     if (c->state == HC_CONN_CLOSED) {
-        if (c->aborted_quietly)
-            hc_log_info("%s", c->close_reason);
-        else if (c->close_code == HC_EAUTH)
-            hc_log_warn("rejected connection from %s: %s", c->peer[0] ? c->peer : "unnamed peer", c->close_reason);
-        else if (c->close_code == HC_EDECODE || c->close_code == HC_ETOOBIG) {
+        bool log = anon_log_allowed(rt);
+        if (c->close_code == HC_EDECODE || c->close_code == HC_ETOOBIG)
             rt->stats.dropped_conns++;
+        if (!log) {
+            /* counted in anon_log_allowed, reported when its window ends */
+        } else if (c->aborted_quietly) {
+            hc_log_info("%s", c->close_reason);
+        } else if (c->close_code == HC_EAUTH) {
+            hc_log_warn("rejected connection from %s: %s", c->peer[0] ? c->peer : "unnamed peer", c->close_reason);
+        } else if (c->close_code == HC_EDECODE || c->close_code == HC_ETOOBIG) {
             hc_log_warn("dropped incoming connection%s%s: %s", c->peer[0] ? " from " : "", c->peer, c->close_reason);
-        } else /* the peer went away mid-handshake, e.g. it lost a simultaneous connect */
-            hc_log_info("incoming connection%s%s closed during the handshake: %s", c->peer[0] ? " from " : "", c->peer,
-                        c->close_reason);
+        } else { /* the peer went away mid-handshake, e.g. it lost a simultaneous connect, or never had the cookie */
+            hc_log_debug("incoming connection%s%s closed during the handshake: %s", c->peer[0] ? " from " : "", c->peer,
+                         c->close_reason);
+        }
         anon_remove(rt, a);
         graveyard_add(rt, c);
         free(a);
     }
+}
+
+/* Incoming connections we close at once are counted, and logged once per SHED_LOG_MS with how many: a
+ * flood of them must not become a flood of log lines. */
+static void shed_note(hc_rt *rt, const char *why)
+{
+    rt->stats.refused_conns++;
+    rt->shed_count++;
+    rt->shed_why = why;
+    uint64_t now = hc_loop_now(rt->loop);
+    if (now < rt->shed_log_at)
+        return;
+    hc_log_warn("refused %llu incoming connection%s since the last report; the last one because %s",
+                (unsigned long long)rt->shed_count, rt->shed_count == 1 ? "" : "s", why);
+    rt->shed_count = 0;
+    rt->shed_log_at = now + SHED_LOG_MS;
+}
+
+static void accept_resume(void *ud)
+{
+    hc_rt *rt = ud;
+    rt->accept_timer = 0;
+    if (hc_loop_watch(rt->loop, &rt->listen_watch, EPOLLIN))
+        hc_log_error("cannot watch the listening socket again: %s", strerror(errno));
+}
+
+/* accept() failed for want of descriptors (or kernel memory). The listening socket stays readable while
+ * connections wait in its backlog, so retrying at once would spin at a full core; instead we stop watching
+ * it for ACCEPT_PAUSE_MS, as event-loop servers do, and those connections wait in the backlog (or time out
+ * on their side) until descriptors free up. */
+static void accept_pause(hc_rt *rt, int err)
+{
+    rt->stats.refused_conns++;
+    uint64_t now = hc_loop_now(rt->loop);
+    if (now >= rt->shed_log_at) {
+        hc_log_warn("cannot accept connections: %s (%zu distribution connections open); pausing accepts for %d ms "
+                    "at a time until descriptors free up",
+                    strerror(err), rt->nconns, ACCEPT_PAUSE_MS);
+        rt->shed_log_at = now + SHED_LOG_MS;
+    }
+    if (rt->accept_timer)
+        return;
+    hc_loop_watch(rt->loop, &rt->listen_watch, 0);
+    rt->accept_timer = hc_loop_timer_add(rt->loop, ACCEPT_PAUSE_MS, accept_resume, rt);
+    if (!rt->accept_timer) /* no memory for the timer: keep accepting rather than stop for good */
+        hc_loop_watch(rt->loop, &rt->listen_watch, EPOLLIN);
+}
+
+/* Why a new connection must be closed at once, or NULL: the caps on connections and on handshakes in
+ * flight (in total, and from one address, so that one host cannot hold every slot). */
+static const char *over_cap(const hc_rt *rt, uint32_t addr)
+{
+    if (rt->nconns >= rt->cfg.max_connections)
+        return "--max-connections was reached";
+    if (rt->nanon >= rt->cfg.max_handshakes)
+        return "--max-handshakes handshakes were in progress";
+    uint32_t from_addr = 0;
+    for (const anon_conn *a = rt->anon; a; a = a->next)
+        from_addr += a->addr == addr;
+    if (from_addr >= rt->cfg.max_handshakes_per_addr)
+        return "--max-handshakes-per-addr handshakes from its address were in progress";
+    return NULL;
 }
 
 static void listen_cb(hc_watch *w, uint32_t events, void *ud)
@@ -485,11 +618,22 @@ static void listen_cb(hc_watch *w, uint32_t events, void *ud)
     (void)w;
     (void)events;
     for (int i = 0; i < 64; i++) {
-        int fd = accept4(rt->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_in sa;
+        socklen_t salen = sizeof sa;
+        int fd = accept4(rt->listen_fd, (struct sockaddr *)&sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                accept_pause(rt, errno);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
                 hc_log_warn("accept failed: %s", strerror(errno));
             return;
+        }
+        uint32_t addr = sa.sin_family == AF_INET ? sa.sin_addr.s_addr : 0;
+        const char *why = over_cap(rt, addr);
+        if (why) {
+            close(fd);
+            shed_note(rt, why);
+            continue;
         }
         anon_conn *a = calloc(1, sizeof *a);
         if (!a) {
@@ -497,21 +641,24 @@ static void listen_cb(hc_watch *w, uint32_t events, void *ud)
             continue;
         }
         a->rt = rt;
+        a->addr = addr;
         a->conn = hc_conn_accept(fd, &rt->conn_cfg, &rt->anon_hooks, a, random_u32(), hc_loop_now(rt->loop));
         if (!a->conn) {
             close(fd);
             free(a);
             continue;
         }
+        rt->nconns++;
         a->watch = (hc_watch){.fd = fd, .cb = anon_watch_cb, .ud = a};
         a->watch_gen = a->conn->fd_gen;
         if (hc_loop_watch(rt->loop, &a->watch, EPOLLIN)) {
-            hc_conn_free(a->conn);
+            conn_free(rt, a->conn);
             free(a);
             continue;
         }
         a->next = rt->anon;
         rt->anon = a;
+        rt->nanon++;
     }
 }
 
@@ -528,6 +675,15 @@ int rt_nodes_init(hc_rt *rt, char *err, size_t errlen)
     };
     rt->peer_hooks = (hc_conn_hooks){.up = peer_up_hook, .packet = peer_packet_hook};
     rt->anon_hooks = (hc_conn_hooks){.decide = anon_decide, .up = anon_up, .packet = NULL};
+    if (rt->cfg.tls) {
+        /* Certificates are loaded now, so a bad file fails the start, not the first connection. The
+         * caller's configuration is not kept (hc_rt_config_get shows tls as NULL). */
+        int trc = hc_tls_ctx_new(rt->cfg.tls, &rt->conn_cfg.tls, err, errlen);
+        rt->cfg.tls = NULL;
+        if (trc)
+            return trc;
+        hc_log_info("distribution over TLS (%s)", hc_tls_ctx_describe(rt->conn_cfg.tls));
+    }
 
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -571,17 +727,21 @@ void rt_nodes_free(hc_rt *rt)
 {
     for (anon_conn *a = rt->anon, *n; a; a = n) {
         n = a->next;
-        hc_conn_free(a->conn);
+        conn_free(rt, a->conn);
         free(a);
     }
     rt->anon = NULL;
+    rt->nanon = 0;
+    if (rt->accept_timer)
+        hc_loop_timer_cancel(rt->loop, rt->accept_timer);
+    rt->accept_timer = 0;
     for (size_t i = 0; i < rt->peers.cap; i++) {
         if (!hc_hmap_live(&rt->peers, i))
             continue;
         hc_peer *p = rt->peers.vals[i];
         if (p->conn) {
             hc_conn_flush(p->conn, hc_loop_now(rt->loop)); /* best effort: exits and DOWNs on their way */
-            hc_conn_free(p->conn);
+            conn_free(rt, p->conn);
         }
         hc_wq_free(&p->pending);
         for (conn_cb *c = p->on_result, *n; c; c = n) {
@@ -596,6 +756,8 @@ void rt_nodes_free(hc_rt *rt)
         close(rt->listen_fd);
     if (rt->epmd_fd >= 0)
         close(rt->epmd_fd);
+    hc_tls_ctx_free(rt->conn_cfg.tls); /* connections still in the graveyard hold their own reference */
+    rt->conn_cfg.tls = NULL;
 }
 
 void rt_nodes_tick(hc_rt *rt)
@@ -656,6 +818,8 @@ bool hc_rt_peer_busy(const hc_rt *rt, hc_atom node)
 
 int hc_rt_block(hc_rt *rt, hc_atom node)
 {
+    if (node == rt->node)
+        return HC_EINVAL; /* a node cannot cut itself off from itself */
     hc_peer *p = peer_get_or_create(rt, node);
     if (!p)
         return HC_ENOMEM;

@@ -41,8 +41,11 @@ void hc_rt_config_defaults(hc_rt_config *cfg)
     cfg->ticktime_s = 60;
     cfg->max_message_bytes = 256u << 20;
     cfg->busy_limit_bytes = 8u << 20;
-    cfg->max_queue_bytes = (size_t)1 << 30;
+    cfg->max_queue_bytes = (size_t)64 << 20;
     cfg->register_epmd = true;
+    cfg->max_handshakes = 256;
+    cfg->max_handshakes_per_addr = 32;
+    cfg->max_connections = 4096;
 }
 
 static void tick_all(void *ud);
@@ -76,6 +79,16 @@ int hc_rt_new(const hc_rt_config *cfg, hc_rt **out, char *err, size_t errlen)
     rt->cfg.cookie = rt->cookie;
     if (!rt->cfg.ticktime_s)
         rt->cfg.ticktime_s = 60;
+    hc_rt_config defaults;
+    hc_rt_config_defaults(&defaults);
+    if (!rt->cfg.max_queue_bytes)
+        rt->cfg.max_queue_bytes = defaults.max_queue_bytes;
+    if (!rt->cfg.max_handshakes)
+        rt->cfg.max_handshakes = defaults.max_handshakes;
+    if (!rt->cfg.max_handshakes_per_addr)
+        rt->cfg.max_handshakes_per_addr = defaults.max_handshakes_per_addr;
+    if (!rt->cfg.max_connections)
+        rt->cfg.max_connections = defaults.max_connections;
     rt->node = hc_atom_intern_cstr(rt->node_name);
     if (RAND_bytes((unsigned char *)rt->ref_counter, sizeof rt->ref_counter) != 1)
         memset(rt->ref_counter, 0, sizeof rt->ref_counter);
@@ -113,6 +126,23 @@ static void tick_all(void *ud)
     rt->tick_timer = hc_loop_timer_add(rt->loop, rt->cfg.ticktime_s * 1000 / 16 + 1, tick_all, rt);
 }
 
+/* One iteration's work, from the end of its wait to now. */
+static void loop_stats_note(hc_rt *rt)
+{
+    uint64_t now = hc_loop_now_us(), woke = hc_loop_woke_us(rt->loop);
+    uint64_t us = now > woke ? now - woke : 0;
+    hc_rt_loop_stats *s = &rt->loop_stats;
+    s->iterations++;
+    s->total_busy_us += us;
+    if (us > s->max_iter_us)
+        s->max_iter_us = us;
+    if (us > HC_RT_SLOW_ITER_US)
+        s->slow_iters++;
+}
+
+void hc_rt_loop_stats_get(const hc_rt *rt, hc_rt_loop_stats *out) { *out = rt->loop_stats; }
+void hc_rt_loop_stats_reset(hc_rt *rt) { memset(&rt->loop_stats, 0, sizeof rt->loop_stats); }
+
 int hc_rt_run_once(hc_rt *rt, int timeout_ms)
 {
     if (rt->lq_head)
@@ -124,6 +154,7 @@ int hc_rt_run_once(hc_rt *rt, int timeout_ms)
     rt_flush_all(rt);
     rt_reap_conns(rt);
     rt_reap_procs(rt);
+    loop_stats_note(rt);
     return rc;
 }
 
@@ -187,6 +218,8 @@ void hc_rt_stats_get(const hc_rt *rt, hc_rt_stats *out)
 {
     *out = rt->stats;
     out->processes = rt->procs.count;
+    out->handshakes = rt->nanon;
+    out->connections = rt->nconns;
     out->peers = 0;
     for (size_t i = 0; i < rt->peers.cap; i++)
         if (hc_hmap_live(&rt->peers, i) && ((hc_peer *)rt->peers.vals[i])->up)

@@ -95,6 +95,7 @@ typedef struct anon_conn {
     hc_watch watch;
     unsigned watch_gen;
     hc_rt *rt;
+    uint32_t addr; /* the peer's IPv4 address, network order: pending handshakes are capped per address */
 } anon_conn;
 
 /* A signal between local processes, delivered on the next loop turn so callbacks never re-enter. */
@@ -175,6 +176,17 @@ struct hc_rt {
 
     hc_buf scratch; /* reused control-message encoding buffer */
     hc_rt_stats stats;
+    hc_rt_loop_stats loop_stats;
+
+    /* Accepting under pressure (node.c). */
+    size_t nanon;             /* connections in rt->anon (pending incoming handshakes) */
+    size_t nconns;            /* hc_conn objects alive: anon, peers', and the graveyard until reaped */
+    hc_timer_id accept_timer; /* set while accepting is paused after EMFILE/ENFILE */
+    uint64_t shed_log_at;     /* refused incoming connections are logged once per interval, with a count */
+    uint64_t shed_count;
+    const char *shed_why;
+    uint64_t anon_log_window_end; /* failed handshakes: log lines in the current window, and those held back */
+    uint64_t anon_log_lines, anon_log_suppressed;
 
     /* gen.c: the {'$gen_calls', Pid, Calls} batch being delivered (proc NULL when none) and the replies to
      * Pid made meanwhile, encoded {Tag, Reply} elements sent together when the batch ends. */

@@ -138,6 +138,8 @@ int hc_supervisor_replica_start(hc_rt *rt, hc_atom name, const hc_supervisor_rep
         cfg.crdt.flush_interval_ms = opts->flush_interval_ms;
     if (opts && opts->max_message_bytes)
         cfg.crdt.max_message_bytes = opts->max_message_bytes;
+    if (opts && opts->max_clock_offset_ms)
+        cfg.crdt.max_clock_offset_ms = opts->max_clock_offset_ms;
     void *core;
     int rc = hc_supervisor_core_new(&cfg, hc_host_rt_now(rt), &core);
     if (rc)

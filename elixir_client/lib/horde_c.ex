@@ -19,6 +19,10 @@ defmodule HordeC do
       (`HordeC.UniformDistribution`, `HordeC.UniformQuorumDistribution`,
       `HordeC.UniformRandomDistribution`), restarted elsewhere when a member dies.
     * `HordeC.Cluster` – `set_members/2,3` and `members/1` for registries and supervisors.
+    * `HordeC.Daemon` – runs this BEAM node's own hordec (`hordec: :local`), owned by the node, and
+      finds the daemons of the other BEAM nodes.
+    * `HordeC.Telemetry` – the `:telemetry` events the client emits when `:telemetry` is present.
+    * `HordeC.Status` – a cluster's nodes, replicas and sync state (`mix horde_c.status`).
     * `HordeC.Mirror` – an exact local copy of a replica's map, kept by its change stream (the
       building block for clients that serve reads locally).
     * `HordeC.Attachment` – attach to one of several C nodes, mirror, fail over, re-assert: the

@@ -44,6 +44,7 @@ defmodule HordeC.CrdtApiTest do
              ~r/expected :sync_interval to be an integer in 1..60000/},
             {base ++ [max_message_bytes: 100], ~r/expected :max_message_bytes/},
             {base ++ [stream_batch_bytes: :big], ~r/expected :stream_batch_bytes/},
+            {base ++ [max_clock_offset: 0], ~r/expected :max_clock_offset/},
             {:not_a_list, ~r/expected options to be a keyword list/}
           ] do
         assert_raise ArgumentError, message, fn -> Crdt.start_link(opts) end
@@ -59,7 +60,15 @@ defmodule HordeC.CrdtApiTest do
     end
 
     test "creation options reach the replica", %{h: h} do
-      {name, _} = attach(h, sync_interval: 20, max_message_bytes: 8_192, stream_batch_bytes: 512)
+      {name, _} =
+        attach(h,
+          sync_interval: 20,
+          max_message_bytes: 8_192,
+          stream_batch_bytes: 512,
+          max_clock_offset: 1_234
+        )
+
+      assert %{max_clock_offset_ms: 1_234} = GenServer.call({name, h.node}, :stats)
 
       assert_raise ArgumentError, ~r/do not fit in one sync message/, fn ->
         Crdt.put(name, :k, :binary.copy("x", 8_192))

@@ -52,7 +52,13 @@ typedef struct hc_crdt_config {
     size_t max_unacked_bytes;     /* per-peer delta buffer; beyond it the peer is repaired instead (8 MiB) */
     uint32_t max_unacked_batches; /* same, counted in batches (4096) */
     uint32_t repair_window;       /* repair requests in flight per peer (4) */
+    /* A message carrying a timestamp more than this far ahead of our wall clock is rejected as a whole,
+     * counted (HC_CRDT_REJ_CLOCK) and logged (default HC_CRDT_DEFAULT_MAX_CLOCK_OFFSET_MS; 0 = the default).
+     * See docs/crdt.md, "Clocks", for what happens to the writes of a node whose clock is off. */
+    uint64_t max_clock_offset_ms;
 } hc_crdt_config;
+
+#define HC_CRDT_DEFAULT_MAX_CLOCK_OFFSET_MS 60000
 
 /* Fills `cfg` with the defaults above for `replica_id`. */
 void hc_crdt_config_init(hc_crdt_config *cfg, uint64_t replica_id);
@@ -95,6 +101,20 @@ typedef int (*hc_crdt_visit_fn)(void *ud, const uint8_t *key, size_t key_len, co
 int hc_crdt_foreach(const hc_crdt *r, hc_crdt_visit_fn fn, void *ud);
 size_t hc_crdt_size(const hc_crdt *r);
 
+/* A reader of the whole map a slice at a time, for replies too big to build in one loop turn (to_map of a
+ * large map): it walks the map AS IT WAS WHEN OPENED, whatever local writes and joins change meanwhile (it
+ * keeps the old value of each key changed ahead of it, so it costs memory in proportion to those changes).
+ * Open cursors must be closed (hc_crdt_cursor_close) before or after hc_crdt_free; after it they answer
+ * HC_ESTATE. */
+typedef struct hc_crdt_cursor hc_crdt_cursor;
+int hc_crdt_cursor_open(hc_crdt *r, hc_crdt_cursor **out); /* HC_OK or HC_ENOMEM */
+size_t hc_crdt_cursor_count(const hc_crdt_cursor *c);      /* the entries it hands out in all */
+/* Calls fn for about `max` more entries (whole hash buckets: a few more may come), setting *visited (may be
+ * NULL) to how many. Returns 1 while entries remain, HC_OK (0) when the walk is complete, fn's non-zero
+ * return (which stops it), HC_ENOMEM (it could not keep an old value) or HC_ESTATE (the replica is gone). */
+int hc_crdt_cursor_next(hc_crdt_cursor *c, size_t max, size_t *visited, hc_crdt_visit_fn fn, void *ud);
+void hc_crdt_cursor_close(hc_crdt_cursor *c); /* NULL is fine */
+
 /* ---- neighbours and peers ---- */
 
 /* Replaces the neighbour set. New neighbours are greeted and repaired; removed ones are forgotten
@@ -113,8 +133,11 @@ int hc_crdt_peer_up(hc_crdt *r, uint64_t peer, hc_time now);
 /* ---- input from the network and from the timer ---- */
 
 /* Feeds one message received from `peer`. The bytes are only read during the call. HC_OK when applied;
- * HC_EDECODE (malformed), HC_EVERSION (other protocol version), HC_ESTATE (not a neighbour, stale session,
- * unexpected). A rejected message changes nothing but the stats. */
+ * HC_EDECODE (malformed, or hostile: a timestamp beyond the clock bound, a claim about our own dots beyond
+ * what we issued, a dot named twice — each counted under its own HC_CRDT_REJ_* and logged at most once a
+ * second), HC_EVERSION (other protocol version), HC_ESTATE (not a neighbour, stale session, unexpected).
+ * The whole message is validated before any of it is applied: a rejected message changes nothing but the
+ * stats (only running out of memory can stop a delta half way, and each record applied is a valid join). */
 int hc_crdt_receive(hc_crdt *r, uint64_t peer, const uint8_t *data, size_t len, hc_time now);
 /* Ships batched local changes now instead of at the flush deadline. */
 int hc_crdt_flush(hc_crdt *r, hc_time now);
@@ -169,6 +192,9 @@ enum {
     HC_CRDT_REJ_NOT_NEIGHBOUR,
     HC_CRDT_REJ_STALE,
     HC_CRDT_REJ_INVALID,
+    HC_CRDT_REJ_CLOCK,     /* a timestamp further ahead of our clock than max_clock_offset_ms */
+    HC_CRDT_REJ_OWN_DOTS,  /* a claim about one of our own dots (a write, a removal, a context) beyond what we issued */
+    HC_CRDT_REJ_DUPLICATE, /* the same dot twice in one message */
     HC_CRDT_REJ__COUNT
 };
 typedef struct hc_crdt_stats {
@@ -199,8 +225,9 @@ typedef struct hc_crdt_elem_info {
 size_t hc_crdt_elements(const hc_crdt *r, const uint8_t *key, size_t key_len, hc_crdt_elem_info *out, size_t cap);
 uint64_t hc_crdt_replica_id(const hc_crdt *r);
 uint64_t hc_crdt_incarnation(const hc_crdt *r);
-uint64_t hc_crdt_hlc_last(const hc_crdt *r);  /* the last timestamp issued or observed */
-uint64_t hc_crdt_root_hash(const hc_crdt *r); /* digest of all stored elements: equal maps, equal hashes */
+uint64_t hc_crdt_hlc_last(const hc_crdt *r);         /* the last timestamp issued or observed */
+uint64_t hc_crdt_max_clock_offset(const hc_crdt *r); /* the clock bound in force, in ms */
+uint64_t hc_crdt_root_hash(const hc_crdt *r);        /* digest of all stored elements: equal maps, equal hashes */
 /* True if the causal context contains dot (rid, counter). */
 bool hc_crdt_context_has(const hc_crdt *r, uint64_t replica_id, uint64_t counter);
 /* Checks every internal invariant (index counts, range hashes, context covers stored dots, resolved
@@ -220,10 +247,23 @@ bool hc_crdt_idle_reachable(const hc_crdt *r);
 extern const hc_core_ops hc_crdt_core_ops;
 /* Creates the core around a new replica. HC_OK, or hc_crdt_new's errors. */
 int hc_crdt_core_new(const hc_crdt_config *cfg, hc_time now, void **out);
+/* How far the neighbours are behind this replica: bytes of delta batches they have not acknowledged (summed over
+ * neighbours), the age of the oldest of those batches (ms since it was made, as of the replica's latest input; 0
+ * when none), and how many neighbours are being repaired (a repair ships what deltas could not: after a restart, a
+ * partition or a queue overflow). A lag that keeps growing means a neighbour does not keep up or cannot be reached. */
+typedef struct hc_crdt_lag {
+    uint64_t unacked_bytes, oldest_unacked_ms;
+    size_t repairing;
+} hc_crdt_lag;
+void hc_crdt_get_lag(const hc_crdt *r, hc_crdt_lag *out);
+
 /* Appends the HC_CRDT_SYNC_STATS pairs every core built on this engine reports in its stats map (replica_id,
  * neighbours, subscribers, msgs_sent, msgs_received, bytes_sent, bytes_received, rejected (the engine's
- * rejections plus the host's), repairs_completed, retransmits, idle); the caller writes the map header. */
-#define HC_CRDT_SYNC_STATS 11
+ * rejections plus the host's), repairs_completed, retransmits, rejected_clock (messages refused for a timestamp
+ * beyond the clock bound), rejected_dots (refused for claiming our own dots beyond what we issued, or naming a
+ * dot twice), max_clock_offset_ms, unacked_bytes, sync_lag_ms and repairing (hc_crdt_get_lag), idle); the caller
+ * writes the map header. */
+#define HC_CRDT_SYNC_STATS 17
 int hc_crdt_enc_sync_stats(const hc_crdt *r, const hc_host_stats *hs, hc_buf *b);
 /* The engine inside a core made by hc_crdt_core_new (tests, the simulator). */
 hc_crdt *hc_crdt_core_engine(void *core);

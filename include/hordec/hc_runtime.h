@@ -28,6 +28,7 @@
 #include "hordec/hc_common.h"
 #include "hordec/hc_export.h"
 #include "hordec/hc_term.h"
+#include "hordec/hc_tls.h"
 
 HC_BEGIN_DECLS
 
@@ -43,8 +44,18 @@ typedef struct hc_rt_config {
     uint32_t ticktime_s;      /* net_ticktime; 60 like the BEAM */
     size_t max_message_bytes; /* larger incoming packets drop the connection; default 256 MiB */
     size_t busy_limit_bytes;  /* per-peer queue above which hc_rt_peer_busy() is true; default 8 MiB */
-    size_t max_queue_bytes;   /* per-peer queue above which sends fail with HC_EBUSY; default 1 GiB */
-    bool register_epmd;       /* false in tests that do not want epmd */
+    /* Per-peer output queue cap: a connected peer whose unwritten output would grow beyond it (it stopped
+     * reading) is disconnected, with a log line naming it and the size; before its handshake ends, sends
+     * beyond it fail with HC_EBUSY. One packet is always accepted on an empty queue, so the most a peer
+     * costs is this plus its largest single message. Default 64 MiB. */
+    size_t max_queue_bytes;
+    bool register_epmd; /* false in tests that do not want epmd */
+    /* Incoming connections (0 = the default). Nothing a peer sends before it has proved it knows the cookie
+     * is kept beyond its connection; these bound how many such connections exist at once. */
+    uint32_t max_handshakes;          /* pending incoming handshakes, in total; default 256 */
+    uint32_t max_handshakes_per_addr; /* pending incoming handshakes from one IP address; default 32 */
+    uint32_t max_connections;         /* distribution connections of any kind and state; default 4096 */
+    const hc_tls_config *tls; /* NULL: plain TCP; else distribution over TLS only (hc_tls.h); read by hc_rt_new */
 } hc_rt_config;
 
 /* Fills *cfg with the defaults above (node_name and cookie NULL: the caller must set them). */
@@ -89,8 +100,25 @@ typedef struct hc_rt_stats {
     uint64_t dropped_conns;     /* connections dropped for bad input */
     size_t processes;
     size_t peers;
+    uint64_t refused_conns;   /* incoming connections closed at once: a cap reached or descriptors exhausted */
+    uint64_t queue_overflows; /* peers disconnected because their output queue exceeded max_queue_bytes */
+    size_t handshakes;        /* incoming connections still in their handshake */
+    size_t connections;       /* distribution connections open (any state) */
 } hc_rt_stats;
 void hc_rt_stats_get(const hc_rt *rt, hc_rt_stats *out);
+
+/* How long single iterations of the loop took: the work done between two waits (callbacks, timers,
+ * local signals, flushing), not the waiting. A long one delays every peer and timer at once. */
+typedef struct hc_rt_loop_stats {
+    uint64_t iterations;    /* loop iterations since the start or the last reset */
+    uint64_t max_iter_us;   /* the longest single iteration, in microseconds */
+    uint64_t slow_iters;    /* iterations that took longer than HC_RT_SLOW_ITER_US */
+    uint64_t total_busy_us; /* time spent working, summed */
+} hc_rt_loop_stats;
+#define HC_RT_SLOW_ITER_US 10000
+void hc_rt_loop_stats_get(const hc_rt *rt, hc_rt_loop_stats *out);
+/* Starts a new measurement window (every field back to 0), e.g. around one operation to measure. */
+void hc_rt_loop_stats_reset(hc_rt *rt);
 
 /* ------------------------------------------------------------------ loop timers (no owner) */
 
@@ -104,6 +132,45 @@ typedef void (*hc_timer_cb)(hc_rt *rt, void *ud);
 int hc_timer_start(hc_rt *rt, uint64_t after_ms, hc_timer_cb cb, void *ud, hc_timer_id *out);
 /* True if the timer was pending and now never fires; false if it already fired, was cancelled, or is 0. */
 bool hc_timer_cancel(hc_rt *rt, hc_timer_id id);
+
+/* ------------------------------------------------------------------ file descriptors (a program's own I/O) */
+
+/* A descriptor of the program's own (a listening socket, a pipe) watched by the loop, so its I/O runs on the loop
+ * thread like everything else. Level-triggered: cb runs on every iteration while the descriptor is ready. */
+typedef struct hc_fd_watch hc_fd_watch;
+#define HC_FD_READ 1u  /* readable (also set, with HC_FD_ERROR, when the peer hung up or an error is pending) */
+#define HC_FD_WRITE 2u /* writable */
+#define HC_FD_ERROR 4u /* reported only: an error or hang-up (a read or write will say which) */
+typedef void (*hc_fd_cb)(hc_rt *rt, hc_fd_watch *w, int fd, unsigned events, void *ud);
+/* Watches fd for `events` (HC_FD_READ | HC_FD_WRITE, or 0 for none yet). The descriptor stays the caller's: close
+ * it after hc_fd_watch_stop. HC_OK with the watch in *out, HC_EINVAL (fd < 0 or cb NULL), HC_EIO (epoll refused
+ * the descriptor) or HC_ENOMEM; then *out is NULL. */
+int hc_fd_watch_start(hc_rt *rt, int fd, unsigned events, hc_fd_cb cb, void *ud, hc_fd_watch **out);
+/* Changes the events watched (0: none for now). HC_OK or HC_EIO. */
+int hc_fd_watch_set(hc_rt *rt, hc_fd_watch *w, unsigned events);
+/* Stops the watch: cb never runs again, not even for events the current iteration already collected, so this
+ * is safe from any callback, w's own included (its memory goes at the end of the iteration). NULL is fine. Stop
+ * every watch before hc_rt_free. */
+void hc_fd_watch_stop(hc_rt *rt, hc_fd_watch *w);
+
+/* ------------------------------------------------------------------ introspection (metrics) */
+
+/* Traffic with one connected peer, counted since its current connection was set up (a reconnect starts again
+ * from 0, as a counter that resets). Messages are distribution packets (ticks excluded); bytes are what went
+ * through the socket, handshake included. */
+typedef struct hc_rt_peer_stats {
+    hc_atom node;
+    uint64_t msgs_in, msgs_out;
+    uint64_t bytes_in, bytes_out;
+    size_t queued_bytes; /* written by us but not yet taken by the socket */
+} hc_rt_peer_stats;
+/* The connected peers' counters. Returns how many peers are connected; writes at most max of them. */
+size_t hc_rt_peer_stats_get(const hc_rt *rt, hc_rt_peer_stats *out, size_t max);
+
+/* Calls fn for every live process, in no particular order, until fn returns non-zero (returned). fn must not
+ * spawn processes or make any exit. Returns 0 when every process was visited. */
+typedef int (*hc_proc_visit_fn)(hc_rt *rt, hc_proc *p, void *ud);
+int hc_rt_foreach_proc(hc_rt *rt, hc_proc_visit_fn fn, void *ud);
 
 /* ------------------------------------------------------------------ nodes */
 
@@ -129,6 +196,7 @@ typedef struct hc_node_event {
      *               hc_rt_block, or replaced by a newer connection;
      *   HC_ETIMEOUT the connection setup took too long, or the peer was silent for a whole ticktime;
      *   HC_EDECODE / HC_ETOOBIG  we dropped the peer for malformed or oversized input;
+     *   HC_EBUSY    we dropped the peer because it stopped reading: its output queue passed max_queue_bytes;
      *   HC_EIO      a socket error; HC_ENOMEM  we ran out of memory;
      *   rarely another HC_E* code (a handshake that broke the protocol's rules: HC_ESTATE). */
     int reason;

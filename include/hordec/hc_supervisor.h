@@ -100,9 +100,10 @@ typedef struct hc_rt hc_rt;     /* hc_runtime.h */
 typedef struct hc_proc hc_proc; /* hc_runtime.h */
 
 typedef struct hc_supervisor_replica_opts {
-    uint32_t flush_interval_ms; /* 0 = the engine's default */
-    size_t max_message_bytes;   /* 0 = the engine's default; all replicas of a supervisor must agree */
-    size_t stream_batch_bytes;  /* 0 = the host's default */
+    uint32_t flush_interval_ms;   /* 0 = the engine's default */
+    size_t max_message_bytes;     /* 0 = the engine's default; all replicas of a supervisor must agree */
+    size_t stream_batch_bytes;    /* 0 = the host's default */
+    uint64_t max_clock_offset_ms; /* 0 = the engine's default (hc_crdt_config) */
 } hc_supervisor_replica_opts;
 
 /* Starts replica `name` (or finds the running one: *out, HC_OK). HC_EEXIST if the name is taken by a process

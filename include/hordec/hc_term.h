@@ -130,7 +130,8 @@ int hc_dec_string(const uint8_t *p, size_t len, size_t *idx, hc_span *out);
 int hc_dec_tuple_header(const uint8_t *p, size_t len, size_t *idx, uint32_t *arity);
 int hc_dec_map_header(const uint8_t *p, size_t len, size_t *idx, uint32_t *arity); /* pairs follow */
 /* LIST gives its element count (the elements and a tail follow), NIL gives 0. A STRING (a list of small
- * integers) is HC_EDECODE here: walk lists with hc_iter_list, which handles every form. */
+ * integers) is HC_EDECODE here: walk lists with hc_iter_list, which handles every form. A LIST of no elements
+ * (only a tail: binary_to_term reads it, no BEAM writes it) is HC_EDECODE everywhere, hc_dec_skip included. */
 int hc_dec_list_header(const uint8_t *p, size_t len, size_t *idx, uint32_t *n);
 
 /* What kind of term is at p[idx] (HC_TYPE_NONE past the end or for a tag no OTP 23+ peer sends). */

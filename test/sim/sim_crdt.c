@@ -682,8 +682,48 @@ static void enc_envelope(hc_buf *b, hc_atom sender)
     hc_enc_atom(b, sender);
 }
 
+/* A well-formed delta from neighbour j, under the identities i has recorded, that lies: a write stamped a year
+ * ahead of every clock, a claim that one of i's own writes it has not made yet was removed, or one write named
+ * twice. False (b untouched) while i does not know j's current identity: the lie would only be stale. */
+static bool enc_lying_delta(hc_buf *b, int i, int j)
+{
+    if (!S[j].sh.host) /* j is down */
+        return false;
+    hc_crdt *ei = engine(i), *ej = engine(j);
+    const crdt_peer *p = NULL;
+    for (size_t k = 0; k < ei->n_peers && !p; k++)
+        if (ei->peers[k].rid == hc_crdt_replica_id(ej) && ei->peers[k].inc == hc_crdt_incarnation(ej))
+            p = &ei->peers[k];
+    if (!p)
+        return false;
+    uint64_t rid = hc_crdt_replica_id(ej), year = UINT64_C(365) * 24 * 3600 * 1000;
+    uint64_t hlc = (net.now + year) << 16, ctr = 1000000 + simnet_below(&net, 1000);
+    uint8_t dots[CRDT_DOT_BYTES];
+    int lie = (int)simnet_below(&net, 3);
+    enc_envelope(b, S[j].sh.name);
+    crdt_enc_header(b, HC_CRDT_MSG_DELTA, rid, p->inc, hc_crdt_replica_id(ei), hc_crdt_incarnation(ei));
+    hc_enc_tuple_header(b, 2);
+    hc_enc_ulong(b, 1000000 + simnet_below(&net, 1000));
+    crdt_enc_list(b, 1);
+    hc_enc_tuple_header(b, 3);
+    hc_enc_binary(b, "lie", 3); /* the key */
+    crdt_enc_list(b, lie == 1 ? 0 : 1);
+    if (lie != 1) {
+        crdt_enc_elem(b, rid, ctr, lie == 0 ? hlc : 1, (const uint8_t[]){97, 1}, 2);
+        hc_enc_nil(b);
+    }
+    uint64_t dot[2] = {lie == 1 ? hc_crdt_replica_id(ei) : rid,
+                       lie == 1 ? ei->counter + 1 + simnet_below(&net, 10) : ctr};
+    for (int k = 0; k < CRDT_DOT_BYTES; k++)
+        dots[k] = (uint8_t)(dot[k / 8] >> (56 - 8 * (k % 8)));
+    hc_enc_binary(b, dots, lie == 0 ? 0 : CRDT_DOT_BYTES); /* the removed dots */
+    hc_enc_nil(b);
+    return true;
+}
+
 /* Hostile traffic straight into replica i's host: it must be counted (the host's dropped_in, or the core's
- * rejected for garbage inside a neighbour's envelope), and change nothing: no send, same map. */
+ * rejected for garbage inside a neighbour's envelope, or for a well-formed lie), and change nothing: no send,
+ * same map. */
 static int inject(int i)
 {
     replica *r = &S[i];
@@ -697,8 +737,8 @@ static int inject(int i)
             others[n_other++] = j;
     }
     int j = n_nb ? nbs[simnet_below(&net, (uint64_t)n_nb)] : -1;
-    int kind = (int)simnet_below(&net, 5);
-    if (kind == 4 && j < 0)
+    int kind = (int)simnet_below(&net, 6);
+    if (kind >= 4 && j < 0)
         kind = 0;
     hc_pid from = j >= 0 ? S[j].sh.pid : hostile_pid;
     hc_buf b = {0};
@@ -730,6 +770,11 @@ static int inject(int i)
         enc_envelope(&b, a_intruder);
         hc_enc_atom_cstr(&b, "junk");
         break;
+    case 5: /* a neighbour's envelope around a well-formed lie */
+        if (enc_lying_delta(&b, i, j))
+            break;
+        kind = 4;
+        /* fall through */
     default: /* a neighbour's envelope around garbage */
         enc_envelope(&b, S[j].sh.name);
         if (simnet_below(&net, 2)) {
@@ -756,7 +801,7 @@ static int inject(int i)
     if (rc)
         return -1;
     T.injected++;
-    bool to_core = kind == 4;
+    bool to_core = kind >= 4;
     if (hc_host_dropped_in(r->sh.host) != dropped + !to_core || rejected_total(i) != rej + to_core)
         FAIL("replica %d: hostile message (kind %d) not counted once where it belongs", i, kind);
     if (hc_crdt_root_hash(engine(i)) != root || hc_crdt_size(engine(i)) != size ||

@@ -15,39 +15,16 @@
 
 #include "daemon/cli.h"
 
-static char tmpdir[256];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hordec-test-cli-XXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
-    setenv("HOME", tmpdir, 1); /* never touch the real ~/.erlang.cookie */
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+#include "cli_test_util.h"
 
 /* Parses a NULL-terminated list of arguments (argv[0] added). */
 static int parse(hordec_options *o, char *err, size_t errlen, ...)
 {
-    char *argv[200];
-    int argc = 0;
-    argv[argc++] = "hordec";
     va_list ap;
     va_start(ap, errlen);
-    for (char *a; (a = va_arg(ap, char *)) != NULL;)
-        argv[argc++] = a;
+    int rc = parse_va(o, err, errlen, ap);
     va_end(ap);
-    argv[argc] = NULL;
-    err[0] = 0;
-    return hordec_parse_args(argc, argv, o, err, errlen);
+    return rc;
 }
 
 #define PARSE(o, err, ...) parse(o, err, sizeof err, __VA_ARGS__, (char *)NULL)
@@ -65,6 +42,7 @@ static void write_file(const char *path, const char *content)
     assert_non_null(f);
     fputs(content, f);
     fclose(f);
+    assert_int_equal(chmod(path, 0600), 0); /* a cookie file others may read is refused */
 }
 
 static void short_host(char *out, size_t n)

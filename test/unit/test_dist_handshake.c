@@ -535,6 +535,20 @@ static void test_malformed_send_name(void **state)
         hc_buf_free(&out);
         free(name);
     }
+    /* a NUL byte inside the name (found by the fuzz target): as a C string it would be another, shorter name */
+    {
+        static const char name[] = "evil\0alpha@host1";
+        hc_hs a;
+        hc_buf out = {0};
+        hc_buf b = {0};
+        hc_hs_start_accept(&a, ACC_NAME, COOKIE, ACC_FLAGS, ACC_CREATION, ACC_CHALLENGE);
+        put_name_pkt(&b, CONN_FLAGS, CONN_CREATION, "", sizeof name - 1); /* the header, then the bytes */
+        hc_buf_append(&b, name, sizeof name - 1);
+        assert_int_equal(hc_hs_feed(&a, b.data, b.len, &out), HC_EDECODE);
+        assert_int_equal(out.len, 0);
+        hc_buf_free(&b);
+        hc_buf_free(&out);
+    }
     hc_buf_free(&good);
 }
 

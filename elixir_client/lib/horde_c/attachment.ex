@@ -288,6 +288,9 @@ defmodule HordeC.Attachment do
       {:ok, spec, mst} ->
         :ets.insert(table, [{:attachment, nil, 0}, {:hordecs, spec.hordecs}])
         :net_kernel.monitor_nodes(true, node_type: :all)
+        # Attached through this node's HordeC.Daemon with :auto members: the daemon adds the
+        # replicas of the daemons it discovers (HordeC.Daemon.join/2).
+        if discover?(spec), do: HordeC.Daemon.join(:attachment, spec.name)
 
         s = %{
           mod: mod,
@@ -672,6 +675,7 @@ defmodule HordeC.Attachment do
 
   defp detach(s) do
     if s.mon, do: Process.demonitor(s.mon, [:flush])
+    if s.addr, do: event(:detached, s, %{hordec: elem(s.addr, 1)})
     :ets.insert(s.table, {:attachment, nil, s.gen})
     # Replies in hand are answered (the writes were made; as a barrier answers while detached);
     # unanswered requests wait for the next replica (the order of concurrent callers' requests
@@ -747,6 +751,7 @@ defmodule HordeC.Attachment do
       # reconciled: a write that raced ahead of it could be mistaken for a stale entry.
       s = %{s | mst: mst, addr: addr, gen: s.gen + 1, mon: mon, mirror: mirror, drop_seq: nil}
       s = %{s | phase: :syncing, reason: reason, ensured: MapSet.put(s.ensured, node)}
+      event(:attached, s, %{hordec: node, reason: reason})
       {:ok, first_attach_writes(s)}
     else
       {:ok, {:error, why}} -> {:error, {:refused, why}, s}
@@ -869,4 +874,25 @@ defmodule HordeC.Attachment do
 
   defp member_node?(%{members: :auto}, _node), do: true
   defp member_node?(%{members: list, name: name}, node), do: {name, node} in list
+
+  defp discover?(spec) do
+    Map.get(spec, :members, :auto) == :auto and Node.alive?() and
+      HordeC.Daemon.local_node() in spec.hordecs
+  end
+
+  # [:horde_c, :attachment, :attached | :detached] (HordeC.Telemetry): failovers, seen from outside.
+  defp event(what, s, meta) do
+    kind =
+      case s.mod do
+        HordeC.Registry.Mirror -> :registry
+        HordeC.DynamicSupervisor.Mirror -> :dynamic_supervisor
+        mod -> mod
+      end
+
+    HordeC.Telemetry.execute(
+      [:horde_c, :attachment, what],
+      %{system_time: System.system_time()},
+      Map.merge(%{name: s.name, kind: kind}, meta)
+    )
+  end
 end

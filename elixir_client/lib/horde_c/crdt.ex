@@ -67,7 +67,9 @@ defmodule HordeC.Crdt do
   Options of `start_link/1` and `child_spec/1`:
 
     * `:name` (required) – the local registered name, and by default the replica's name.
-    * `:hordec` (required) – the `hordec` node hosting the replica this process attaches to.
+    * `:hordec` – the `hordec` node hosting the replica this process attaches to; `:local` is
+      this node's `HordeC.Daemon`, whose discovery then sets the replicas on the other BEAM nodes'
+      daemons as neighbours. Default: `config :horde_c, :hordec` (its first node if a list).
     * `:replica` – the replica's registered name on the C node, if it differs from `:name`.
     * `:on_diffs` – `fun(diffs)` or `{m, f, a}` (called as `apply(m, f, a ++ [diffs])`) in the
       local process with `[{:add, key, value} | {:remove, key}]` whenever the attached replica's
@@ -78,17 +80,21 @@ defmodule HordeC.Crdt do
       of a map must agree on it.
     * `:stream_batch_bytes` – cap on the payload of one change-stream message (256..2^30, default
       65536).
+    * `:max_clock_offset` – milliseconds: a sync message stamped further ahead of the C node's
+      clock is rejected (default: the daemon's `--max-clock-offset-ms`, 60 s; docs/crdt.md,
+      "Clocks").
 
-  The last three are only used when this call creates the replica.
+  The last four are only used when this call creates the replica.
   """
   @type start_option ::
           {:name, atom()}
-          | {:hordec, node()}
+          | {:hordec, node() | :local}
           | {:replica, atom()}
           | {:on_diffs, on_diffs()}
           | {:sync_interval, pos_integer()}
           | {:max_message_bytes, pos_integer()}
           | {:stream_batch_bytes, pos_integer()}
+          | {:max_clock_offset, pos_integer()}
 
   @default_timeout 5_000
 
@@ -148,14 +154,14 @@ defmodule HordeC.Crdt do
   @doc "Puts `key => value`. Returns `crdt` (so calls can be piped), like `DeltaCrdt.put/4`."
   @spec put(crdt(), key(), value(), timeout()) :: crdt()
   def put(crdt, key, value, timeout \\ @default_timeout) do
-    expect(:ok, crdt, {:put, key, value}, timeout, :put)
+    mutate(crdt, {:put, key, value}, timeout, :put)
     crdt
   end
 
   @doc "Deletes `key`. Returns `crdt`."
   @spec delete(crdt(), key(), timeout()) :: crdt()
   def delete(crdt, key, timeout \\ @default_timeout) do
-    expect(:ok, crdt, {:delete, key}, timeout, :delete)
+    mutate(crdt, {:delete, key}, timeout, :delete)
     crdt
   end
 
@@ -187,7 +193,7 @@ defmodule HordeC.Crdt do
     unless is_map(map),
       do: raise(ArgumentError, "HordeC.Crdt.merge: expected a map, got: #{inspect(map)}")
 
-    expect(:ok, crdt, {:merge, map}, timeout, :merge)
+    mutate(crdt, {:merge, map}, timeout, :merge)
     crdt
   end
 
@@ -195,7 +201,7 @@ defmodule HordeC.Crdt do
   @spec drop(crdt(), [key()], timeout()) :: crdt()
   def drop(crdt, keys, timeout \\ @default_timeout) do
     list!(keys, :drop, "keys")
-    expect(:ok, crdt, {:drop, keys}, timeout, :drop)
+    mutate(crdt, {:drop, keys}, timeout, :drop)
     crdt
   end
 
@@ -212,6 +218,13 @@ defmodule HordeC.Crdt do
   """
   @spec replica(crdt()) :: {atom(), node()}
   def replica(crdt), do: lookup(crdt, :replica)
+
+  # A write, inside a [:horde_c, :crdt, :mutate] telemetry span (HordeC.Telemetry).
+  defp mutate(crdt, request, timeout, op) do
+    HordeC.Telemetry.span([:horde_c, :crdt, :mutate], %{crdt: crdt, op: op}, fn ->
+      {expect(:ok, crdt, request, timeout, op), %{}}
+    end)
+  end
 
   defp expect(expected, crdt, request, timeout, what) do
     case replica_call(crdt, request, timeout, what) do
@@ -244,6 +257,11 @@ defmodule HordeC.Crdt do
         raise ArgumentError,
               "HordeC.Crdt.#{what}: the key and value do not fit in one sync message " <>
                 "(see the :max_message_bytes option)"
+
+      {:error, {:too_deep, limit}} ->
+        raise ArgumentError,
+              "HordeC.Crdt.#{what}: a key or value nests more than #{limit} levels of " <>
+                "tuples, lists and maps, the most a replica stores"
 
       {:error, :badarg} ->
         raise ArgumentError,
@@ -288,14 +306,16 @@ defmodule HordeC.Crdt do
     :on_diffs,
     :sync_interval,
     :max_message_bytes,
-    :stream_batch_bytes
+    :stream_batch_bytes,
+    :max_clock_offset
   ]
 
   # The ranges the C node accepts (it answers anything else as an unknown request).
   @ranges [
     sync_interval: 1..60_000,
     max_message_bytes: 4096..1_073_741_824,
-    stream_batch_bytes: 256..1_073_741_824
+    stream_batch_bytes: 256..1_073_741_824,
+    max_clock_offset: 1..1_099_511_627_776
   ]
 
   defp validate_start_opts!(opts) do
@@ -314,8 +334,19 @@ defmodule HordeC.Crdt do
                 "(known: #{inspect(@start_opts)})"
     end
 
+    # No :hordec: config :horde_c, :hordec (a list's first node: a map attaches to one).
+    opts =
+      case {Keyword.fetch(opts, :hordec), Application.get_env(:horde_c, :hordec)} do
+        {{:ok, _}, _} -> opts
+        {:error, nil} -> opts
+        {:error, [first | _]} -> Keyword.put(opts, :hordec, first)
+        {:error, hordec} -> Keyword.put(opts, :hordec, hordec)
+      end
+
     for key <- [:name, :hordec], not Keyword.has_key?(opts, key) do
-      raise ArgumentError, "HordeC.Crdt: the #{inspect(key)} option is required"
+      raise ArgumentError,
+            "HordeC.Crdt: the #{inspect(key)} option is required" <>
+              if(key == :hordec, do: " (or config :horde_c, :hordec)", else: "")
     end
 
     Enum.each(opts, &validate_opt!/1)
@@ -351,7 +382,7 @@ defmodule HordeC.Crdt do
   end
 
   defp expected(:name), do: "an atom (the local registered name)"
-  defp expected(:hordec), do: "a node name (an atom)"
+  defp expected(:hordec), do: "a node name (an atom) or :local"
   defp expected(:replica), do: "an atom (the replica's registered name on the C node)"
 
   # ------------------------------------------------------------------ the local process
@@ -359,14 +390,16 @@ defmodule HordeC.Crdt do
   @impl true
   def init(opts) do
     name = Keyword.fetch!(opts, :name)
-    hordec = Keyword.fetch!(opts, :hordec)
+    # :local is this node's HordeC.Daemon (resolved now: the daemon started before us).
+    {hordec, local?} = HordeC.Daemon.resolve(Keyword.fetch!(opts, :hordec))
     replica = Keyword.get(opts, :replica, name)
 
     replica_opts =
       for {opt, c_opt} <- [
             sync_interval: :flush_interval_ms,
             max_message_bytes: :max_message_bytes,
-            stream_batch_bytes: :stream_batch_bytes
+            stream_batch_bytes: :stream_batch_bytes,
+            max_clock_offset: :max_clock_offset_ms
           ],
           Keyword.has_key?(opts, opt),
           do: {c_opt, opts[opt]}
@@ -380,6 +413,8 @@ defmodule HordeC.Crdt do
          :ok <- Clients.put(__MODULE__, name, {replica, hordec}) |> app_started(),
          {:ok, mirror} <- mirror(opts[:on_diffs], {replica, hordec}) do
       Node.monitor(hordec, true)
+      # The daemon sets the replicas of the daemons it discovers as this map's neighbours.
+      if local?, do: HordeC.Daemon.join(:crdt, name)
       {:ok, %{name: name, replica: {replica, hordec}, on_diffs: opts[:on_diffs], mirror: mirror}}
     else
       {:error, reason} -> {:stop, reason}

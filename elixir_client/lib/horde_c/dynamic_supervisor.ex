@@ -89,7 +89,7 @@ defmodule HordeC.DynamicSupervisor do
           | {:max_children, non_neg_integer() | :infinity}
           | {:extra_arguments, list()}
           | {:shutdown, timeout() | :brutal_kill}
-          | {:hordec, node() | [node()]}
+          | {:hordec, node() | :local | [node() | :local]}
           | {:timeout, pos_integer()}
           | {:start_timeout, pos_integer()}
 
@@ -153,7 +153,9 @@ defmodule HordeC.DynamicSupervisor do
     * `:shutdown` – the member's own shutdown in `child_spec/1` (default `:infinity`: time
       for every child's `shutdown`).
     * `:hordec` – the hordec node to attach to, or a list in order of preference (failover
-      goes down the list). Default: `Application.get_env(:horde_c, :hordec)`.
+      goes down the list); `:local` (alone or in the list) is this node's `HordeC.Daemon`: with
+      `members: :auto`, the daemon then adds the replicas on the daemons of the other BEAM nodes
+      it discovers to the members. Default: `Application.get_env(:horde_c, :hordec)`.
     * `:timeout` – how long a call may take, failover included (default 5000 ms);
       `:start_timeout` – for `start_child/2` (default 15000 ms). After it, calls exit with
       `{:timeout | :noconnection, {HordeC.DynamicSupervisor, function, args}}`.
@@ -259,8 +261,17 @@ defmodule HordeC.DynamicSupervisor do
             # record: the second replica finds the child (or both writes meet in one record and one copy runs).
             id = :rand.uniform(0x7FFFFFFFFFFFFFFE)
 
-            Attachment.call(name, {:start_child, child, id}, config(name).start_timeout,
-              where: {__MODULE__, :start_child, [supervisor, child_spec]}
+            HordeC.Telemetry.span(
+              [:horde_c, :dynamic_supervisor, :start_child],
+              %{supervisor: name},
+              fn ->
+                result =
+                  Attachment.call(name, {:start_child, child, id}, config(name).start_timeout,
+                    where: {__MODULE__, :start_child, [supervisor, child_spec]}
+                  )
+
+                {result, %{result: result_tag(result)}}
+              end
             )
 
           {:error, _} = error ->
@@ -268,6 +279,12 @@ defmodule HordeC.DynamicSupervisor do
         end
     end
   end
+
+  # The telemetry stop event's `result`: :ok, :error, :ignore...
+  defp result_tag({tag, _}) when is_atom(tag), do: tag
+  defp result_tag({tag, _, _}) when is_atom(tag), do: tag
+  defp result_tag(other) when is_atom(other), do: other
+  defp result_tag(_), do: :other
 
   @doc """
   Terminates the child `pid` (on whichever member runs it, with its `shutdown`) and removes it.

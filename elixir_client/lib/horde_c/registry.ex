@@ -90,7 +90,7 @@ defmodule HordeC.Registry do
           | {:listeners, [atom()]}
           | {:meta, [{meta_key(), meta_value()}]}
           | {:members, :auto | [member() | atom()]}
-          | {:hordec, node() | [node()]}
+          | {:hordec, node() | :local | [node() | :local]}
 
   @doc "Module-based registries: returns the options to start with, or `:ignore`."
   @callback init(options :: keyword()) :: {:ok, keyword()} | :ignore
@@ -137,7 +137,10 @@ defmodule HordeC.Registry do
     * `:name` (required) – an atom: the local name, and the replica's name on hordec nodes.
     * `:keys` (required) – `:unique` or `:duplicate`.
     * `:hordec` – the hordec node to attach to, or a list of them in order of preference
-      (failover goes down the list). Default: `Application.get_env(:horde_c, :hordec)`.
+      (failover goes down the list); `:local` (alone or in the list) is this node's
+      `HordeC.Daemon`: with `members: :auto`, the daemon then adds the replicas on the daemons of
+      the other BEAM nodes it discovers to the members. Default:
+      `Application.get_env(:horde_c, :hordec)`.
     * `:members` – the replicas that replicate this registry: `:auto` (the default: the replica
       on every node of `:hordec`, added to the membership at every attach — a failover too — and
       never removed) or an explicit list of `{name, hordec_node}` (a bare atom `name` stands for
@@ -238,7 +241,8 @@ defmodule HordeC.Registry do
             "expected :meta to be a list of {key, value} with atom or tuple keys, got: #{inspect(meta)}"
     end
 
-    hordec = Keyword.get_lazy(options, :hordec, fn -> Application.get_env(:horde_c, :hordec) end)
+    # :local is this node's HordeC.Daemon; without the option, config :horde_c, :hordec.
+    {hordec, _local?} = HordeC.Daemon.resolve(Keyword.get(options, :hordec))
 
     hordecs =
       case hordec do
@@ -311,7 +315,20 @@ defmodule HordeC.Registry do
     do_register(registry, key, value, self(), {__MODULE__, :register, [registry, key, value]})
   end
 
+  # Every registration (register/3 and via tuples) is a [:horde_c, :registry, :register] span.
   defp do_register(registry, key, value, pid, where) do
+    HordeC.Telemetry.span([:horde_c, :registry, :register], %{registry: registry, key: key}, fn ->
+      result = do_register!(registry, key, value, pid, where)
+
+      case result do
+        {:ok, _} -> {result, %{result: :ok}}
+        {:error, {:already_registered, _}} -> {result, %{result: :already_registered}}
+        _ -> {result, %{result: :error}}
+      end
+    end)
+  end
+
+  defp do_register!(registry, key, value, pid, where) do
     owner = owner!(registry)
     kind = kind!(registry)
 
@@ -360,10 +377,19 @@ defmodule HordeC.Registry do
   def unregister(registry, key) when is_atom(registry) do
     request = {:unregister, key, self()}
 
-    Attachment.call(registry, request, timeout(registry),
-      where: {__MODULE__, :unregister, [registry, key]}
+    HordeC.Telemetry.span(
+      [:horde_c, :registry, :unregister],
+      %{registry: registry, key: key},
+      fn ->
+        result =
+          Attachment.call(registry, request, timeout(registry),
+            where: {__MODULE__, :unregister, [registry, key]}
+          )
+          |> ok!("unregister/2", request)
+
+        {result, %{}}
+      end
     )
-    |> ok!("unregister/2", request)
   end
 
   @doc """

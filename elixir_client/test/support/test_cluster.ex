@@ -84,6 +84,7 @@ defmodule HordeC.TestCluster do
 
     {:ok, _} = Application.ensure_all_started(:crypto)
     ensure_epmd!()
+    if tls?(), do: setup_tls!()
 
     unless Node.alive?() do
       name = :"runner_#{token}@#{@host}"
@@ -173,6 +174,8 @@ defmodule HordeC.TestCluster do
     * `:port` – listen port (default: none, hordec picks one)
     * `:log_level` – default `"info"`
     * `:args` – extra raw arguments appended to the command line
+    * `:tls` – `:auto` (default: TLS with the run's optfile when `tls?/0`), `false` (plain TCP)
+      or the path of an `ssl_dist_optfile` (TLS with that file)
 
   The calling process owns the OS process's stdout port: `wait_exit/2` works only there.
   stderr goes to `h.log_path`; see `log/1`, `assert_log/3`.
@@ -199,6 +202,10 @@ defmodule HordeC.TestCluster do
         opt_arg(opts, :ticktime, "--ticktime") ++
         Enum.flat_map(Keyword.get(opts, :connect, []), &["--connect", to_string(node_of(&1))]) ++
         ["--log-level", Keyword.get(opts, :log_level, "info")] ++
+        case tls_optfile_for(opts) do
+          nil -> []
+          file -> ["--ssl-dist-optfile", file]
+        end ++
         Keyword.get(opts, :args, [])
 
     log_path = Path.join(logs_dir(), "#{name}.log")
@@ -305,6 +312,69 @@ defmodule HordeC.TestCluster do
   end
 
   # ------------------------------------------------------------------------------------
+  # TLS distribution (HORDEC_TLS=1)
+  # ------------------------------------------------------------------------------------
+
+  @doc """
+  True when the run is over TLS (`HORDEC_TLS=1`): the runner, every hordec and every peer then
+  use `inet_tls_dist` with the run's certificates (see `HordeC.Test.TlsCerts`). The runner's own
+  VM must be started with `-proto_dist inet_tls -ssl_dist_optfile FILE` (e.g. through
+  `ELIXIR_ERL_OPTIONS`); the file itself is written by `setup_runner!/1` before distribution starts.
+  """
+  @spec tls?() :: boolean()
+  def tls?, do: System.get_env("HORDEC_TLS") in ["1", "true"]
+
+  @doc "The run's `ssl_dist_optfile` (TLS runs only; `nil` otherwise)."
+  @spec tls_optfile() :: Path.t() | nil
+  def tls_optfile, do: :persistent_term.get({__MODULE__, :tls_optfile}, nil)
+
+  @doc "Where the run's certificates are (TLS runs), or a fresh directory of them for `tls_test.exs`."
+  @spec tls_dir() :: Path.t()
+  def tls_dir do
+    case tls_optfile() do
+      nil ->
+        dir = Path.join(state_dir(), "tls_" <> token())
+
+        unless File.exists?(Path.join(dir, "ssl_dist.conf")),
+          do: HordeC.Test.TlsCerts.generate!(dir)
+
+        dir
+
+      file ->
+        Path.dirname(file)
+    end
+  end
+
+  defp setup_tls! do
+    file =
+      case :init.get_argument(:ssl_dist_optfile) do
+        {:ok, [[f]]} ->
+          List.to_string(f)
+
+        _ ->
+          raise """
+          HORDEC_TLS=1 needs the test runner started with TLS distribution, e.g.
+            ELIXIR_ERL_OPTIONS="-proto_dist inet_tls -ssl_dist_optfile /tmp/hordec_tls/ssl_dist.conf" HORDEC_TLS=1 mix test
+          (the certificates and the file are generated there for the run)
+          """
+      end
+
+    unless :init.get_argument(:proto_dist) == {:ok, [[~c"inet_tls"]]},
+      do: raise("HORDEC_TLS=1 needs the test runner started with -proto_dist inet_tls")
+
+    HordeC.Test.TlsCerts.generate!(Path.dirname(file), Path.basename(file))
+    :persistent_term.put({__MODULE__, :tls_optfile}, file)
+  end
+
+  defp tls_optfile_for(opts) do
+    case Keyword.get(opts, :tls, :auto) do
+      :auto -> tls_optfile()
+      false -> nil
+      file when is_binary(file) -> file
+    end
+  end
+
+  # ------------------------------------------------------------------------------------
   # control requests
   # ------------------------------------------------------------------------------------
 
@@ -338,6 +408,7 @@ defmodule HordeC.TestCluster do
       goes through the peer's stdin/stdout, no distribution link to the runner; a
       dist-connected peer halts when it loses its link to the runner)
     * `:args` – extra `erl` arguments (strings)
+    * `:tls` – as for `start_hordec/1`: `-proto_dist inet_tls -ssl_dist_optfile FILE` when TLS
     * `:alive` – `false` starts a node that is *not* distributed (no name, `Node.alive?/0` is
       false; controlled through stdio); its `node` is `:nonode@nohost`. Default `true`.
 
@@ -365,6 +436,13 @@ defmodule HordeC.TestCluster do
           :error -> []
         end ++
         [~c"-pa" | extra_code_paths()] ++
+        case alive? && tls_optfile_for(opts) do
+          file when is_binary(file) ->
+            [~c"-proto_dist", ~c"inet_tls", ~c"-ssl_dist_optfile", String.to_charlist(file)]
+
+          _ ->
+            []
+        end ++
         Enum.map(Keyword.get(opts, :args, []), &to_charlist/1) ++
         if(alive?, do: [], else: [~c"-hordec_test_peer", String.to_charlist(name)])
 

@@ -173,7 +173,8 @@ defmodule HordeC.DynamicSupervisor.Spec do
   end
 
   defp hordecs!(options) do
-    hordec = Keyword.get_lazy(options, :hordec, fn -> Application.get_env(:horde_c, :hordec) end)
+    # :local is this node's HordeC.Daemon; without the option, config :horde_c, :hordec.
+    {hordec, _local?} = HordeC.Daemon.resolve(Keyword.get(options, :hordec))
 
     hordecs =
       case hordec do

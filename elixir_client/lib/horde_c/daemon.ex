@@ -155,6 +155,29 @@ defmodule HordeC.Daemon do
   def resolve(other), do: {other, false}
 
   @doc false
+  # The `:hordec` option of a registry or supervisor (`options`), resolved as resolve/1 does, as
+  # the list of hordec nodes it attaches to (duplicates dropped). Raises ArgumentError otherwise.
+  @spec hordecs!(keyword()) :: [node()]
+  def hordecs!(options) do
+    {hordec, _local?} = resolve(Keyword.get(options, :hordec))
+
+    hordecs =
+      case hordec do
+        node when is_atom(node) and node != nil -> [node]
+        [_ | _] = nodes -> if Enum.all?(nodes, &(is_atom(&1) and &1 != nil)), do: nodes
+        _ -> nil
+      end
+
+    unless hordecs do
+      raise ArgumentError,
+            "expected :hordec (or config :horde_c, :hordec) to be a hordec node or a " <>
+              "non-empty list of them, got: #{inspect(hordec)}"
+    end
+
+    Enum.uniq(hordecs)
+  end
+
+  @doc false
   # Called by a HordeC object's own process (a registry's or supervisor's attachment, a CRDT)
   # started with `hordec: :local`: the daemon then keeps its members (or neighbours) in step with
   # the daemons it discovers. `kind` is `:attachment` or `:crdt`.

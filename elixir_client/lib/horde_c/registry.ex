@@ -242,20 +242,7 @@ defmodule HordeC.Registry do
     end
 
     # :local is this node's HordeC.Daemon; without the option, config :horde_c, :hordec.
-    {hordec, _local?} = HordeC.Daemon.resolve(Keyword.get(options, :hordec))
-
-    hordecs =
-      case hordec do
-        node when is_atom(node) and node != nil -> [node]
-        [_ | _] = nodes -> if Enum.all?(nodes, &(is_atom(&1) and &1 != nil)), do: nodes
-        _ -> nil
-      end
-
-    unless hordecs do
-      raise ArgumentError,
-            "expected :hordec (or config :horde_c, :hordec) to be a hordec node or a " <>
-              "non-empty list of them, got: #{inspect(hordec)}"
-    end
+    hordecs = HordeC.Daemon.hordecs!(options)
 
     members =
       case Keyword.get(options, :members, :auto) do

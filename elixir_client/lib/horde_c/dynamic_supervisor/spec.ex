@@ -172,25 +172,8 @@ defmodule HordeC.DynamicSupervisor.Spec do
     end
   end
 
-  defp hordecs!(options) do
-    # :local is this node's HordeC.Daemon; without the option, config :horde_c, :hordec.
-    {hordec, _local?} = HordeC.Daemon.resolve(Keyword.get(options, :hordec))
-
-    hordecs =
-      case hordec do
-        node when is_atom(node) and node != nil -> [node]
-        [_ | _] = nodes -> if Enum.all?(nodes, &(is_atom(&1) and &1 != nil)), do: nodes
-        _ -> nil
-      end
-
-    unless hordecs do
-      raise ArgumentError,
-            "expected :hordec (or config :horde_c, :hordec) to be a hordec node or a " <>
-              "non-empty list of them, got: #{inspect(hordec)}"
-    end
-
-    Enum.uniq(hordecs)
-  end
+  # :local is this node's HordeC.Daemon; without the option, config :horde_c, :hordec.
+  defp hordecs!(options), do: HordeC.Daemon.hordecs!(options)
 
   # A bare atom `n` stands for `{n, h}` for every listed hordec node, as for HordeC.Registry
   # (HordeC.Cluster.set_members/3 expands it the same way).

@@ -48,14 +48,15 @@ enum {
     ST_UNACKED_BYTES,
     ST_SYNC_LAG_MS,
     ST_REPAIRING,
+    ST_TERMINATED_AGAIN,
     ST__COUNT
 };
 static const char *const stat_keys[ST__COUNT] = {
-    "keys",          "crdt_keys",  "neighbours",     "subscribers", "idle",        "msgs_sent",
-    "msgs_received", "bytes_sent", "bytes_received", "rejected",    "retransmits", "repairs_completed",
-    "names",         "entries",    "members",        "clients",     "conflicts",   "children",
-    "running_here",  "quorum",     "restarted",      "taken_over",  "given_up",    "unacked_bytes",
-    "sync_lag_ms",   "repairing",
+    "keys",          "crdt_keys",  "neighbours",       "subscribers", "idle",        "msgs_sent",
+    "msgs_received", "bytes_sent", "bytes_received",   "rejected",    "retransmits", "repairs_completed",
+    "names",         "entries",    "members",          "clients",     "conflicts",   "children",
+    "running_here",  "quorum",     "restarted",        "taken_over",  "given_up",    "unacked_bytes",
+    "sync_lag_ms",   "repairing",  "terminated_again",
 };
 
 typedef enum { K_CRDT, K_REGISTRY, K_SUPERVISOR } replica_kind;
@@ -261,6 +262,9 @@ static const struct {
       {{"hordec_supervisor_given_up_total", HORDEC_PROM_COUNTER,
         "Children given up after exceeding max_restarts in max_seconds"},
        ST_GIVEN_UP},
+      {{"hordec_supervisor_terminated_again_total", HORDEC_PROM_COUNTER,
+        "Copies of terminated children that a concurrent write brought back, terminated again"},
+       ST_TERMINATED_AGAIN},
 };
 
 /* ------------------------------------------------------------------ peers */

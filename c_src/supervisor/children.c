@@ -216,6 +216,20 @@ void sup_worker_down(sup_core *c, sup_child *ch, const uint8_t *reason, size_t l
 
 /* ------------------------------------------------------------------ orphans, moves */
 
+/* A record of a child this replica terminated came back (ended.c): stop the copy it names, delete the record. */
+static void terminate_again(sup_core *c, sup_child *ch, hc_time now)
+{
+    sup_member *m = ch->m_name ? sup_member_get(c, ch->m_name, ch->m_node, false) : NULL;
+    c->terminated_again++;
+    if (m && m->has_status && !m->removed && sup_member_status(c, m) != SUP_ST_DEAD) {
+        /* The member answers (ch->op waits for it); one that cannot be asked now (no connection to its replica)
+         * is asked when a change to the record or the membership brings the child here again. */
+        sup_terminate_on(c, m, ch, NULL, now);
+        return;
+    }
+    sup_delete_child(c, ch->id, now); /* relinquished, or its member is gone: nothing runs it */
+}
+
 static void examine(sup_core *c, sup_child *ch, hc_time now)
 {
     if (!ch->has_record) {
@@ -224,6 +238,10 @@ static void examine(sup_core *c, sup_child *ch, hc_time now)
     }
     if (ch->op || ch->parked || c->shutting_down || !c->quorum)
         return;
+    if (sup_ended_has(c, ch->id, now)) {
+        terminate_again(c, ch, now);
+        return;
+    }
     if (ch->running && ch->m_name && sup_is_self(c, ch->m_name, ch->m_node) && !hc_pid_eq(&ch->pid, &ch->local_pid)) {
         /* Our worker runs it but the record names another pid of ours: the replica that asked us to start it wrote
          * the first pid when our answer reached it, after we had restarted the worker (found by the simulator).

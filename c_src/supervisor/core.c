@@ -353,11 +353,14 @@ static int do_terminate_child(void *ctx, hc_req_args *a)
     }
     sup_member *m = sup_member_get(c, ch->m_name, ch->m_node, false);
     if (!m || !m->has_status || sup_member_status(c, m) == SUP_ST_DEAD) {
-        sup_delete_child(c, ch->id, r->now); /* its member is gone, and so is the child */
+        /* Its member is gone, and so is the child; but a replica that saw the death may be taking it over right
+         * now, a newer write than this delete: remembering the id terminates that copy when it shows up. */
+        sup_delete_child(c, ch->id, r->now);
+        sup_ended_add(c, ch->id, r->now);
         reply_ok(r);
         return HC_OK;
     }
-    sup_terminate_on(c, m, ch, r->token, r->now);
+    sup_terminate_on(c, m, ch, &r->token, r->now);
     return HC_OK;
 }
 
@@ -1014,7 +1017,7 @@ static int core_stats(const void *core, const hc_host_stats *hs, hc_buf *b)
         listed += c->members[i].listed;
     for (size_t i = 0; i < c->ops.cap; i++)
         ops += hc_hmap_live(&c->ops, i);
-    hc_enc_map_header(b, 12 + HC_CRDT_SYNC_STATS);
+    hc_enc_map_header(b, 13 + HC_CRDT_SYNC_STATS);
     put_stat(b, "children", c->n_children);
     put_stat(b, "running_here", c->n_running);
     put_stat(b, "members", listed);
@@ -1025,6 +1028,7 @@ static int core_stats(const void *core, const hc_host_stats *hs, hc_buf *b)
     put_stat(b, "taken_over", c->taken_over);
     put_stat(b, "given_up", c->given_up);
     put_stat(b, "duplicates_stopped", c->dup_stopped);
+    put_stat(b, "terminated_again", c->terminated_again);
     put_stat(b, "ignored", c->ignored);
     put_stat(b, "crdt_keys", hc_crdt_size(c->crdt));
     hc_enc_atom_cstr(b, "shutting_down");
@@ -1039,6 +1043,7 @@ static void core_free(void *core)
         return;
     hc_crdt_free(c->crdt);
     sup_children_free(c);
+    sup_ended_free(c);
     sup_ops_free(c);
     sup_members_free(c);
     hc_effect_queue_free(&c->effects);

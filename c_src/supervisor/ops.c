@@ -213,24 +213,34 @@ void sup_op_started(sup_core *c, sup_op *o, const uint8_t *result, size_t len, h
 
 /* ------------------------------------------------------------------ terminating */
 
-void sup_terminate_on(sup_core *c, sup_member *m, sup_child *ch, uint64_t token, hc_time now)
+/* Stops child ch where its record says it runs, then deletes the record. `token`: the caller waiting for the
+ * outcome, or NULL for a terminate again of a child that came back (ended.c), which holds ch->op meanwhile. */
+void sup_terminate_on(sup_core *c, sup_member *m, sup_child *ch, const uint64_t *token, hc_time now)
 {
     if (sup_is_self(c, m->name, m->node)) {
         sup_worker_stop(c, ch, "shutdown", false);
         sup_delete_child(c, ch->id, now);
-        hc_reply_queue_push_atom(&c->replies, token, "ok");
+        sup_ended_add(c, ch->id, now);
+        if (token)
+            hc_reply_queue_push_atom(&c->replies, *token, "ok");
         return;
     }
     uint64_t peer = m->st.kind == SUP_KIND_C ? sup_peer_of(c, m->name, m->node) : 0;
     sup_op *o = (m->st.kind == SUP_KIND_BEAM || peer) ? sup_op_new(c, SUP_OP_TERMINATE, ch->id, m, now) : NULL;
     if (!o) {
-        hc_buf b = {0};
-        enc_dead(&b);
-        sup_reply(c, token, &b);
+        if (token) {
+            hc_buf b = {0};
+            enc_dead(&b);
+            sup_reply(c, *token, &b);
+        }
         return;
     }
-    o->has_token = true;
-    o->token = token;
+    if (token) {
+        o->has_token = true;
+        o->token = *token;
+    } else {
+        ch->op = o->op;
+    }
     hc_buf b = {0};
     if (peer) {
         hc_enc_tuple_header(&b, 3);
@@ -250,11 +260,16 @@ void sup_terminate_on(sup_core *c, sup_member *m, sup_child *ch, uint64_t token,
     sup_send_pid(c, &m->st.pid, &b);
 }
 
+/* The member answered a terminate. A terminate again that the member could not carry out (it does not run the
+ * child: not yet, or no longer) deletes the record all the same: the caller was told the child is gone. */
 void sup_op_terminated(sup_core *c, sup_op *o, const uint8_t *result, size_t len, hc_time now)
 {
     size_t i = 0;
-    if (hc_dec_is_atom(result, len, &i, "ok") && i == len)
+    bool ok = hc_dec_is_atom(result, len, &i, "ok") && i == len;
+    if (ok || !o->has_token)
         sup_delete_child(c, o->id, now);
+    if (ok)
+        sup_ended_add(c, o->id, now);
     if (o->has_token)
         sup_reply_raw(c, o->token, result, len);
     sup_op_free(c, o);
@@ -402,6 +417,7 @@ int sup_peer_message(sup_core *c, uint64_t peer, const uint8_t *msg, size_t len,
         if (ch && ch->running) {
             sup_worker_stop(c, ch, "shutdown", false);
             sup_delete_child(c, id, now);
+            sup_ended_add(c, id, now);
             hc_enc_atom_cstr(&b, "ok");
         } else {
             enc_error(&b, "not_found");

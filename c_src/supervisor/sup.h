@@ -129,6 +129,21 @@ typedef struct sup_child {
     bool parked; /* a takeover was refused with already_started: wait for a change before trying again */
 } sup_child;
 
+/* ------------------------------------------------------------------ terminated children (ended.c) */
+
+#define SUP_ENDED_MS (5 * 60 * 1000) /* how long a terminated child's id is remembered */
+#define SUP_ENDED_MAX 65536          /* at most this many, the oldest forgotten first */
+
+typedef struct sup_ended_entry {
+    uint64_t id, until; /* until: monotonic ms */
+} sup_ended_entry;
+
+typedef struct sup_ended {
+    hc_hmap ids;           /* id -> (void *)until */
+    sup_ended_entry *ring; /* in the order they were added (so by `until`) */
+    size_t cap, head, n;
+} sup_ended;
+
 /* ------------------------------------------------------------------ operations (ops.c) */
 
 enum { SUP_OP_START = 1, SUP_OP_TERMINATE, SUP_OP_PEER_START, SUP_OP_PEER_TERMINATE };
@@ -179,6 +194,8 @@ typedef struct sup_core {
     uint64_t *restarts; /* monotonic ms of the latest max_restarts local restarts (intensity), a ring */
     size_t caprestarts, nrestarts;
 
+    sup_ended ended; /* children a caller terminated: a record of one coming back is terminated again */
+
     hc_hmap ops; /* op -> sup_op */
     uint64_t next_deadline;
     uint64_t unknown_deadline; /* when a member only records name becomes gone (SUP_UNKNOWN_MEMBER_MS) */
@@ -191,7 +208,7 @@ typedef struct sup_core {
     hc_reply_queue replies;
     hc_buf scratch;
 
-    uint64_t ignored, restarted_local, taken_over, given_up, dup_stopped;
+    uint64_t ignored, restarted_local, taken_over, given_up, dup_stopped, terminated_again;
     hc_buf my_types; /* [TypeBinary] this replica's runtime has (its status carries it) */
 } sup_core;
 
@@ -256,6 +273,11 @@ void sup_worker_stop(sup_core *c, sup_child *ch, const char *reason_atom, bool r
 void sup_children_free(sup_core *c);
 uint64_t sup_new_id(sup_core *c);
 
+/* ended.c */
+void sup_ended_add(sup_core *c, uint64_t id, hc_time now);
+bool sup_ended_has(sup_core *c, uint64_t id, hc_time now);
+void sup_ended_free(sup_core *c);
+
 /* ops.c */
 sup_op *sup_op_new(sup_core *c, int type, uint64_t id, sup_member *m, hc_time now);
 sup_op *sup_op_get(sup_core *c, uint64_t op);
@@ -265,7 +287,7 @@ void sup_start_on(sup_core *c, sup_member *m, uint64_t id, const sup_child_val *
                   hc_time now);
 /* The outcome of a start: writes the record on success, answers the caller, clears the child's op. */
 void sup_op_started(sup_core *c, sup_op *o, const uint8_t *result, size_t len, hc_time now);
-void sup_terminate_on(sup_core *c, sup_member *m, sup_child *ch, uint64_t token, hc_time now);
+void sup_terminate_on(sup_core *c, sup_member *m, sup_child *ch, const uint64_t *token, hc_time now);
 void sup_op_terminated(sup_core *c, sup_op *o, const uint8_t *result, size_t len, hc_time now);
 /* Fails every op of member m (dead, gone, shutting down) and every op past its deadline. */
 void sup_ops_fail_member(sup_core *c, hc_atom name, hc_atom node, hc_time now);

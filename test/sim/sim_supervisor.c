@@ -59,6 +59,7 @@
 #include "simhost.h"
 #include "simnet.h"
 #include "simstream.h"
+#include "supervisor/sup.h" /* SUP_ENDED_MS */
 
 #define MAX_R 6
 #define MAX_B 4
@@ -100,12 +101,15 @@ typedef struct lchild {
     bool acked;   /* start_child answered {ok, Pid} */
     bool excused; /* may be gone for good (see the file comment); why: */
     const char *excuse;
-    bool clean;      /* a copy ended normally (a transient child may be gone) */
-    bool terminated; /* terminate_child answered ok */
-    bool crashed;    /* a copy exited and was to be restarted (restart intensity may have given it up) */
-    int adoptions;   /* starts a replica asked for while it saw the record relinquished (temporary children) */
-    int starts;      /* copies started */
-    int alive;       /* copies running */
+    bool clean;           /* a copy ended normally (a transient child may be gone) */
+    bool terminated;      /* terminate_child answered ok */
+    int term_rep;         /* by this replica, */
+    uint32_t term_serial; /* in this incarnation, */
+    uint64_t term_at;     /* at this time */
+    bool crashed;         /* a copy exited and was to be restarted (restart intensity may have given it up) */
+    int adoptions;        /* starts a replica asked for while it saw the record relinquished (temporary children) */
+    int starts;           /* copies started */
+    int alive;            /* copies running */
 } lchild;
 
 /* One running (or once running) copy of a child: a C worker or a BEAM child process. */
@@ -1198,6 +1202,9 @@ static void driver_reply(int i, int d, const uint8_t *p, size_t len)
         x = 0;
         if (hc_dec_is_atom(p, len, &x, "ok") && x == len) {
             L[c->n].terminated = true;
+            L[c->n].term_rep = i;
+            L[c->n].term_serial = Rp[i].sh.pid.serial;
+            L[c->n].term_at = net.now;
             T.terminated++;
         }
         return;
@@ -2719,6 +2726,17 @@ static int verify(void)
             rc = simnet_fail(&net, "child %d (%s %s) runs as %s/%u with no record of it", I[x].n,
                              I[x].beam ? "BEAM" : "C", restart_names[L[I[x].n].restart], hc_atom_name(I[x].pid.node),
                              I[x].pid.num);
+    /* a terminate answered ok holds: the replica that answered remembers the child (for SUP_ENDED_MS) and
+     * terminates a copy a concurrent write brings back — unless it crashed since (its delete may not have left) */
+    for (size_t n = 0; n < NL && !rc; n++) {
+        lchild *l = &L[n];
+        if (!l->terminated || !running(l->term_rep) || Rp[l->term_rep].sh.pid.serial != l->term_serial ||
+            net.now - l->term_at >= SUP_ENDED_MS)
+            continue;
+        if (rec_count[n] || l->alive)
+            rc = simnet_fail(&net, "child %zu runs again after replica %d answered its terminate_child ok", n,
+                             l->term_rep);
+    }
     /* nothing lost */
     for (size_t n = 0; n < NL && !rc; n++) {
         lchild *l = &L[n];

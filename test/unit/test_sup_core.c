@@ -929,6 +929,91 @@ static void test_partition_heal_keeps_a_split_copy(void **state)
     (void)state;
 }
 
+/* terminate_child answered on one side of a partition while the far side, which saw the child's member die,
+ * takes the child over: the takeover is the newer write and comes back with the heal. The replica that answered
+ * `ok` remembers the child and terminates that copy too (the chaos run found a failover racing a terminate). */
+static void test_terminate_beats_concurrent_takeover(void **state)
+{
+    static s_world w; /* static: a failed test's world is freed by s_teardown */
+    cluster(&w, 2);
+    int both[] = {0, 1};
+    uint64_t h0 = s_hash_for(both, 2, 0);
+    uint64_t id;
+    hc_pid p = start_ok(&w, 0, "permanent", h0, 1, &id);
+    s_run(&w, 1000);
+
+    s_partition(&w, 0, 1, true);
+    hc_pid self0 = s_self(0);
+    hc_buf nc = {0};
+    hc_enc_atom_cstr(&nc, "noconnection");
+    s_mon *m = s_monitor_of(&w, 1, &self0);
+    assert_non_null(m);
+    s_fire(&w, m, &nc);
+    hc_buf_free(&nc);
+    hc_pid p1 = running_pid(&w, 1, id); /* the far side took it over */
+    assert_int_equal(p1.node, s_node(1));
+
+    hc_pid from = caller();
+    size_t n = 0;
+    const uint8_t *r = s_req(&w, 0, &from, &n, "tap", 2u, "terminate_child", &p);
+    s_expect(r, n, "a", "ok");
+    assert_false(s_worker_of(&w, &p)->alive);
+    assert_null(s_child(&w, 0, id));
+
+    s_partition(&w, 0, 1, false);
+    S_OPS->node_up(w.r[1].core, s_node(0), w.now);
+    s_pump(&w, 1);
+    s_run(&w, 5000);
+    assert_false(s_worker_of(&w, &p1)->alive); /* terminated again */
+    for (int i = 0; i < 2; i++) {
+        assert_null(s_child(&w, i, id));
+        assert_int_equal(s_alive_workers(&w, i), 0);
+    }
+    assert_int_equal(s_stat(&w, 0, "terminated_again"), 1);
+    s_check(&w);
+    s_all_answered(&w);
+    s_free(&w);
+    (void)state;
+}
+
+/* The same race through the dead-member path: the child's member (replica 2) dies; replica 0, cut off from
+ * replica 1, answers terminate_child by deleting the record while replica 1 restarts the child. */
+static void test_terminate_of_dead_members_child_beats_takeover(void **state)
+{
+    static s_world w; /* static: a failed test's world is freed by s_teardown */
+    cluster(&w, 3);
+    int all[] = {0, 1, 2}, left[] = {0, 1};
+    uint64_t h = 1;
+    while (s_owner(all, 3, h) != 2 || s_owner(left, 2, h) != 1)
+        h++;
+    uint64_t id;
+    hc_pid p = start_ok(&w, 0, "permanent", h, 1, &id);
+    assert_int_equal(p.node, s_node(2));
+    s_run(&w, 1000);
+
+    s_partition(&w, 0, 1, true);
+    s_kill(&w, 2);
+    hc_pid p1 = running_pid(&w, 1, id);
+    assert_int_equal(p1.node, s_node(1));
+
+    hc_pid from = caller();
+    size_t n = 0;
+    const uint8_t *r = s_req(&w, 0, &from, &n, "tap", 2u, "terminate_child", &p);
+    s_expect(r, n, "a", "ok");
+    assert_null(s_child(&w, 0, id));
+
+    s_partition(&w, 0, 1, false);
+    s_run(&w, 5000);
+    assert_false(s_worker_of(&w, &p1)->alive);
+    for (int i = 0; i < 2; i++)
+        assert_null(s_child(&w, i, id));
+    assert_int_equal(s_stat(&w, 0, "terminated_again"), 1);
+    s_check(&w);
+    s_all_answered(&w);
+    s_free(&w);
+    (void)state;
+}
+
 /* A peer rewrites the record of a worker replica 0 runs to name another member: replica 0 stops its worker. */
 static void test_duplicate_rewritten_by_peer(void **state)
 {
@@ -1964,6 +2049,8 @@ int main(void)
         cmocka_unit_test_teardown(test_beam_member, s_teardown),
         cmocka_unit_test_teardown(test_duplicate_after_partition, s_teardown),
         cmocka_unit_test_teardown(test_partition_heal_keeps_a_split_copy, s_teardown),
+        cmocka_unit_test_teardown(test_terminate_beats_concurrent_takeover, s_teardown),
+        cmocka_unit_test_teardown(test_terminate_of_dead_members_child_beats_takeover, s_teardown),
         cmocka_unit_test_teardown(test_duplicate_rewritten_by_peer, s_teardown),
         cmocka_unit_test_teardown(test_quorum, s_teardown),
         cmocka_unit_test_teardown(test_bad_requests, s_teardown),

@@ -477,6 +477,9 @@ defmodule RegBench do
     %{via: {median(v), pct(v, 99)}, global: {median(g), pct(g, 99)}, hordec_ping: median(p)}
   end
 
+  @doc "p50 of a lone GenServer.call to hordec's :ping, in µs (the round trip every figure above it pays)."
+  def ping_p50(h), do: median(call_times({:hordec, h}, :ping, :pong, 2000))
+
   defp call_times(dest, req, reply, n) do
     for _ <- 1..n do
       t0 = now()
@@ -650,9 +653,12 @@ defmodule RegBench.Main do
       extra emulator flags: #{inspect(System.get_env("BENCH_ERL_FLAGS", ""))}
     """)
 
+    ping0 = RegBench.ping_p50(h1)
     mem = RegBench.memory_and_100k(nodes, hordecs, procs)
+    ping1 = RegBench.ping_p50(h1)
     IO.puts("  measured: memory and #{mem.n} visibility")
     lk = RegBench.lookups(nodes)
+    ping2 = RegBench.ping_p50(h1)
     IO.puts("  measured: lookups")
     via = RegBench.via_call(nodes, h1)
     IO.puts("  measured: via-tuple calls")
@@ -663,7 +669,7 @@ defmodule RegBench.Main do
     vis = RegBench.visibility_10k(nodes, procs)
     IO.puts("  measured: 10k visibility\n")
 
-    report(lk, conc, seq, vis, mem, via)
+    report(lk, conc, seq, vis, mem, Map.put(via, :pings, {ping0, ping1, ping2}))
     IO.puts("  run time #{f(RegBench.ms(System.monotonic_time() - t_start) / 1000)} s")
 
     for {h, label} <- Enum.zip(hordecs, ["h1", "h2", "h3"]) do
@@ -792,6 +798,7 @@ defmodule RegBench.Main do
       sequential, per 1k slice (names/s): HordeC #{Enum.map_join(seq.hordec, " ", &int/1)}
         whole 10k: :pg.join #{int(seq_rate(seq.pg))}/s, Registry.register #{int(seq_rate(seq.registry))}/s
         one GenServer.call A -> h1 (:ping) p50 #{f(via.hordec_ping)} µs: a caller waiting for one reply per name makes at most #{int(1.0e6 / via.hordec_ping)}/s
+        (the same p50 at the start of the run #{f(elem(via.pings, 0))} µs, after the 100k figure #{f(elem(via.pings, 1))} µs, after the lookups #{f(elem(via.pings, 2))} µs)
       10k visible, per round, ms from the go (from the last write's return):
         HordeC #{Enum.map_join(Enum.reverse(vis.hordec), ", ", &"#{f(&1.total_ms)} (#{f(&1.after_written_ms)})")}
         :pg    #{Enum.map_join(Enum.reverse(vis.pg), ", ", &"#{f(&1.total_ms)} (#{f(&1.after_written_ms)})")}

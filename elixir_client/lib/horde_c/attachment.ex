@@ -233,11 +233,25 @@ defmodule HordeC.Attachment do
   Sends `request` to the replica `addr` as a `GenServer.call` whose reply is dropped: for the
   attachment's own bookkeeping (e.g. `{:pids_down, ...}`), which must not block it.
   """
-  @spec cast_replica(addr() | nil, term()) :: :ok
+  @spec cast_replica(addr() | pid() | nil, term()) :: :ok
   def cast_replica(nil, _request), do: :ok
 
   def cast_replica(addr, request) do
     send(addr, {:"$gen_call", {self(), @async_tag}, request})
+    :ok
+  end
+
+  @doc """
+  `cast_replica/2` for many requests at once: one `{'$gen_calls', Self, Calls}` message (the
+  replica takes each as if it came alone, in order), and one batch of replies, dropped.
+  """
+  @spec cast_replica_many(addr() | pid() | nil, [term()]) :: :ok
+  def cast_replica_many(nil, _requests), do: :ok
+  def cast_replica_many(_addr, []), do: :ok
+  def cast_replica_many(addr, [request]), do: cast_replica(addr, request)
+
+  def cast_replica_many(addr, requests) do
+    send(addr, {:"$gen_calls", self(), for(r <- requests, do: {@async_tag, r})})
     :ok
   end
 
@@ -576,6 +590,9 @@ defmodule HordeC.Attachment do
   end
 
   # The reply to a forwarded write: its diffs came first, the tables show the write.
+  # The reply to a cast_replica/cast_replica_many request: nothing waits for it.
+  defp handle_reply(@async_tag, _reply, s), do: s
+
   defp handle_reply(tag, reply, s) do
     case Map.pop(s.pending, tag) do
       {nil, _} ->

@@ -43,7 +43,9 @@ defmodule HordeC.DynamicSupervisor.Local do
       ended: %{},
       restarts: [],
       unconfirmed: %{},
-      restarted: %{}
+      restarted: %{},
+      # Answers to starts held while a burst of them runs (nil: each answer leaves at once).
+      answers: nil
     }
   end
 
@@ -54,8 +56,7 @@ defmodule HordeC.DynamicSupervisor.Local do
     cond do
       Map.has_key?(st.running, id) ->
         # Asked again (a retry, or an adoption racing a report): it runs already.
-        answer(rpid, op, id, {:ok, st.running[id].pid})
-        st
+        answer(st, rpid, op, id, {:ok, st.running[id].pid})
 
       stopping?(st, id) ->
         # Its previous copy is still terminating (a move, a terminate): start after it is down.
@@ -63,16 +64,13 @@ defmodule HordeC.DynamicSupervisor.Local do
         %{st | deferred: Map.update(st.deferred, id, [start], &(&1 ++ [start]))}
 
       kind != :beam or not is_map(body) ->
-        answer(rpid, op, id, {:error, {:invalid_child_spec, body}})
-        st
+        answer(st, rpid, op, id, {:error, {:invalid_child_spec, body}})
 
       st.shutting_down ->
-        answer(rpid, op, id, {:error, {:node_dead_or_shutting_down, @shutting_down_msg}})
-        st
+        answer(st, rpid, op, id, {:error, {:node_dead_or_shutting_down, @shutting_down_msg}})
 
       st.config.max_children != :infinity and local_count(st) >= st.config.max_children ->
-        answer(rpid, op, id, {:error, :max_children})
-        st
+        answer(st, rpid, op, id, {:error, :max_children})
 
       true ->
         child = child(id, restart, hash, body)
@@ -80,18 +78,36 @@ defmodule HordeC.DynamicSupervisor.Local do
 
         case start(child.spec, st.config.extra_arguments) do
           {:ok, pid} = ok ->
-            answer(rpid, op, id, ok)
-            st |> put_running(%{child | pid: pid}) |> put_unconfirmed(id)
+            st |> answer(rpid, op, id, ok) |> put_running(%{child | pid: pid}) |> put_unconfirmed(id)
 
           {:ok, pid, _info} = ok ->
-            answer(rpid, op, id, ok)
-            st |> put_running(%{child | pid: pid}) |> put_unconfirmed(id)
+            st |> answer(rpid, op, id, ok) |> put_running(%{child | pid: pid}) |> put_unconfirmed(id)
 
           other ->
-            answer(rpid, op, id, other)
-            st
+            answer(st, rpid, op, id, other)
         end
     end
+  end
+
+  @doc """
+  Holds the answers of the starts that follow until `flush_answers/1`: a takeover's burst of
+  starts is answered in one message per replica (`Attachment.cast_replica_many/2`), and no reply
+  to an answer lands in the mailbox that each child's start scans meanwhile.
+  """
+  def hold_answers(st), do: %{st | answers: []}
+
+  @doc "Sends the answers held since `hold_answers/1`, in order, and stops holding."
+  def flush_answers(%{answers: nil} = st), do: st
+
+  def flush_answers(%{answers: held} = st) do
+    held
+    |> Enum.reverse()
+    |> Enum.chunk_by(&elem(&1, 0))
+    |> Enum.each(fn [{rpid, _} | _] = group ->
+      Attachment.cast_replica_many(rpid, Enum.map(group, &elem(&1, 1)))
+    end)
+
+    %{st | answers: nil}
   end
 
   defp local_count(st), do: map_size(st.running) + map_size(st.restarting)
@@ -122,8 +138,13 @@ defmodule HordeC.DynamicSupervisor.Local do
     }
   end
 
-  defp answer(rpid, op, id, result),
-    do: Attachment.cast_replica(rpid, {:started, op, id, result})
+  defp answer(%{answers: nil} = st, rpid, op, id, result) do
+    Attachment.cast_replica(rpid, {:started, op, id, result})
+    st
+  end
+
+  defp answer(%{answers: held} = st, rpid, op, id, result),
+    do: %{st | answers: [{rpid, {:started, op, id, result}} | held]}
 
   # Elixir's DynamicSupervisor's start: {m, f, extra_arguments ++ a}, exceptions as errors.
   defp start(%{start: {m, f, a}}, extra) do
@@ -469,9 +490,10 @@ defmodule HordeC.DynamicSupervisor.Local do
       end)
 
     # Starts that waited for a previous copy to stop: this member will not run them.
-    for {id, starts} <- st.deferred,
-        {rpid, op, _spec} <- starts,
-        do: answer(rpid, op, id, {:error, {:node_dead_or_shutting_down, @shutting_down_msg}})
+    st =
+      for {id, starts} <- st.deferred, {rpid, op, _spec} <- starts, reduce: st do
+        st -> answer(st, rpid, op, id, {:error, {:node_dead_or_shutting_down, @shutting_down_msg}})
+      end
 
     await_all(%{st | deferred: %{}}, addr)
   end

@@ -38,6 +38,8 @@ defmodule HordeC.DynamicSupervisor.Mirror do
   # The reassert rule's bound past the start timeout: a start's answer and the record it writes
   # reach the mirror well within it.
   @reassert_grace_ms 3_000
+  # Starts of a burst run (and are answered) this many at a time.
+  @start_chunk 256
 
   @doc false
   def children_table(name), do: :"#{name}.Children"
@@ -270,12 +272,12 @@ defmodule HordeC.DynamicSupervisor.Mirror do
   # A takeover sends a member thousands of starts at once. Each child's start_link waits for its
   # ack with a receive that scans this process's whole mailbox (proc_lib, no receive
   # optimisation): with the starts still queued, a burst costs O(n^2). So the queued starts are
-  # taken out of the mailbox first (they are at its head in a burst), then run.
+  # taken out of the mailbox first (they are at its head in a burst), then run @start_chunk at a
+  # time, the starts that arrived meanwhile taken out again between chunks; the answers of a chunk
+  # leave together after it (one message, and its one reply, instead of one each: a reply per
+  # answer used to pile up in the mailbox the next starts scan).
   def handle_info({:"$hordec_sup", :start, rpid, op, id, spec}, _addr, st) when is_pid(rpid) do
-    [{rpid, op, id, spec} | queued_starts([], 100_000)]
-    |> Enum.reduce(st, fn {rpid, op, id, spec}, st ->
-      Local.start_request(st, rpid, op, id, spec)
-    end)
+    run_starts([{rpid, op, id, spec} | queued_starts([], 100_000)], st)
   end
 
   def handle_info({:"$hordec_sup", :terminate, rpid, op, id}, _addr, st) when is_pid(rpid) do
@@ -400,6 +402,21 @@ defmodule HordeC.DynamicSupervisor.Mirror do
         _ -> st
       end
     end)
+  end
+
+  defp run_starts([], st), do: st
+
+  defp run_starts(starts, st) do
+    {chunk, rest} = Enum.split(starts, @start_chunk)
+
+    st =
+      chunk
+      |> Enum.reduce(Local.hold_answers(st), fn {rpid, op, id, spec}, st ->
+        Local.start_request(st, rpid, op, id, spec)
+      end)
+      |> Local.flush_answers()
+
+    run_starts(rest ++ queued_starts([], 100_000), st)
   end
 
   defp queued_starts(acc, 0), do: Enum.reverse(acc)

@@ -78,10 +78,16 @@ defmodule HordeC.DynamicSupervisor.Local do
 
         case start(child.spec, st.config.extra_arguments) do
           {:ok, pid} = ok ->
-            st |> answer(rpid, op, id, ok) |> put_running(%{child | pid: pid}) |> put_unconfirmed(id)
+            st
+            |> answer(rpid, op, id, ok)
+            |> put_running(%{child | pid: pid})
+            |> put_unconfirmed(id)
 
           {:ok, pid, _info} = ok ->
-            st |> answer(rpid, op, id, ok) |> put_running(%{child | pid: pid}) |> put_unconfirmed(id)
+            st
+            |> answer(rpid, op, id, ok)
+            |> put_running(%{child | pid: pid})
+            |> put_unconfirmed(id)
 
           other ->
             answer(st, rpid, op, id, other)
@@ -492,7 +498,8 @@ defmodule HordeC.DynamicSupervisor.Local do
     # Starts that waited for a previous copy to stop: this member will not run them.
     st =
       for {id, starts} <- st.deferred, {rpid, op, _spec} <- starts, reduce: st do
-        st -> answer(st, rpid, op, id, {:error, {:node_dead_or_shutting_down, @shutting_down_msg}})
+        st ->
+          answer(st, rpid, op, id, {:error, {:node_dead_or_shutting_down, @shutting_down_msg}})
       end
 
     await_all(%{st | deferred: %{}}, addr)

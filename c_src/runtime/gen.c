@@ -10,7 +10,16 @@
 /* ------------------------------------------------------------------ the caller's tag */
 
 /* How an hc_gen_from holds its tag (kind_). The zero value is empty. */
-enum { FROM_EMPTY, FROM_REF, FROM_ALIAS, FROM_INLINE, FROM_HEAP };
+enum { FROM_EMPTY, FROM_REF, FROM_ALIAS, FROM_INLINE, FROM_HEAP, FROM_NOREPLY };
+
+/* A caller that wants no reply tags its call with this atom (docs/protocol.md §1): the request is served as
+ * any call (so it may be batched in '$gen_calls' and the server knows the caller's pid), and its reply is
+ * dropped here instead of crossing the network to be thrown away. */
+static bool tag_is_noreply(const uint8_t *t, size_t n)
+{
+    size_t i = 0;
+    return hc_dec_is_atom(t, n, &i, "$hordec_noreply") && i == n;
+}
 
 /* gen:call's own tags are held as a compact ref and re-encoded on reply. Only NEWER_REFERENCE_EXT (what
  * OTP 23+ sends, and what hc_enc_ref writes) takes this path, so the reply's tag is the very same term;
@@ -38,7 +47,9 @@ static int from_capture(hc_gen_from *f, const hc_pid *pid, const uint8_t *tag, s
 {
     memset(f, 0, sizeof *f);
     f->pid = *pid;
-    if (tag_is_ref(tag, n, &f->in_.ref)) {
+    if (tag_is_noreply(tag, n)) {
+        f->kind_ = FROM_NOREPLY;
+    } else if (tag_is_ref(tag, n, &f->in_.ref)) {
         f->kind_ = FROM_REF;
     } else if (tag_is_alias(tag, n, &f->in_.ref)) {
         f->kind_ = FROM_ALIAS;
@@ -236,6 +247,8 @@ int hc_gen_reply(hc_rt *rt, const hc_gen_from *from, const uint8_t *reply, size_
 {
     if (from->kind_ == FROM_EMPTY)
         return HC_EINVAL;
+    if (from->kind_ == FROM_NOREPLY)
+        return HC_OK;
     if (batch_hold(rt, from, reply, len))
         return rt->batch.replies.err;
     hc_buf msg = {0};

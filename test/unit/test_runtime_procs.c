@@ -2,7 +2,7 @@
  * name, in one step), messages, monitors (by pid and by name), links and exit signals (including unlink
  * racing an exit), trap_exit, kill, GenServer-style calls between C processes (reply, noproc, timeout,
  * caller gone), the caller's tag (compact, alias, raw of any size, kept beyond the callback), batches of
- * calls ('$gen_calls', answered by one '$gen_replies'), replies from
+ * calls ('$gen_calls', answered by one '$gen_replies'; '$hordec_noreply' tags not answered), replies from
  * a buffer whose encoding failed, loop timers and timers owned by a process (send_after included).
  * The node does not register with epmd and talks to nobody: everything here is local. */
 #include <setjmp.h>
@@ -782,8 +782,46 @@ static void test_batch_of_calls_answered_in_one_message(void **state)
     assert_memory_equal(w->recs[0].last_msg, want.data, want.len);
     w->recs[1].keep_from = false;
 
+    /* calls tagged '$hordec_noreply' are served, their replies dropped: with another call in the batch only its
+     * reply comes back; alone (in a batch or as a plain call) nothing comes back at all */
+    hc_buf nr[2] = {{0}};
+    hc_enc_atom_cstr(&nr[0], "$hordec_noreply");
+    hc_buf_append(&nr[1], tags[2].data, tags[2].len);
+    int answered = w->recs[1].calls_answered;
+    enc_batch(&msg, &w->pids[0], nr, reqs, 2);
+    assert_int_equal(hc_send(w->rt, NULL, &w->pids[1], msg.data, msg.len), HC_OK);
+    run(w);
+    assert_int_equal(w->recs[1].calls_answered, answered + 2);
+    assert_int_equal(w->recs[0].messages, 3);
+    hc_buf_reset(&want);
+    hc_enc_tuple_header(&want, 2);
+    hc_enc_atom_cstr(&want, "$gen_replies");
+    hc_enc_list_header(&want, 1);
+    hc_enc_tuple_header(&want, 2);
+    hc_buf_append(&want, tags[2].data, tags[2].len);
+    hc_enc_atom_cstr(&want, reqs[1]);
+    hc_enc_nil(&want);
+    assert_int_equal(w->recs[0].last_msg_len, want.len);
+    assert_memory_equal(w->recs[0].last_msg, want.data, want.len);
+    enc_batch(&msg, &w->pids[0], nr, reqs, 1);
+    assert_int_equal(hc_send(w->rt, NULL, &w->pids[1], msg.data, msg.len), HC_OK);
+    hc_buf_reset(&msg);
+    hc_enc_tuple_header(&msg, 3);
+    hc_enc_atom_cstr(&msg, "$gen_call");
+    hc_enc_tuple_header(&msg, 2);
+    hc_enc_pid(&msg, &w->pids[0]);
+    hc_enc_atom_cstr(&msg, "$hordec_noreply");
+    hc_enc_atom_cstr(&msg, "d");
+    assert_int_equal(hc_send(w->rt, NULL, &w->pids[1], msg.data, msg.len), HC_OK);
+    run(w);
+    assert_int_equal(w->recs[1].calls_answered, answered + 4);
+    assert_int_equal(w->recs[0].messages, 3);
+    hc_buf_free(&nr[0]);
+    hc_buf_free(&nr[1]);
+
     /* malformed (an element that is not {Tag, Req}): not a batch, so nothing is called; it arrives as it is */
-    int answered = w->recs[1].calls_answered, plain = w->recs[1].messages;
+    answered = w->recs[1].calls_answered;
+    int plain = w->recs[1].messages;
     hc_buf_reset(&msg);
     hc_enc_tuple_header(&msg, 3);
     hc_enc_atom_cstr(&msg, "$gen_calls");
@@ -798,7 +836,7 @@ static void test_batch_of_calls_answered_in_one_message(void **state)
     run(w);
     assert_int_equal(w->recs[1].calls_answered, answered);
     assert_int_equal(w->recs[1].messages, plain + 1);
-    assert_int_equal(w->recs[0].messages, 2);
+    assert_int_equal(w->recs[0].messages, 3);
     for (int i = 0; i < 3; i++)
         hc_buf_free(&tags[i]);
     hc_buf_free(&msg);

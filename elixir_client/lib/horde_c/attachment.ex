@@ -130,7 +130,8 @@ defmodule HordeC.Attachment do
   @ensure_interval 1_000
   @retry_min 100
   @retry_max 2_000
-  @async_tag :hordec_async
+  # A call whose reply nobody waits for: hordec drops the reply (docs/protocol.md §1).
+  @async_tag :"$hordec_noreply"
   # Writes sent in one message at most (a burst larger than this goes as several).
   @batch_max 256
 

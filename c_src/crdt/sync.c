@@ -144,12 +144,15 @@ int hc_crdt_peer_down(hc_crdt *r, uint64_t peer, hc_time now)
 
 int hc_crdt_peer_up(hc_crdt *r, uint64_t peer, hc_time now)
 {
-    (void)now;
     crdt_peer *p = crdt_peer_find(r, peer);
     if (!p)
         return HC_EINVAL;
     p->up = 1;
     p->hello_at = 0; /* it may have restarted: confirm identities */
+    /* Compare digests as soon as the link is idle, not a digest interval later: what either side wrote while the
+     * link was down and no batch carries is found by the repair that starts from there (a healed partition then
+     * converges in milliseconds, which UniformQuorumDistribution's settle time relies on). */
+    p->digest_at = now.mono_ms;
     for (size_t i = 0; i < p->qn; i++)
         p->q[i].sent_at = 0;
     if (p->push)

@@ -834,7 +834,7 @@ static int core_stats(const void *core, const hc_host_stats *hs, hc_buf *b)
     for (size_t i = 0; i < c->watches.cap; i++)
         if (hc_hmap_live(&c->watches, i) && ((reg_watch *)c->watches.vals[i])->has_record)
             clients++;
-    hc_enc_map_header(b, 9 + HC_CRDT_SYNC_STATS);
+    hc_enc_map_header(b, 10 + HC_CRDT_SYNC_STATS);
     hc_enc_atom_cstr(b, "keys");
     hc_enc_atom_cstr(b, c->unique ? "unique" : "duplicate");
     put_stat(b, "names", c->n_keys);
@@ -843,6 +843,7 @@ static int core_stats(const void *core, const hc_host_stats *hs, hc_buf *b)
     put_stat(b, "clients", clients);
     put_stat(b, "contested", c->ncont);
     put_stat(b, "conflicts", c->conflicts);
+    put_stat(b, "stale_records", c->stale_records);
     put_stat(b, "ignored", c->ignored);
     put_stat(b, "crdt_keys", hc_crdt_size(c->crdt));
     return hc_crdt_enc_sync_stats(c->crdt, hs, b);

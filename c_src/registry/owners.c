@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hordec/hc_crdt_winner.h"
 #include "registry/reg.h"
 
 reg_watch *reg_watch_get(reg_core *c, const hc_pid *pid, bool create)
@@ -91,16 +92,10 @@ void reg_record_set(reg_core *c, const hc_pid *client, bool present, hc_atom nam
 
 /* ------------------------------------------------------------------ dropping entries */
 
-static void delete_reg(reg_core *c, const reg_entry *e)
-{
-    hc_buf *b = &c->scratch;
-    hc_buf_reset(b);
-    reg_enc_ckey_reg(b, e->key->bytes, e->key->len, &e->pid);
-    if (!b->err)
-        reg_queue_delete(c, b->data, b->len);
-}
-
-void reg_drop_owned(reg_core *c, const hc_pid *owner, bool record)
+/* Calls fn for every entry the client `owner` vouches for (not a local one) or, with owner NULL, for every local
+ * entry of a process of `node`; until fn returns true (returned). */
+static bool each_entry(reg_core *c, const hc_pid *owner, hc_atom node,
+                       bool (*fn)(reg_core *, const reg_entry *, void *), void *ud)
 {
     for (size_t i = 0; i < c->keys.cap; i++) {
         if (!hc_hmap_live(&c->keys, i))
@@ -108,10 +103,29 @@ void reg_drop_owned(reg_core *c, const hc_pid *owner, bool record)
         reg_key *k = c->keys.vals[i];
         for (uint32_t j = 0; j < k->n; j++) {
             const reg_entry *e = reg_key_at(k, j);
-            if (!e->local && hc_pid_eq(&e->owner, owner))
-                delete_reg(c, e);
+            bool match = owner ? !e->local && hc_pid_eq(&e->owner, owner) : e->local && e->pid.node == node;
+            if (match && fn(c, e, ud))
+                return true;
         }
     }
+    return false;
+}
+
+/* Queues the delete of e's CRDT key (applied once the events are drained, so the index can be walked meanwhile). */
+static bool delete_reg(reg_core *c, const reg_entry *e, void *ud)
+{
+    (void)ud;
+    hc_buf *b = &c->scratch;
+    hc_buf_reset(b);
+    reg_enc_ckey_reg(b, e->key->bytes, e->key->len, &e->pid);
+    if (!b->err)
+        reg_queue_delete(c, b->data, b->len);
+    return false;
+}
+
+void reg_drop_owned(reg_core *c, const hc_pid *owner, bool record)
+{
+    each_entry(c, owner, 0, delete_reg, NULL);
     if (record) {
         hc_buf *b = &c->scratch;
         hc_buf_reset(b);
@@ -127,7 +141,38 @@ void reg_drop_pid(reg_core *c, const hc_pid *pid, bool local, const hc_pid *owne
     reg_entry *e;
     while ((e = hc_hmap_next(&c->pids, hc_pid_hash(pid), &pos)))
         if (hc_pid_eq(&e->pid, pid) && e->local == local && (local || hc_pid_eq(&e->owner, owner)))
-            delete_reg(c, e);
+            delete_reg(c, e, NULL);
+}
+
+/* Whether this replica's {client, C} record is stale: an entry of C's was written by another replica after it
+ * (the element that wins there has another writer and a later stamp). A client writes only through the replica
+ * it is attached to, so it has attached elsewhere since, and that replica's newer record has not reached us yet
+ * — a replica that restarted repairs keys in hash order, not in the order they were written (the simulator found
+ * a restarted replica deleting the live entries a client had just written through another one). */
+/* The stamp of the record being judged: an entry written by another replica after it says it is stale. */
+typedef struct rec_stamp {
+    uint64_t rid, hlc;
+} rec_stamp;
+
+static bool written_since(reg_core *c, const reg_entry *e, void *ud)
+{
+    const rec_stamp *r = ud;
+    hc_buf *b = &c->scratch;
+    hc_buf_reset(b);
+    reg_enc_ckey_reg(b, e->key->bytes, e->key->len, &e->pid);
+    uint64_t rid, hlc;
+    return !b->err && hc_crdt_get_winner(c->crdt, b->data, b->len, &rid, &hlc) && rid != r->rid && hlc > r->hlc;
+}
+
+static bool record_superseded(reg_core *c, const hc_pid *client)
+{
+    hc_buf *b = &c->scratch;
+    hc_buf_reset(b);
+    reg_enc_key_client(b, client);
+    rec_stamp r;
+    if (b->err || !hc_crdt_get_winner(c->crdt, b->data, b->len, &r.rid, &r.hlc))
+        return false;
+    return each_entry(c, client, 0, written_since, &r);
 }
 
 void reg_watch_down(reg_core *c, uint64_t mon, bool noconnection)
@@ -140,9 +185,14 @@ void reg_watch_down(reg_core *c, uint64_t mon, bool noconnection)
     w->gone = true;
     if (w->n_local)
         reg_drop_pid(c, &w->pid, true, NULL);
-    if (reg_watch_is_ours(c, w))
-        reg_drop_owned(c, &w->pid, true); /* also on noconnection: see docs/registry.md §5 */
-    else if (!w->has_record && w->n_owned && !noconnection)
+    if (reg_watch_is_ours(c, w)) {
+        /* also on noconnection (docs/registry.md §5), unless the record that makes it ours is stale: the replica
+         * the client attached to since acts on its death (noproc: dead for sure, whoever vouches) */
+        if (noconnection && record_superseded(c, &w->pid))
+            c->stale_records++;
+        else
+            reg_drop_owned(c, &w->pid, true);
+    } else if (!w->has_record && w->n_owned && !noconnection)
         reg_drop_owned(c, &w->pid, false); /* dead for sure, and nobody else vouches for it */
     reg_watch_sync(c, w);
 }
@@ -183,18 +233,8 @@ static void member_left(reg_core *c, hc_atom name, hc_atom node)
         if (w->has_record && w->rec_name == name && w->rec_node == node)
             reg_drop_owned(c, &w->pid, true);
     }
-    if (name != c->name)
-        return;
-    for (size_t i = 0; i < c->keys.cap; i++) {
-        if (!hc_hmap_live(&c->keys, i))
-            continue;
-        reg_key *k = c->keys.vals[i];
-        for (uint32_t j = 0; j < k->n; j++) {
-            const reg_entry *e = reg_key_at(k, j);
-            if (e->local && e->pid.node == node)
-                delete_reg(c, e);
-        }
-    }
+    if (name == c->name)
+        each_entry(c, NULL, node, delete_reg, NULL);
 }
 
 void reg_member_event(reg_core *c, hc_atom name, hc_atom node, bool present)

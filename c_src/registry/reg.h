@@ -159,8 +159,9 @@ typedef struct reg_core {
     hc_reply_queue replies;
     hc_buf scratch; /* keys under construction */
 
-    uint64_t conflicts; /* name_conflict exits sent */
-    uint64_t ignored;   /* CRDT keys or values that are not the registry's (written by a bad peer) */
+    uint64_t conflicts;     /* name_conflict exits sent */
+    uint64_t stale_records; /* client DOWNs not acted on: our record of that client was stale */
+    uint64_t ignored;       /* CRDT keys or values that are not the registry's (written by a bad peer) */
 } reg_core;
 
 /* index.c */

@@ -216,6 +216,31 @@ void sup_worker_down(sup_core *c, sup_child *ch, const uint8_t *reason, size_t l
 
 /* ------------------------------------------------------------------ orphans, moves */
 
+/* Whether this replica may act now on an orphan (SUP_QUORUM_SETTLE_MS): always, except under
+ * UniformQuorumDistribution until it has had quorum for the settle time, and, for an orphan of a dead member,
+ * until it has seen that member dead for the settle time as well. A partition's connections fail one at a time:
+ * if quorum goes meanwhile the minority side never acts, the majority acts a moment later. And a replica that has
+ * just regained quorum holds its view of before the heal: the majority's takeovers reach it within the settle
+ * time, instead of it restarting what it sees as its own children a moment before. */
+bool sup_settled(sup_core *c, sup_member *dead, hc_time now)
+{
+    if (c->opt.distribution != HC_SUP_QUORUM)
+        return true;
+    uint64_t from = c->quorum_since;
+    if (dead) {
+        if (!dead->dead_seen)
+            dead->dead_seen = now.mono_ms ? now.mono_ms : 1;
+        if (dead->dead_seen > from)
+            from = dead->dead_seen;
+    }
+    uint64_t due = from + SUP_QUORUM_SETTLE_MS;
+    if (now.mono_ms >= due)
+        return true;
+    if (due < c->settle_deadline)
+        c->settle_deadline = due;
+    return false;
+}
+
 /* A record of a child this replica terminated came back (ended.c): stop the copy it names, delete the record. */
 static void terminate_again(sup_core *c, sup_child *ch, hc_time now)
 {
@@ -274,6 +299,8 @@ static void examine(sup_core *c, sup_child *ch, hc_time now)
     bool dead = m && m->has_status && sup_member_status(c, m) == SUP_ST_DEAD;
     bool lost_here = ch->m_name && sup_is_self(c, ch->m_name, ch->m_node) && !ch->running;
     if (relinquished || gone || dead || lost_here) {
+        if (!sup_settled(c, dead ? m : NULL, now))
+            return; /* looked at again when it has settled (core_tick) */
         if (!relinquished && ch->restart == SUP_TEMPORARY) {
             sup_delete_child(c, ch->id, now); /* its member died: a temporary child is not restarted */
             return;

@@ -471,6 +471,83 @@ static void set_options(sup_core *c, const hc_sup_options *o)
         c->members_changed = true; /* quorum and placement are the strategy's */
 }
 
+/* Whether child ch is an orphan of member m: its record names m, m's client did not list it among the children
+ * it runs (`owned`, the ids of its attach), and nothing is in flight for it. *v gets the record. */
+static bool orphan_of(sup_core *c, const sup_member *m, sup_child *ch, const uint64_t *owned, size_t k,
+                      sup_child_val *v)
+{
+    if (!ch->has_record || ch->m_name != m->name || ch->m_node != m->node || ch->op)
+        return false;
+    for (size_t j = 0; j < k; j++)
+        if (owned[j] == ch->id)
+            return false;
+    /* a client is never its own child */
+    return sup_record_get(c, ch->id, v) && !hc_pid_eq(&v->pid, &m->client);
+}
+
+/* An orphan is relinquished, so that placement starts it again, or deleted when temporary. */
+static void relinquish(sup_core *c, sup_child *ch, sup_child_val *v, hc_time now)
+{
+    if (ch->restart == SUP_TEMPORARY) {
+        sup_delete_child(c, ch->id, now);
+    } else {
+        v->m_name = v->m_node = 0;
+        sup_write_child(c, ch->id, v, now);
+    }
+}
+
+/* The orphans of member m at its attach: relinquished now, or, while quorum settles (sup_settled), remembered
+ * as they are (id and pid), to be relinquished once it has if their records have not changed meanwhile. */
+static void attach_orphans(sup_core *c, sup_member *m, const uint64_t *owned, size_t k, hc_time now)
+{
+    free(m->held_owned);
+    m->held_owned = NULL;
+    m->n_held_owned = 0;
+    m->orphans_held = false;
+    bool hold = !sup_settled(c, NULL, now);
+    for (size_t i = 0; i < c->children.cap; i++) {
+        if (!hc_hmap_live(&c->children, i))
+            continue;
+        sup_child *ch = c->children.vals[i];
+        sup_child_val v;
+        if (!orphan_of(c, m, ch, owned, k, &v))
+            continue;
+        if (!hold) {
+            relinquish(c, ch, &v, now);
+            continue;
+        }
+        /* held as pairs: the id, then the record's pid as it is now */
+        uint64_t *grown = realloc(m->held_owned, (m->n_held_owned + 2) * sizeof *grown);
+        if (!grown)
+            continue; /* out of memory: this one waits for the client's own orphan rule */
+        m->held_owned = grown;
+        m->held_owned[m->n_held_owned++] = ch->id;
+        m->held_owned[m->n_held_owned++] = hc_pid_hash(&v.pid);
+        m->orphans_held = true;
+    }
+}
+
+/* The orphans held by attaches made while quorum was settling, now that it has (core_tick): each whose record
+ * still names the same pid of the same member goes as at attach; one the majority's records replaced stays. */
+static void release_orphans(sup_core *c, hc_time now)
+{
+    for (size_t i = 0; i < c->nmem; i++) {
+        sup_member *m = &c->members[i];
+        if (!m->orphans_held || !c->quorum || !sup_settled(c, NULL, now))
+            continue;
+        for (size_t j = 0; m->attached && j + 1 < m->n_held_owned; j += 2) {
+            sup_child *ch = sup_child_get(c, m->held_owned[j], false);
+            sup_child_val v;
+            if (ch && orphan_of(c, m, ch, NULL, 0, &v) && hc_pid_hash(&v.pid) == m->held_owned[j + 1])
+                relinquish(c, ch, &v, now);
+        }
+        free(m->held_owned);
+        m->held_owned = NULL;
+        m->n_held_owned = 0;
+        m->orphans_held = false;
+    }
+}
+
 /* {attach, ClientPid, Opts, Owned}, Owned = [{Id, Kind, Restart, Hash, Body, Pid}] */
 static int do_attach(void *ctx, hc_req_args *a)
 {
@@ -570,28 +647,11 @@ static int do_attach(void *ctx, hc_req_args *a)
         }
         hc_buf_free(&spec);
     }
-    /* records naming this member that it does not run are orphans: relinquish them (temporary ones go) */
-    for (size_t i = 0; owned && i < c->children.cap; i++) {
-        if (!hc_hmap_live(&c->children, i))
-            continue;
-        sup_child *ch = c->children.vals[i];
-        if (!ch->has_record || ch->m_name != m->name || ch->m_node != m->node || ch->op)
-            continue;
-        bool mine = false;
-        for (size_t j = 0; j < k && !mine; j++)
-            mine = owned[j] == ch->id;
-        sup_child_val v;
-        if (mine || !sup_record_get(c, ch->id, &v))
-            continue;
-        if (hc_pid_eq(&v.pid, &client)) /* never: a client is not its own child */
-            continue;
-        if (ch->restart == SUP_TEMPORARY)
-            sup_delete_child(c, ch->id, r->now);
-        else {
-            v.m_name = v.m_node = 0;
-            sup_write_child(c, ch->id, &v, r->now);
-        }
-    }
+    /* Records naming this member that it does not run are orphans. Under UniformQuorumDistribution, right after
+     * quorum came back, this replica's records may be older than the majority's takeovers still on their way:
+     * those orphans are looked at again once quorum has settled (release_orphans). */
+    if (owned)
+        attach_orphans(c, m, owned, k, r->now);
     free(owned);
     hc_buf b = {0};
     hc_enc_tuple_header(&b, 2);
@@ -904,6 +964,11 @@ static int core_tick(void *core, hc_time now)
         c->unknown_deadline = HC_NO_DEADLINE;
         c->rescan_all = true;
     }
+    if (now.mono_ms >= c->settle_deadline) { /* deaths and orphans that have settled: act on them */
+        c->settle_deadline = HC_NO_DEADLINE;
+        c->rescan_all = true;
+        release_orphans(c, now);
+    }
     process(c, now);
     return rc;
 }
@@ -916,6 +981,8 @@ static uint64_t core_deadline(const void *core)
     uint64_t d = hc_crdt_next_deadline(c->crdt);
     if (c->unknown_deadline < d)
         d = c->unknown_deadline;
+    if (c->settle_deadline < d)
+        d = c->settle_deadline;
     return c->next_deadline < d ? c->next_deadline : d;
 }
 
@@ -1106,6 +1173,7 @@ int hc_supervisor_core_new(const hc_supervisor_config *cfg, hc_time now, void **
     c->rng = cfg->crdt.replica_id | 1;
     c->next_deadline = HC_NO_DEADLINE;
     c->unknown_deadline = HC_NO_DEADLINE;
+    c->settle_deadline = HC_NO_DEADLINE;
     c->quorum = true;
     size_t ntypes = 0;
     for (size_t i = 0; i < cfg->n_worker_types; i++) {
@@ -1182,7 +1250,7 @@ bool hc_supervisor_core_settled(const void *core)
     for (size_t i = 0; i < c->ops.cap; i++)
         if (hc_hmap_live(&c->ops, i) && !((const sup_op *)c->ops.vals[i])->zombie)
             return false;
-    return c->unknown_deadline == HC_NO_DEADLINE;
+    return c->unknown_deadline == HC_NO_DEADLINE && c->settle_deadline == HC_NO_DEADLINE;
 }
 
 hc_crdt *hc_supervisor_core_engine(void *core) { return ((sup_core *)core)->crdt; }

@@ -324,6 +324,7 @@ static void compact(sup_core *c)
         sup_member *m = &c->members[i];
         if (!m->listed && !m->removed && !m->has_status && !m->attached && !m->mon && !m->unknown_since) {
             hc_buf_free(&m->types_raw);
+            free(m->held_owned);
             continue;
         }
         if (j != i)
@@ -354,8 +355,12 @@ void sup_members_settle(sup_core *c, hc_time now)
     c->members_changed = false;
     heal(c, now);
     compact(c);
-    for (size_t i = 0; i < c->nmem; i++)
-        monitor_member(c, &c->members[i]);
+    for (size_t i = 0; i < c->nmem; i++) {
+        sup_member *m = &c->members[i];
+        monitor_member(c, m);
+        if (!m->has_status || sup_member_status(c, m) != SUP_ST_DEAD)
+            m->dead_seen = 0; /* alive again (or never dead): a later death settles from scratch */
+    }
     for (size_t i = 0; i < c->children.cap; i++) /* a membership change is worth another try */
         if (hc_hmap_live(&c->children, i))
             ((sup_child *)c->children.vals[i])->parked = false;
@@ -371,6 +376,7 @@ void sup_members_settle(sup_core *c, hc_time now)
         tell_attached(c, "quorum_lost");
     } else if (!c->quorum && q) {
         tell_attached(c, "reattach"); /* they stopped everything: attaching again re-places their records */
+        c->quorum_since = now.mono_ms;
     }
     c->quorum = q;
     c->rescan_all = true;
@@ -382,7 +388,9 @@ void sup_members_free(sup_core *c)
     sup_ring_free(&c->ring_beam);
     free(c->ring_c_idx);
     free(c->ring_beam_idx);
-    for (size_t i = 0; i < c->nmem; i++)
+    for (size_t i = 0; i < c->nmem; i++) {
         hc_buf_free(&c->members[i].types_raw);
+        free(c->members[i].held_owned);
+    }
     free(c->members);
 }

@@ -104,10 +104,15 @@ typedef struct sup_member {
     bool has_down_pid;
     bool down_cut_off; /* that DOWN said noconnection */
     hc_pid down_pid;
-    bool attached;    /* a BEAM client attached here, and its monitor has not fired */
-    hc_pid client;    /* that client */
-    bool attach_auto; /* it attached with auto: it joins the membership by itself */
-    bool quorum_sent; /* told quorum_lost (BEAM members attached here) */
+    bool attached;      /* a BEAM client attached here, and its monitor has not fired */
+    hc_pid client;      /* that client */
+    bool attach_auto;   /* it attached with auto: it joins the membership by itself */
+    bool quorum_sent;   /* told quorum_lost (BEAM members attached here) */
+    uint64_t dead_seen; /* UniformQuorumDistribution: since when this replica sees it dead (monotonic ms; 0: not) */
+    /* An attach's orphans held back while quorum settles (sup_settled): pairs of child id and pid hash. */
+    uint64_t *held_owned;
+    size_t n_held_owned;
+    bool orphans_held;
 } sup_member;
 
 /* ------------------------------------------------------------------ children (children.c) */
@@ -128,6 +133,12 @@ typedef struct sup_child {
     bool moving; /* a BEAM member was asked to move it */
     bool parked; /* a takeover was refused with already_started: wait for a change before trying again */
 } sup_child;
+
+/* UniformQuorumDistribution: a death is acted on (its member's children taken over, its temporary children
+ * deleted) only once this replica has seen it, with quorum, for this long. A partition's connections fail one
+ * at a time: the side that becomes the minority can count a majority after its first losses, and without the wait
+ * it took over the far side's children a moment before losing quorum (docs/supervisor.md §5). */
+#define SUP_QUORUM_SETTLE_MS 1000
 
 /* ------------------------------------------------------------------ terminated children (ended.c) */
 
@@ -182,6 +193,8 @@ typedef struct sup_core {
     sup_ring ring_c, ring_beam;         /* alive members eligible for each kind */
     size_t *ring_c_idx, *ring_beam_idx; /* ring member index -> members[] */
     bool quorum;
+    uint64_t quorum_since;    /* monotonic ms: when quorum was last gained */
+    uint64_t settle_deadline; /* when a death now settling may be acted on (SUP_QUORUM_SETTLE_MS) */
     bool shutting_down;
 
     hc_hmap children; /* id -> sup_child */
@@ -258,6 +271,9 @@ void sup_member_down(sup_core *c, uint64_t mon, bool cut_off, hc_time now);
 void sup_members_free(sup_core *c);
 
 /* children.c */
+/* Whether this replica may act now on orphans (of `dead`, a member it sees dead, or NULL): see SUP_QUORUM_SETTLE_MS.
+ * When not, the core's settle deadline is set to when it may. */
+bool sup_settled(sup_core *c, sup_member *dead, hc_time now);
 sup_child *sup_child_get(sup_core *c, uint64_t id, bool create);
 sup_child *sup_child_by_pid(const sup_core *c, const hc_pid *pid);
 /* The engine's record of child `id`, parsed (spans into the engine: valid until its next change). */

@@ -1085,9 +1085,11 @@ static void test_quorum(void **state)
     s_run(&w, 1000);
     assert_int_equal(s_stat(&w, 0, "quorum"), 1);
 
-    /* one of three dead: quorum holds, its child is taken over */
+    /* one of three dead: quorum holds, its child is taken over once the death has settled */
     s_kill(&w, 1);
-    s_run(&w, 1000);
+    s_run(&w, SUP_QUORUM_SETTLE_MS / 2);
+    assert_int_equal(s_stat(&w, 0, "taken_over") + s_stat(&w, 2, "taken_over"), 0);
+    s_run(&w, SUP_QUORUM_SETTLE_MS);
     assert_int_equal(s_stat(&w, 0, "quorum"), 1);
     hc_pid c2 = running_pid(&w, 0, idc);
     assert_false(hc_pid_eq(&c, &c2));
@@ -1137,6 +1139,61 @@ static void test_quorum(void **state)
     s_expect(r, n, "taa", 2u, "error", "no_alive_nodes");
     hc_buf_free(&spec);
     assert_int_equal(w.start_actions, 0);
+    s_check(&w);
+    s_all_answered(&w);
+    s_free(&w);
+    (void)state;
+}
+
+/* A partition's connections fail one at a time. Replica 0 loses replica 1 first and still counts two of three,
+ * then loses replica 2 within the settle time: it never acts on replica 1's death (it used to take its child
+ * over, a write that won after the heal and restarted the child the majority had kept running). */
+static void test_quorum_minority_does_not_act_on_first_losses(void **state)
+{
+    static s_world w; /* static: a failed test's world is freed by s_teardown */
+    cluster(&w, 3);
+    for (int i = 0; i < 3; i++)
+        set_option_a(&w, i, "distribution", "quorum");
+    int all[] = {0, 1, 2}, left[] = {0, 2};
+    uint64_t h1 = 1; /* on replica 1; on replica 0 once replica 1 is gone */
+    while (s_owner(all, 3, h1) != 1 || s_owner(left, 2, h1) != 0)
+        h1++;
+    uint64_t id;
+    hc_pid c = start_ok(&w, 0, "permanent", h1, 3, &id);
+    assert_int_equal(c.node, s_node(1));
+    s_run(&w, 1000);
+
+    hc_buf nc = {0};
+    hc_enc_atom_cstr(&nc, "noconnection");
+    s_partition(&w, 0, 1, true);
+    hc_pid self1 = s_self(1), self2 = s_self(2), self0 = s_self(0);
+    s_fire(&w, s_monitor_of(&w, 0, &self1), &nc);
+    s_fire(&w, s_monitor_of(&w, 1, &self0), &nc);
+    s_run(&w, SUP_QUORUM_SETTLE_MS / 4);
+    assert_int_equal(s_stat(&w, 0, "quorum"), 1); /* two of three, for now */
+    s_partition(&w, 0, 2, true);
+    s_fire(&w, s_monitor_of(&w, 0, &self2), &nc);
+    s_fire(&w, s_monitor_of(&w, 2, &self0), &nc);
+    hc_buf_free(&nc);
+    assert_int_equal(s_stat(&w, 0, "quorum"), 0);
+    s_run(&w, 3 * SUP_QUORUM_SETTLE_MS);
+    assert_int_equal(s_stat(&w, 0, "taken_over"), 0);
+    assert_true(s_worker_of(&w, &c)->alive); /* the majority kept it running */
+
+    s_partition(&w, 0, 1, false);
+    s_partition(&w, 0, 2, false);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            if (i != j)
+                S_OPS->node_up(w.r[i].core, s_node(j), w.now);
+    for (int i = 0; i < 3; i++)
+        s_pump(&w, i);
+    s_run(&w, 5000);
+    assert_true(s_worker_of(&w, &c)->alive); /* not restarted by the heal */
+    for (int i = 0; i < 3; i++) {
+        expect_record(&w, i, id, "permanent", h1, 3, 1, &c);
+        assert_int_equal(s_stat(&w, i, "taken_over"), 0);
+    }
     s_check(&w);
     s_all_answered(&w);
     s_free(&w);
@@ -2053,6 +2110,7 @@ int main(void)
         cmocka_unit_test_teardown(test_terminate_of_dead_members_child_beats_takeover, s_teardown),
         cmocka_unit_test_teardown(test_duplicate_rewritten_by_peer, s_teardown),
         cmocka_unit_test_teardown(test_quorum, s_teardown),
+        cmocka_unit_test_teardown(test_quorum_minority_does_not_act_on_first_losses, s_teardown),
         cmocka_unit_test_teardown(test_bad_requests, s_teardown),
         cmocka_unit_test_teardown(test_bad_peer_messages, s_teardown),
         cmocka_unit_test_teardown(test_start_timeout, s_teardown),

@@ -5,7 +5,11 @@
  *   {put, K, V} | {delete, K} | {merge, #{K => V}} | {drop, [K]}
  *       -> ok | {error, too_big | {too_deep, 200} | enomem | badarg}
  *   {get, K} -> {ok, V} | error        {take, [K]} -> #{K => V}        to_map -> #{K => V}
- * anything else -> {error, badarg}. */
+ * anything else -> {error, badarg}.
+ *
+ * No request holds the loop long (docs/crdt.md, "Work per loop turn"): a big to_map is read with a cursor a slice
+ * per tick, and a big merge or drop is validated whole and then applied a slice per tick (write_job); requests
+ * that arrive meanwhile wait in arrival order (parked) and are handled once it is done. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,16 +23,44 @@ typedef struct read_job {
     hc_buf body;
 } read_job;
 
+/* A merge or drop too big for one loop turn. Its argument is read (each term skipped) and validated a slice per
+ * tick, and only once all of it passed is it applied, a slice per tick: a request that fails validation — a
+ * malformed term anywhere, as much as a value too deep — changes nothing. */
+typedef struct write_job {
+    uint64_t token;
+    uint8_t *req;    /* a copy of the request: its bytes are the caller's only during the call */
+    size_t len, pos; /* the request's length, and where its next unread element starts */
+    bool is_map;     /* merge (a map of puts), or drop (a LIST of deletes) */
+    hc_crdt_kv *ops; /* pointing into req */
+    size_t total, read, applied;
+} write_job;
+
+/* A request that arrived while a write job was being applied, waiting for its turn. */
+typedef struct parked_req {
+    struct parked_req *next;
+    uint64_t token;
+    size_t len;
+    uint8_t req[];
+} parked_req;
+
 typedef struct crdt_core {
     hc_crdt *crdt;
     hc_reply_queue replies;
     read_job *jobs, **jobs_tail; /* oldest first */
+    write_job *write;            /* the merge or drop being applied, if any */
+    parked_req *parked, **parked_tail;
 } crdt_core;
 
 /* A map up to this size is read in one go; a bigger one a slice of READ_SLICE entries per tick (all requests
  * together), so a large to_map never holds the loop long and other callers are answered in between. */
 #define READ_AT_ONCE 4096
 #define READ_SLICE 8192
+/* A merge or drop of up to WRITE_AT_ONCE keys is applied in one go; a bigger one is read and validated
+ * CHECK_SLICE keys per tick, then applied WRITE_SLICE keys per tick (applying costs about ten times more than
+ * validating: a few ms per slice on a loaded machine). */
+#define WRITE_AT_ONCE 4096
+#define CHECK_SLICE 16384
+#define WRITE_SLICE 4096
 
 /* ------------------------------------------------------------------ replies */
 
@@ -68,6 +100,8 @@ typedef struct req {
     uint64_t token;
     hc_time now;
 } req;
+
+static int start_write(req *r, hc_req_args *a, size_t pos, uint32_t n, bool is_map);
 
 static int do_put(void *ctx, hc_req_args *a)
 {
@@ -137,6 +171,10 @@ static int list_keys(hc_req_args *a, hc_crdt_kv **out, size_t *n, uint8_t (**sma
 static int do_drop(void *ctx, hc_req_args *a)
 {
     req *r = ctx;
+    size_t at = a->i;
+    uint32_t count;
+    if (hc_dec_list_header(a->p, a->len, &at, &count) == HC_OK && count > WRITE_AT_ONCE)
+        return start_write(r, a, at, count, false);
     hc_crdt_kv *ops;
     uint8_t(*small)[2];
     size_t n;
@@ -185,6 +223,10 @@ static int do_merge(void *ctx, hc_req_args *a)
 {
     req *r = ctx;
     hc_iter it;
+    size_t at = a->i;
+    uint32_t count;
+    if (hc_dec_map_header(a->p, a->len, &at, &count) == HC_OK && count > WRITE_AT_ONCE)
+        return start_write(r, a, at, count, true); /* not even skipped whole here: that is a slice's work too */
     if (hc_iter_map(&it, a->p, a->len, &a->i) || !hc_req_args_done(a))
         return HC_EINVAL;
     hc_crdt_kv *ops = calloc(it.left ? it.left : 1, sizeof *ops);
@@ -261,20 +303,138 @@ static void run_jobs(crdt_core *c)
     }
 }
 
+static void write_free(write_job *w)
+{
+    if (!w)
+        return;
+    free(w->req);
+    free(w->ops);
+    free(w);
+}
+
+/* Makes the merge or drop whose argument (a map of n pairs, or a LIST of n elements) starts at a->p[pos] the core's
+ * write job; the reply comes when it is done. Nothing of the argument is read yet. */
+static int start_write(req *r, hc_req_args *a, size_t pos, uint32_t n, bool is_map)
+{
+    if (n > a->len - pos)
+        return HC_EINVAL; /* each element takes a byte at least: the count lies */
+    write_job *w = calloc(1, sizeof *w);
+    if (w) {
+        w->req = malloc(a->len);
+        w->ops = calloc(n, sizeof *w->ops);
+    }
+    if (!w || !w->req || !w->ops) {
+        write_free(w);
+        reply_status(r->c, r->token, HC_ENOMEM);
+        return HC_OK;
+    }
+    memcpy(w->req, a->p, a->len);
+    w->token = r->token;
+    w->len = a->len;
+    w->pos = pos;
+    w->is_map = is_map;
+    w->total = n;
+    r->c->write = w;
+    return HC_OK;
+}
+
+static void write_done(crdt_core *c, int rc)
+{
+    reply_status(c, c->write->token, rc);
+    write_free(c->write);
+    c->write = NULL;
+}
+
+/* Reads the next CHECK_SLICE elements of the job's argument; after the last, the argument must end the request (a
+ * list with its [] tail). HC_OK, or HC_EINVAL for a malformed request. */
+static int write_read(write_job *w)
+{
+    for (size_t from = w->read; w->read < w->total && w->read - from < CHECK_SLICE; w->read++) {
+        hc_span k, v = {0};
+        if (hc_dec_term(w->req, w->len, &w->pos, &k) || (w->is_map && hc_dec_term(w->req, w->len, &w->pos, &v)))
+            return HC_EINVAL;
+        w->ops[w->read] = (hc_crdt_kv){k.p, k.len, w->is_map ? v.p : NULL, v.len};
+    }
+    if (w->read < w->total)
+        return HC_OK;
+    if (!w->is_map && (hc_peek_type(w->req, w->len, w->pos) != 106 /* NIL_EXT */ || ++w->pos > w->len))
+        return HC_EINVAL;
+    return w->pos == w->len ? HC_OK : HC_EINVAL;
+}
+
+/* One slice of the write job: reading and validating the next CHECK_SLICE keys, or, once all are valid,
+ * applying the next WRITE_SLICE. */
+static void write_step(crdt_core *c, hc_time now)
+{
+    write_job *w = c->write;
+    if (w->read < w->total) {
+        size_t from = w->read;
+        if (write_read(w)) {
+            write_done(c, HC_EINVAL); /* {error, badarg}, as for any malformed request */
+            return;
+        }
+        int rc = hc_crdt_bulk_check(c->crdt, w->ops + from, w->read - from);
+        if (rc)
+            write_done(c, engine_status(rc));
+        return;
+    }
+    size_t n = w->total - w->applied < WRITE_SLICE ? w->total - w->applied : WRITE_SLICE;
+    int rc = hc_crdt_bulk(c->crdt, w->ops + w->applied, n, now);
+    w->applied += n;
+    if (rc || w->applied == w->total)
+        write_done(c, engine_status(rc));
+}
+
 static const hc_req_entry requests[] = {
     {"put", 2, do_put},     {"delete", 1, do_delete}, {"get", 1, do_get},       {"take", 1, do_take},
     {"merge", 1, do_merge}, {"drop", 1, do_drop},     {"to_map", 0, do_to_map},
 };
 
-static void core_request(void *core, uint64_t token, const hc_pid *from, const uint8_t *p, size_t len, hc_time now)
+static void dispatch(crdt_core *c, uint64_t token, const uint8_t *p, size_t len, hc_time now)
 {
-    crdt_core *c = core;
     req r = {c, token, now};
     hc_req_args a;
     const hc_req_entry *e = hc_req_match(requests, sizeof requests / sizeof requests[0], p, len, &a);
     if (!e || e->fn(&r, &a) != HC_OK)
         reply_status(c, token, HC_EINVAL);
+}
+
+/* While a merge or drop is being applied over several ticks, every request behind it waits, in arrival order:
+ * so a caller's next request, and any read, sees the whole write (read-your-writes), and replies leave in the
+ * order the requests came, as from any GenServer. Only this replica's callers wait; the loop serves everyone
+ * else, and this replica's peers, between slices. */
+static void core_request(void *core, uint64_t token, const hc_pid *from, const uint8_t *p, size_t len, hc_time now)
+{
+    crdt_core *c = core;
     (void)from;
+    if (!c->write) {
+        dispatch(c, token, p, len, now);
+        return;
+    }
+    parked_req *q = malloc(sizeof *q + len);
+    if (!q) {
+        reply_status(c, token, HC_ENOMEM);
+        return;
+    }
+    *q = (parked_req){.token = token, .len = len};
+    memcpy(q->req, p, len);
+    if (!c->parked_tail)
+        c->parked_tail = &c->parked;
+    *c->parked_tail = q;
+    c->parked_tail = &q->next;
+}
+
+/* Handles parked requests, oldest first, until one of them is a big write again (or none is left). */
+static void run_parked(crdt_core *c, hc_time now)
+{
+    while (!c->write && c->parked) {
+        parked_req *q = c->parked;
+        c->parked = q->next;
+        if (!c->parked)
+            c->parked_tail = &c->parked;
+        dispatch(c, q->token, q->req, q->len, now);
+        free(q);
+    }
 }
 
 /* ------------------------------------------------------------------ the rest of hc_core_ops */
@@ -287,6 +447,9 @@ static int core_receive(void *core, uint64_t peer, const uint8_t *msg, size_t le
 static int core_tick(void *core, hc_time now)
 {
     crdt_core *c = core;
+    if (c->write)
+        write_step(c, now);
+    run_parked(c, now);
     run_jobs(c);
     return hc_crdt_tick(c->crdt, now);
 }
@@ -295,7 +458,7 @@ static uint64_t core_deadline(const void *core)
 {
     const crdt_core *c = core;
     /* a queued reply, or a reply being built, is due now, so the host drains it even if no input follows */
-    return hc_reply_queue_pending(&c->replies) || c->jobs ? 0 : hc_crdt_next_deadline(c->crdt);
+    return hc_reply_queue_pending(&c->replies) || c->jobs || c->write ? 0 : hc_crdt_next_deadline(c->crdt);
 }
 
 int hc_crdt_set_peers(hc_crdt *r, const hc_core_peer *peers, size_t n, hc_core_peer **kept, size_t *nkept, hc_time now)
@@ -362,6 +525,22 @@ static int core_snapshot(const void *core, hc_core_visit_fn fn, void *ud)
     return hc_crdt_foreach(((const crdt_core *)core)->crdt, fn, ud);
 }
 
+static int core_snapshot_open(void *core, void **reader, size_t *count)
+{
+    hc_crdt_cursor *cur;
+    int rc = hc_crdt_cursor_open(((crdt_core *)core)->crdt, &cur);
+    *reader = cur;
+    *count = rc ? 0 : hc_crdt_cursor_count(cur);
+    return rc;
+}
+
+static int core_snapshot_next(void *reader, size_t max, hc_core_visit_fn fn, void *ud)
+{
+    return hc_crdt_cursor_next(reader, max, NULL, fn, ud);
+}
+
+static void core_snapshot_close(void *reader) { hc_crdt_cursor_close(reader); }
+
 static void put_stat(hc_buf *b, const char *k, uint64_t v)
 {
     hc_enc_atom_cstr(b, k);
@@ -427,6 +606,12 @@ static void core_free(void *core)
         c->jobs = j->next;
         job_free(j);
     }
+    write_free(c->write);
+    while (c->parked) {
+        parked_req *q = c->parked;
+        c->parked = q->next;
+        free(q);
+    }
     hc_crdt_free(c->crdt);
     hc_reply_queue_free(&c->replies);
     free(c);
@@ -446,6 +631,9 @@ const hc_core_ops hc_crdt_core_ops = {
     .snapshot = core_snapshot,
     .stats = core_stats,
     .free = core_free,
+    .snapshot_open = core_snapshot_open,
+    .snapshot_next = core_snapshot_next,
+    .snapshot_close = core_snapshot_close,
 };
 
 int hc_crdt_core_new(const hc_crdt_config *cfg, hc_time now, void **out)

@@ -292,7 +292,7 @@ int hc_crdt_delete(hc_crdt *r, const uint8_t *key, size_t key_len, hc_time now)
     return rc ? rc : local_op(r, key, key_len, NULL, 0, now);
 }
 
-int hc_crdt_bulk(hc_crdt *r, const hc_crdt_kv *ops, size_t n, hc_time now)
+int hc_crdt_bulk_check(const hc_crdt *r, const hc_crdt_kv *ops, size_t n)
 {
     if (n && !ops)
         return HC_EINVAL;
@@ -301,12 +301,17 @@ int hc_crdt_bulk(hc_crdt *r, const hc_crdt_kv *ops, size_t n, hc_time now)
         if (rc)
             return rc;
     }
-    for (size_t i = 0; i < n; i++) {
-        int rc = local_op(r, ops[i].key, ops[i].key_len, ops[i].value, ops[i].value_len, now);
-        if (rc)
-            return rc;
-    }
     return HC_OK;
+}
+
+int hc_crdt_bulk(hc_crdt *r, const hc_crdt_kv *ops, size_t n, hc_time now)
+{
+    int rc = hc_crdt_bulk_check(r, ops, n);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n && rc == HC_OK; i++)
+        rc = local_op(r, ops[i].key, ops[i].key_len, ops[i].value, ops[i].value_len, now);
+    return rc;
 }
 
 /* ---- joining remote records ---- */

@@ -129,7 +129,7 @@ static void send_peer(hc_host *h, uint64_t handle, const uint8_t *msg, size_t le
 
 static void rearm(hc_host *h)
 {
-    uint64_t at = h->ops->next_deadline(h->core);
+    uint64_t at = hc_stream_busy(&h->stream) ? 0 : h->ops->next_deadline(h->core); /* a snapshot in progress: now */
     if (h->redial_at < at)
         at = h->redial_at;
     if (at != h->armed_at) {
@@ -262,6 +262,8 @@ void hc_host_tick(hc_host *h, hc_time now)
         redial(h, now);
     if (now.mono_ms >= h->ops->next_deadline(h->core))
         h->ops->tick(h->core, now);
+    if (hc_stream_busy(&h->stream))
+        hc_stream_run(&h->stream, &h->env); /* the next slice of the big snapshots being sent */
     pump(h, now);
 }
 
@@ -283,7 +285,7 @@ void hc_host_node_event(hc_host *h, hc_atom node, bool up, hc_time now)
 void hc_host_monitor_down(hc_host *h, uint64_t id, const hc_pid *pid, const uint8_t *reason, size_t len, hc_time now)
 {
     if (hc_stream_is_mon(id))
-        hc_stream_down(&h->stream, id);
+        hc_stream_down(&h->stream, &h->env, id);
     else if (h->ops->monitor_down)
         h->ops->monitor_down(h->core, id >> 1, pid, reason, len, now);
     pump(h, now);
@@ -401,19 +403,11 @@ void hc_host_request(hc_host *h, uint64_t token, const hc_pid *from, const uint8
         else
             reply_atom(h, token, "ok");
     } else if (is_call(req, len, &i, 2, "stream_subscribe")) {
-        uint64_t epoch;
-        if (hc_dec_pid(req, len, &i, &pid) || i != len) {
+        /* answered by the stream: now, or once the last part of a big snapshot is out */
+        if (hc_dec_pid(req, len, &i, &pid) || i != len)
             reply_error(h, token, "badarg");
-        } else if (hc_stream_subscribe(&h->stream, &h->env, &pid, h->ops, h->core, &epoch)) {
+        else if (hc_stream_subscribe(&h->stream, &h->env, token, &pid, h->ops, h->core))
             reply_error(h, token, "enomem");
-        } else {
-            hc_buf b = {0};
-            hc_enc_tuple_header(&b, 2);
-            hc_enc_atom_cstr(&b, "ok");
-            hc_enc_ulong(&b, epoch);
-            reply_buf(h, token, &b);
-            hc_buf_free(&b);
-        }
     } else if (is_call(req, len, &i, 2, "stream_unsubscribe")) {
         if (hc_dec_pid(req, len, &i, &pid) || i != len) {
             reply_error(h, token, "badarg");

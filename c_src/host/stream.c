@@ -11,8 +11,30 @@ void hc_stream_init(hc_stream *s, hc_atom name, size_t batch_bytes, uint64_t epo
         (hc_stream){.name = name, .batch_bytes = batch_bytes, .next_epoch = epoch_base ? epoch_base : 1, .next_mon = 1};
 }
 
+struct hc_stream_snap {
+    const hc_core_ops *ops;
+    void *reader;   /* the core's reader of the map of the moment of the subscription */
+    uint64_t token; /* the subscribe call, answered after the last part */
+    hc_buf part;    /* encoded {K, V} entries of the part being filled */
+    uint32_t n;
+    hc_buf held; /* diff batches made since the subscription, each [be32 entries][be32 bytes][entries] */
+};
+
+static void snap_free(hc_stream *s, hc_stream_snap *sn)
+{
+    if (!sn)
+        return;
+    sn->ops->snapshot_close(sn->reader);
+    hc_buf_free(&sn->part);
+    hc_buf_free(&sn->held);
+    free(sn);
+    s->nsnaps--;
+}
+
 void hc_stream_free(hc_stream *s)
 {
+    for (size_t i = 0; i < s->nsubs; i++)
+        snap_free(s, s->subs[i].snap); /* their calls go unanswered: the host is going away */
     free(s->subs);
     hc_buf_free(&s->items);
     hc_buf_free(&s->msg);
@@ -47,11 +69,49 @@ static void send_msg(hc_stream *s, const hc_host_env *env, const hc_stream_sub *
     env->send_pid(env->ud, &sub->pid, s->msg.data, s->msg.len);
 }
 
+static void reply_term(const hc_host_env *env, uint64_t token, const char *tag, const char *reason, uint64_t n)
+{
+    hc_buf b = {0};
+    hc_enc_tuple_header(&b, 2);
+    hc_enc_atom_cstr(&b, tag);
+    if (reason)
+        hc_enc_atom_cstr(&b, reason);
+    else
+        hc_enc_ulong(&b, n);
+    /* {error, enomem} when even that could not be built: every call gets its one reply */
+    static const uint8_t enomem[] = {104, 2, 119, 5, 'e', 'r', 'r', 'o', 'r', 119, 6, 'e', 'n', 'o', 'm', 'e', 'm'};
+    if (!b.err)
+        env->reply(env->ud, token, b.data, b.len);
+    else
+        env->reply(env->ud, token, enomem, sizeof enomem);
+    hc_buf_free(&b);
+}
+
+static void reply_ok(const hc_host_env *env, uint64_t token, uint64_t epoch)
+{
+    reply_term(env, token, "ok", NULL, epoch);
+}
+
+/* A subscriber whose snapshot is still being sent keeps the batch for later (a batch it cannot keep makes its
+ * snapshot fail, so that it never misses a change unknowingly). */
+static void hold_batch(hc_stream *s, hc_stream_snap *sn)
+{
+    hc_buf_put_be32(&sn->held, s->n_items);
+    hc_buf_put_be32(&sn->held, (uint32_t)s->items.len);
+    hc_buf_append(&sn->held, s->items.data, s->items.len);
+    if (s->items.err && !sn->held.err)
+        sn->held.err = s->items.err;
+}
+
 void hc_stream_flush(hc_stream *s, const hc_host_env *env)
 {
     if (!s->n_items)
         return;
     for (size_t i = 0; i < s->nsubs; i++) {
+        if (s->subs[i].snap) {
+            hold_batch(s, s->subs[i].snap);
+            continue;
+        }
         begin_msg(s, &s->subs[i], "diffs", 2, s->n_items);
         hc_buf_append(&s->msg, s->items.data, s->items.len);
         hc_enc_nil(&s->msg);
@@ -116,7 +176,7 @@ static int snap_entry(void *ud, const uint8_t *k, size_t kl, const uint8_t *v, s
     return c->rc = c->part.err;
 }
 
-static void snap_free(snap_ctx *c)
+static void snap_ctx_free(snap_ctx *c)
 {
     for (size_t i = 0; i < c->nparts; i++)
         hc_buf_free(&c->parts[i]);
@@ -133,31 +193,46 @@ static hc_stream_sub *find_sub(hc_stream *s, const hc_pid *pid)
     return NULL;
 }
 
-int hc_stream_subscribe(hc_stream *s, const hc_host_env *env, const hc_pid *pid, const hc_core_ops *ops,
-                        const void *core, uint64_t *epoch)
+/* The subscriber's state for a new epoch; a snapshot of its previous subscription still being sent is abandoned
+ * and that call answered. */
+static void new_epoch(hc_stream *s, const hc_host_env *env, hc_stream_sub *sub)
 {
-    hc_stream_flush(s, env); /* what is pending is already in the snapshot the new subscriber gets */
-    snap_ctx c = {.s = s};
-    if (ops->snapshot(core, snap_entry, &c) || c.rc || close_part(&c)) {
-        snap_free(&c);
-        return HC_ENOMEM;
-    }
-    hc_stream_sub *sub = find_sub(s, pid);
-    if (!sub) {
-        if (hc_array_reserve((void **)&s->subs, &s->capsubs, s->nsubs + 1, sizeof *s->subs, 4)) {
-            snap_free(&c);
-            return HC_ENOMEM;
-        }
-        uint64_t mon = (s->next_mon++ << 1) | 1;
-        if (env->monitor(env->ud, pid, mon)) {
-            snap_free(&c);
-            return HC_ENOMEM;
-        }
-        sub = &s->subs[s->nsubs++];
-        *sub = (hc_stream_sub){.pid = *pid, .mon_id = mon};
+    if (sub->snap) {
+        reply_term(env, sub->snap->token, "error", "resubscribed", 0);
+        snap_free(s, sub->snap);
+        sub->snap = NULL;
     }
     sub->epoch = s->next_epoch++;
     sub->seq = 0;
+}
+
+/* The subscriber `pid`, found or added (monitored); NULL when out of memory. */
+static hc_stream_sub *get_sub(hc_stream *s, const hc_host_env *env, const hc_pid *pid)
+{
+    hc_stream_sub *sub = find_sub(s, pid);
+    if (sub)
+        return sub;
+    if (hc_array_reserve((void **)&s->subs, &s->capsubs, s->nsubs + 1, sizeof *s->subs, 4))
+        return NULL;
+    uint64_t mon = (s->next_mon++ << 1) | 1;
+    if (env->monitor(env->ud, pid, mon))
+        return NULL;
+    sub = &s->subs[s->nsubs++];
+    *sub = (hc_stream_sub){.pid = *pid, .mon_id = mon};
+    return sub;
+}
+
+/* A snapshot small enough (or a core without a reader): walked, encoded and sent now. */
+static int subscribe_at_once(hc_stream *s, const hc_host_env *env, uint64_t token, const hc_pid *pid,
+                             const hc_core_ops *ops, const void *core)
+{
+    snap_ctx c = {.s = s};
+    hc_stream_sub *sub = NULL;
+    if (ops->snapshot(core, snap_entry, &c) || c.rc || close_part(&c) || !(sub = get_sub(s, env, pid))) {
+        snap_ctx_free(&c);
+        return HC_ENOMEM;
+    }
+    new_epoch(s, env, sub);
     for (size_t i = 0; i < c.nparts; i++) {
         begin_msg(s, sub, "snapshot", 3, c.counts[i]);
         hc_buf_append(&s->msg, c.parts[i].data, c.parts[i].len);
@@ -165,12 +240,133 @@ int hc_stream_subscribe(hc_stream *s, const hc_host_env *env, const hc_pid *pid,
         hc_enc_atom_cstr(&s->msg, i + 1 < c.nparts ? "true" : "false");
         send_msg(s, env, sub);
     }
-    snap_free(&c);
-    *epoch = sub->epoch;
+    snap_ctx_free(&c);
+    reply_ok(env, token, sub->epoch);
     return HC_OK;
 }
 
-static void remove_at(hc_stream *s, size_t i) { s->subs[i] = s->subs[--s->nsubs]; }
+int hc_stream_subscribe(hc_stream *s, const hc_host_env *env, uint64_t token, const hc_pid *pid, const hc_core_ops *ops,
+                        void *core)
+{
+    hc_stream_flush(s, env); /* what is pending is already in the snapshot the new subscriber gets */
+    void *reader = NULL;
+    size_t count = 0;
+    if (!ops->snapshot_open || !ops->snapshot_next || !ops->snapshot_close)
+        return subscribe_at_once(s, env, token, pid, ops, core);
+    if (ops->snapshot_open(core, &reader, &count))
+        return HC_ENOMEM;
+    if (count <= HC_STREAM_SNAP_AT_ONCE) {
+        ops->snapshot_close(reader);
+        return subscribe_at_once(s, env, token, pid, ops, core);
+    }
+    hc_stream_snap *sn = calloc(1, sizeof *sn);
+    hc_stream_sub *sub = sn ? get_sub(s, env, pid) : NULL;
+    if (!sub) {
+        free(sn);
+        ops->snapshot_close(reader);
+        return HC_ENOMEM;
+    }
+    new_epoch(s, env, sub);
+    *sn = (hc_stream_snap){.ops = ops, .reader = reader, .token = token};
+    sub->snap = sn;
+    s->nsnaps++;
+    return HC_OK;
+}
+
+/* {hordec_stream, Name, Epoch, Seq, {snapshot, [Entries], More}} with the part filled so far. */
+static void send_part(hc_stream *s, const hc_host_env *env, hc_stream_sub *sub, bool more)
+{
+    hc_stream_snap *sn = sub->snap;
+    begin_msg(s, sub, "snapshot", 3, sn->n);
+    hc_buf_append(&s->msg, sn->part.data, sn->part.len);
+    hc_enc_nil(&s->msg);
+    hc_enc_atom_cstr(&s->msg, more ? "true" : "false");
+    if (sn->part.err && !s->msg.err)
+        s->msg.err = sn->part.err;
+    send_msg(s, env, sub);
+    hc_buf_reset(&sn->part);
+    sn->n = 0;
+}
+
+typedef struct run_ctx {
+    hc_stream *s;
+    const hc_host_env *env;
+    hc_stream_sub *sub;
+    size_t visited;
+} run_ctx;
+
+/* An entry of a sliced snapshot: a part that is full leaves at once (more follow: this entry at least). */
+static int run_entry(void *ud, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    run_ctx *c = ud;
+    hc_stream_snap *sn = c->sub->snap;
+    c->visited++;
+    if (sn->n && sn->part.len + kl + vl + 2 > c->s->batch_bytes)
+        send_part(c->s, c->env, c->sub, true);
+    hc_enc_tuple_header(&sn->part, 2);
+    hc_buf_append(&sn->part, k, kl);
+    hc_buf_append(&sn->part, v, vl);
+    sn->n++;
+    return sn->part.err;
+}
+
+/* The last part, then the diffs held since the subscription, then the answer to the subscribe call. */
+static void finish_snap(hc_stream *s, const hc_host_env *env, hc_stream_sub *sub)
+{
+    hc_stream_snap *sn = sub->snap;
+    send_part(s, env, sub, false);
+    for (size_t o = 0; o + 8 <= sn->held.len;) {
+        uint32_t n = hc_get_be32(sn->held.data + o), len = hc_get_be32(sn->held.data + o + 4);
+        begin_msg(s, sub, "diffs", 2, n);
+        hc_buf_append(&s->msg, sn->held.data + o + 8, len);
+        hc_enc_nil(&s->msg);
+        send_msg(s, env, sub);
+        o += 8 + (size_t)len;
+    }
+    reply_ok(env, sn->token, sub->epoch);
+    snap_free(s, sn);
+    sub->snap = NULL;
+}
+
+void hc_stream_run(hc_stream *s, const hc_host_env *env)
+{
+    size_t budget = HC_STREAM_SNAP_SLICE;
+    for (size_t i = 0; i < s->nsubs && budget;) {
+        hc_stream_sub *sub = &s->subs[i];
+        hc_stream_snap *sn = sub->snap;
+        if (!sn) {
+            i++;
+            continue;
+        }
+        run_ctx c = {s, env, sub, 0};
+        int rc = sn->held.err ? sn->held.err : sn->ops->snapshot_next(sn->reader, budget, run_entry, &c);
+        budget -= c.visited < budget ? c.visited : budget;
+        if (rc == 1) {
+            i++;
+        } else if (rc == HC_OK) {
+            finish_snap(s, env, sub);
+            i++;
+        } else { /* out of memory: this subscription ends, and its caller is told */
+            hc_log_warn("stream %s: could not send a snapshot (%s); the subscription is dropped", hc_atom_name(s->name),
+                        hc_strerror(rc));
+            reply_term(env, sn->token, "error", "enomem", 0);
+            env->demonitor(env->ud, sub->mon_id);
+            snap_free(s, sn);
+            s->subs[i] = s->subs[--s->nsubs];
+        }
+    }
+}
+
+/* Forgets subscriber i; a subscribe call still waiting for its snapshot is answered: it subscribed, then left. */
+static void remove_at(hc_stream *s, const hc_host_env *env, size_t i)
+{
+    hc_stream_sub *sub = &s->subs[i];
+    if (sub->snap) {
+        reply_ok(env, sub->snap->token, sub->epoch);
+        snap_free(s, sub->snap);
+    }
+    s->subs[i] = s->subs[--s->nsubs];
+}
 
 bool hc_stream_unsubscribe(hc_stream *s, const hc_host_env *env, const hc_pid *pid, bool demonitor)
 {
@@ -179,15 +375,15 @@ bool hc_stream_unsubscribe(hc_stream *s, const hc_host_env *env, const hc_pid *p
         return false;
     if (demonitor)
         env->demonitor(env->ud, sub->mon_id);
-    remove_at(s, (size_t)(sub - s->subs));
+    remove_at(s, env, (size_t)(sub - s->subs));
     return true;
 }
 
-bool hc_stream_down(hc_stream *s, uint64_t mon_id)
+bool hc_stream_down(hc_stream *s, const hc_host_env *env, uint64_t mon_id)
 {
     for (size_t i = 0; i < s->nsubs; i++)
         if (s->subs[i].mon_id == mon_id) {
-            remove_at(s, i);
+            remove_at(s, env, i);
             return true;
         }
     return false;

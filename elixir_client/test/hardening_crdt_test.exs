@@ -8,7 +8,10 @@ defmodule HordeC.HardeningCrdtTest do
       same engine;
     * the clock bound is a `crdt_start` option and a hordec flag (`--max-clock-offset-ms`);
     * a 100k-key sync and big replies are built a slice at a time, so another node's `:info` call is
-      answered promptly meanwhile.
+      answered promptly meanwhile;
+    * so are a 100k-key `merge` sent as one request (the caller's next read sees all of it) and the
+      change-stream snapshot of a 100k-key map (the map of the moment of the subscription, then
+      exactly the writes made after it).
 
   The hostile messages are forged here as terms and sent inside the replica envelope from this
   node, made a neighbour of the replica under a fake name. Byte-level cases (2^64-1, duplicate dots,
@@ -246,5 +249,95 @@ defmodule HordeC.HardeningCrdtTest do
 
     assert read_worst < 1_000_000,
            "an :info call waited #{div(read_worst, 1000)} ms during the reads"
+  end
+
+  # The snapshot of stream `epoch` of replica `name`, all its parts, sequence numbers checked:
+  # {last seq, entries}.
+  defp collect_snapshot(name, epoch, seq \\ 0, acc \\ []) do
+    receive do
+      {:hordec_stream, ^name, ^epoch, s, {:snapshot, entries, more}} ->
+        assert s == seq + 1
+
+        if more,
+          do: collect_snapshot(name, epoch, s, [entries | acc]),
+          else: {s, Enum.concat(Enum.reverse([entries | acc]))}
+    after
+      60_000 -> flunk("no snapshot part after seq #{seq}")
+    end
+  end
+
+  # The next `n` diff entries of stream `epoch` after `seq`, sequence numbers checked; nothing more
+  # arrives within 200 ms.
+  defp collect_diffs(name, epoch, seq, n, acc \\ [])
+
+  defp collect_diffs(name, epoch, seq, n, acc) when n <= 0 do
+    refute_receive {:hordec_stream, ^name, ^epoch, _, _}, 200
+    _ = seq
+    Enum.concat(Enum.reverse(acc))
+  end
+
+  defp collect_diffs(name, epoch, seq, n, acc) do
+    receive do
+      {:hordec_stream, ^name, ^epoch, s, {:diffs, ds}} ->
+        assert s == seq + 1
+        collect_diffs(name, epoch, s, n - length(ds), [ds | acc])
+    after
+      60_000 -> flunk("no diffs after seq #{seq}")
+    end
+  end
+
+  @tag timeout: 300_000
+  test "another node's :info is answered promptly during a 100k-key merge and a 100k-entry subscribe" do
+    h = start_hordec()
+    peer = start_peer()
+    assert {:ok, _} = ctl(h, {:crdt_start, :bigm, []})
+    big = Map.new(1..@keys, &{{:k, &1}, {:v, &1, "some payload"}})
+
+    # one merge of 100k keys in one request; read-your-writes right after its reply
+    loop_reset([h])
+    prober = probe(peer, [h])
+    {merge_us, :ok} = :timer.tc(fn -> call(:bigm, h, {:merge, big}, 120_000) end)
+    assert call(:bigm, h, {:get, {:k, @keys}}) == {:ok, {:v, @keys, "some payload"}}
+    assert stats(:bigm, h).keys == @keys
+    {merge_worst, merge_rounds} = stop_probe(prober)
+    merge_loop = loop_max_ms(h)
+
+    # a subscriber of the 100k-entry map, while another caller writes: the snapshot is the map of the
+    # moment of the subscription, then exactly the writes after it, in order
+    loop_reset([h])
+    prober = probe(peer, [h])
+    writer = Task.async(fn -> for i <- 1..200, do: :ok = call(:bigm, h, {:put, {:w, i}, i}) end)
+
+    {sub_us, {:ok, epoch}} =
+      :timer.tc(fn -> call(:bigm, h, {:stream_subscribe, self()}, 120_000) end)
+
+    Task.await(writer, 120_000)
+    ws = Map.new(1..200, &{{:w, &1}, &1})
+    {seq, snap} = collect_snapshot(:bigm, epoch)
+    snap = Map.new(snap)
+    missing = Map.drop(ws, Map.keys(snap))
+    diffs = collect_diffs(:bigm, epoch, seq, map_size(missing))
+    {sub_worst, sub_rounds} = stop_probe(prober)
+    sub_loop = loop_max_ms(h)
+
+    assert Map.take(snap, Map.keys(big)) == big
+
+    assert diffs ==
+             for({k, v} <- Enum.sort_by(missing, fn {{:w, i}, _} -> i end), do: {:add, k, v})
+
+    assert Map.merge(snap, Map.new(diffs, fn {:add, k, v} -> {k, v} end)) == Map.merge(big, ws)
+
+    IO.puts(
+      "\n[hardening_crdt] merge of #{@keys} keys in one request #{div(merge_us, 1000)} ms: worst :info " <>
+        "from another node #{div(merge_worst, 1000)} ms (#{merge_rounds} rounds), worst loop iteration " <>
+        "#{merge_loop} ms; subscribe to #{@keys} entries #{div(sub_us, 1000)} ms: worst :info " <>
+        "#{div(sub_worst, 1000)} ms (#{sub_rounds} rounds), worst loop iteration #{sub_loop} ms"
+    )
+
+    assert merge_worst < 1_000_000,
+           "an :info call waited #{div(merge_worst, 1000)} ms during the merge"
+
+    assert sub_worst < 1_000_000,
+           "an :info call waited #{div(sub_worst, 1000)} ms during the subscribe"
   end
 end

@@ -112,6 +112,15 @@ typedef struct hc_core_ops {
     /* Any node became reachable (not only a neighbour's: a BEAM member's too), so that a core can check again what
      * it concluded while that node was cut off. May be NULL. */
     void (*node_up)(void *core, hc_atom node, hc_time now);
+    /* Optional (all three, or none: then `snapshot` walks the map in one go): the observable map handed out a
+     * slice at a time AS IT WAS WHEN OPENED, whatever changes meanwhile, so that the host sends a big change-stream
+     * snapshot over several loop turns. snapshot_open makes a reader and says how many entries it will hand out
+     * (HC_OK or HC_ENOMEM); snapshot_next calls fn for about `max` more entries and returns 1 while some remain,
+     * HC_OK when done, fn's non-zero return or an error; snapshot_close frees a reader, done or not (also after the
+     * core is freed). */
+    int (*snapshot_open)(void *core, void **reader, size_t *count);
+    int (*snapshot_next)(void *reader, size_t max, hc_core_visit_fn fn, void *ud);
+    void (*snapshot_close)(void *reader);
 } hc_core_ops;
 
 /* ---- for core authors: the queue of replies a core has built but not yet handed out ----

@@ -90,6 +90,9 @@ typedef struct hc_crdt_kv {
 /* Applies ops in order as one batch (Horde's merge/drop). Validates all of them first: on error nothing
  * is applied. */
 int hc_crdt_bulk(hc_crdt *r, const hc_crdt_kv *ops, size_t n, hc_time now);
+/* Validates ops exactly as hc_crdt_bulk does, applying nothing: HC_OK or its error. For a caller that applies a
+ * large batch in slices (one hc_crdt_bulk per loop turn) and must refuse it whole before the first slice. */
+int hc_crdt_bulk_check(const hc_crdt *r, const hc_crdt_kv *ops, size_t n);
 
 /* Looks up the resolved value. Returns true and sets *val and *val_len (borrowed, valid until the next call
  * that takes `r` non-const), or false when absent. */
@@ -243,7 +246,10 @@ bool hc_crdt_idle_reachable(const hc_crdt *r);
  * Requests it answers (each with exactly one reply):
  *   {put, K, V} | {delete, K} | {merge, #{K => V}} | {drop, [K]}  -> ok | {error, badarg | too_big | enomem}
  *   {get, K} -> {ok, V} | error       {take, [K]} -> #{K => V}       to_map -> #{K => V}
- * and anything else -> {error, badarg}. Its observable map (change streams) is the resolved map. */
+ * and anything else -> {error, badarg}. Its observable map (change streams) is the resolved map. A merge or drop of
+ * more than 4096 keys is validated whole, then applied a slice per tick and answered at the end; the requests that
+ * arrive meanwhile wait and are handled in arrival order (docs/crdt.md, "Work per loop turn"). Big snapshots and
+ * to_map replies are read with a cursor (hc_core_ops.snapshot_open). */
 extern const hc_core_ops hc_crdt_core_ops;
 /* Creates the core around a new replica. HC_OK, or hc_crdt_new's errors. */
 int hc_crdt_core_new(const hc_crdt_config *cfg, hc_time now, void **out);

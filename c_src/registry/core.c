@@ -764,21 +764,14 @@ static bool core_pop(void *core, hc_effect *out)
 
 /* ---- snapshot: the observable map, translated from the engine's map through the index ---- */
 
-typedef struct snap {
-    const reg_core *c;
-    hc_core_visit_fn fn;
-    void *ud;
-    hc_buf b;
-} snap;
-
 static int snap_visit(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
-    snap *s = ud;
-    const reg_core *c = s->c;
+    hc_crdt_snap_ctx *s = ud;
+    const reg_core *c = s->core;
     reg_ckey k;
     if (reg_parse_ckey(key, klen, &k))
         return 0;
-    hc_buf *b = &s->b;
+    hc_buf *b = &s->scratch;
     hc_buf_reset(b);
     switch (k.kind) {
     case REG_K_REG: {
@@ -815,10 +808,17 @@ static int snap_visit(void *ud, const uint8_t *key, size_t klen, const uint8_t *
 
 static int core_snapshot(const void *core, hc_core_visit_fn fn, void *ud)
 {
-    snap s = {core, fn, ud, {0}};
-    int rc = hc_crdt_foreach(s.c->crdt, snap_visit, &s);
-    hc_buf_free(&s.b);
+    hc_crdt_snap_ctx s = {core, fn, ud, {0}};
+    int rc = hc_crdt_foreach(((const reg_core *)core)->crdt, snap_visit, &s);
+    hc_buf_free(&s.scratch);
     return rc;
+}
+
+/* A big snapshot, a slice at a time (the host's change stream): the engine's map as it was when opened,
+ * translated through the index of the moment each slice is read. */
+static int core_snapshot_open(void *core, void **reader, size_t *count)
+{
+    return hc_crdt_snap_open(((reg_core *)core)->crdt, core, snap_visit, reader, count);
 }
 
 static void put_stat(hc_buf *b, const char *k, uint64_t v)
@@ -880,6 +880,9 @@ const hc_core_ops hc_registry_core_ops = {
     .stats = core_stats,
     .free = core_free,
     .adopt_peers = true, /* membership is replicated data: see hc_core.h */
+    .snapshot_open = core_snapshot_open,
+    .snapshot_next = hc_crdt_snap_next,
+    .snapshot_close = hc_crdt_snap_close,
 };
 
 /* ------------------------------------------------------------------ construction */

@@ -1049,25 +1049,26 @@ static bool core_pop(void *core, hc_effect *out)
     return hc_effect_queue_pop(&c->effects, out) || hc_reply_queue_pop(&c->replies, out);
 }
 
-typedef struct snap {
-    sup_core *c;
-    hc_core_visit_fn fn;
-    void *ud;
-} snap;
-
 static int snap_visit(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
-    snap *s = ud;
+    hc_crdt_snap_ctx *s = ud;
+    sup_core *c = (sup_core *)s->core; /* canonical() only uses the scratch buffer */
     sup_ckey k;
-    if (sup_parse_ckey(key, klen, &k) || !canonical(s->c, key, klen, &k) || !well_formed(&k, val, vlen))
+    if (sup_parse_ckey(key, klen, &k) || !canonical(c, key, klen, &k) || !well_formed(&k, val, vlen))
         return 0;
     return s->fn(s->ud, key, klen, val, vlen);
 }
 
 static int core_snapshot(const void *core, hc_core_visit_fn fn, void *ud)
 {
-    snap s = {(sup_core *)core, fn, ud}; /* canonical() only uses the scratch buffer */
-    return hc_crdt_foreach(s.c->crdt, snap_visit, &s);
+    hc_crdt_snap_ctx s = {core, fn, ud, {0}};
+    return hc_crdt_foreach(((const sup_core *)core)->crdt, snap_visit, &s);
+}
+
+/* A big snapshot, a slice at a time (the host's change stream): the engine's map as it was when opened. */
+static int core_snapshot_open(void *core, void **reader, size_t *count)
+{
+    return hc_crdt_snap_open(((sup_core *)core)->crdt, core, snap_visit, reader, count);
 }
 
 static void put_stat(hc_buf *b, const char *k, uint64_t v)
@@ -1139,6 +1140,9 @@ const hc_core_ops hc_supervisor_core_ops = {
     .local = core_local,
     .adopt_peers = true, /* membership is replicated data: see hc_core.h */
     .node_up = core_node_up,
+    .snapshot_open = core_snapshot_open,
+    .snapshot_next = hc_crdt_snap_next,
+    .snapshot_close = hc_crdt_snap_close,
 };
 
 /* ------------------------------------------------------------------ construction, shutdown */

@@ -340,4 +340,35 @@ defmodule HordeC.HardeningCrdtTest do
     assert sub_worst < 1_000_000,
            "an :info call waited #{div(sub_worst, 1000)} ms during the subscribe"
   end
+
+  @tag timeout: 300_000
+  test "another node's :info is answered promptly while a client subscribes to a registry of 100k names" do
+    h = start_hordec()
+    peer = start_peer()
+    assert {:ok, _} = ctl(h, {:registry_start, :bigr, []})
+    holder = spawn(fn -> Process.sleep(:infinity) end)
+    owned = for i <- 1..@keys, do: {{:n, i}, holder, i}
+    assert {:ok, _} = call(:bigr, h, {:attach, self(), owned}, 120_000)
+
+    # the registry's snapshot is its engine's map translated through its index, a slice at a time
+    loop_reset([h])
+    prober = probe(peer, [h])
+
+    {sub_us, {:ok, epoch}} =
+      :timer.tc(fn -> call(:bigr, h, {:stream_subscribe, self()}, 120_000) end)
+
+    {_seq, snap} = collect_snapshot(:bigr, epoch)
+    {worst, rounds} = stop_probe(prober)
+    loop = loop_max_ms(h)
+    names = for {{:reg, {:n, i}, ^holder}, {v, _owner}} <- snap, do: {i, v}
+    assert Enum.sort(names) == for(i <- 1..@keys, do: {i, i})
+
+    IO.puts(
+      "\n[hardening_crdt] subscribe to a registry of #{@keys} names #{div(sub_us, 1000)} ms: worst :info " <>
+        "from another node #{div(worst, 1000)} ms (#{rounds} rounds), worst loop iteration #{loop} ms"
+    )
+
+    assert worst < 1_000_000, "an :info call waited #{div(worst, 1000)} ms during the subscribe"
+    Process.exit(holder, :kill)
+  end
 end

@@ -695,4 +695,40 @@ defmodule HordeC.RegistryTest do
       assert_receive {:unregister, ^reg, :remote, ^h}, @converge
     end
   end
+
+  test "a client that attaches to a big registry mirrors it exactly, writes during its snapshot included",
+       ctx do
+    # More than 4096 names: the replica sends the snapshot a slice at a time (docs/hardening.md), and the
+    # writes made meanwhile reach the new client after its last slice.
+    %{reg: reg, p1: p1} = ctx
+    first = H.register_many(reg, :big, 6_000)
+    eventually(fn -> peer_call(p1, Registry, :count, [reg]) == 6_000 end, 30_000)
+    :ok = peer_call(p1, H, :stop_registry, [reg])
+
+    attach =
+      Task.async(fn ->
+        peer_call(
+          p1,
+          H,
+          :start_registry,
+          [[name: reg, keys: :unique, hordec: [ctx.h2, ctx.h1]]],
+          60_000
+        )
+      end)
+
+    more = H.register_many(reg, :more, 300)
+    {gone, kept} = Enum.split(first, 300)
+    H.release(gone)
+    assert {:ok, _} = Task.await(attach, 60_000)
+
+    eventually(fn -> peer_call(p1, Registry, :count, [reg]) == 6_000 end, 30_000)
+    assert peer_call(p1, Registry, :lookup, [reg, {:big, 1}]) == []
+    assert [{_, 300}] = peer_call(p1, Registry, :lookup, [reg, {:more, 300}])
+    assert [{_, 6_000}] = peer_call(p1, Registry, :lookup, [reg, {:big, 6_000}])
+
+    assert Enum.sort(peer_call(p1, Registry, :select, [reg, [{{:"$1", :_, :_}, [], [:"$1"]}]])) ==
+             Enum.sort(Registry.select(reg, [{{:"$1", :_, :_}, [], [:"$1"]}]))
+
+    H.release(more ++ kept)
+  end
 end

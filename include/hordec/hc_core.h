@@ -114,7 +114,9 @@ typedef struct hc_core_ops {
     void (*node_up)(void *core, hc_atom node, hc_time now);
     /* Optional (all three, or none: then `snapshot` walks the map in one go): the observable map handed out a
      * slice at a time AS IT WAS WHEN OPENED, whatever changes meanwhile, so that the host sends a big change-stream
-     * snapshot over several loop turns. snapshot_open makes a reader and says how many entries it will hand out
+     * snapshot over several loop turns. (A key changed since the opening may instead come out in its newer shape or
+     * not at all: the host holds the subscriber's diffs made since the opening and sends them after the last slice,
+     * which brings every such key to its current state; see hc_crdt_snap_open.) snapshot_open makes a reader and says how many entries it will hand out
      * (HC_OK or HC_ENOMEM); snapshot_next calls fn for about `max` more entries and returns 1 while some remain,
      * HC_OK when done, fn's non-zero return or an error; snapshot_close frees a reader, done or not (also after the
      * core is freed). */

@@ -118,6 +118,22 @@ size_t hc_crdt_cursor_count(const hc_crdt_cursor *c);      /* the entries it han
 int hc_crdt_cursor_next(hc_crdt_cursor *c, size_t max, size_t *visited, hc_crdt_visit_fn fn, void *ud);
 void hc_crdt_cursor_close(hc_crdt_cursor *c); /* NULL is fine */
 
+/* A core built on the engine whose observable map is the engine's map translated entry by entry (the registry's,
+ * the supervisor's) gets its sliced change-stream snapshot (hc_core_ops.snapshot_open/next/close) from these:
+ * `translate` is called for each engine entry AS IT WAS WHEN OPENED, with a context holding the core and where to
+ * put what it shows (`fn(ud, ...)`, and a scratch buffer). It translates through the core's state of the moment it
+ * is called: an entry that changed since the opening may come out in its newer shape or not at all, and the
+ * diffs the host holds for the subscriber until the snapshot is out bring every such key to its current state. */
+typedef struct hc_crdt_snap_ctx {
+    const void *core;
+    hc_core_visit_fn fn;
+    void *ud;
+    hc_buf scratch;
+} hc_crdt_snap_ctx;
+int hc_crdt_snap_open(hc_crdt *r, const void *core, hc_crdt_visit_fn translate, void **reader, size_t *count);
+int hc_crdt_snap_next(void *reader, size_t max, hc_core_visit_fn fn, void *ud);
+void hc_crdt_snap_close(void *reader);
+
 /* ---- neighbours and peers ---- */
 
 /* Replaces the neighbour set. New neighbours are greeted and repaired; removed ones are forgotten

@@ -19,9 +19,85 @@ static const uint8_t atom_removed[] = {ETF_SMALL_ATOM_UTF8, 7, 'r', 'e', 'm', 'o
 
 /* ------------------------------------------------------------------ effects */
 
+/* Sends what is held for held[k] and forgets it: one start alone as {'$hordec_sup', start, ReplicaPid, Op, Id,
+ * Spec}, several as {'$hordec_sup', starts, ReplicaPid, [{Op, Id, Spec}]} (docs/supervisor.md §4.1). */
+static void flush_held(sup_core *c, size_t k)
+{
+    sup_held_starts *h = &c->held[k];
+    hc_buf b = {0};
+    if (h->n == 1) {
+        hc_enc_tuple_header(&b, 6);
+        hc_enc_atom_cstr(&b, "$hordec_sup");
+        hc_enc_atom_cstr(&b, "start");
+        hc_enc_pid(&b, &c->self);
+        size_t i = 0;
+        uint32_t a;
+        hc_dec_tuple_header(h->items.data, h->items.len, &i, &a); /* {Op, Id, Spec}: its elements follow */
+        hc_buf_append(&b, h->items.data + i, h->items.len - i);
+    } else {
+        hc_enc_tuple_header(&b, 4);
+        hc_enc_atom_cstr(&b, "$hordec_sup");
+        hc_enc_atom_cstr(&b, "starts");
+        hc_enc_pid(&b, &c->self);
+        hc_enc_list_header(&b, h->n);
+        hc_buf_append(&b, h->items.data, h->items.len);
+        hc_enc_nil(&b);
+    }
+    if (h->items.err && !b.err)
+        b.err = h->items.err;
+    hc_effect_queue_push(&c->effects, HC_EFF_SEND_PID, &h->to, 0, 0, &b);
+    hc_buf_free(&h->items);
+    c->held[k] = c->held[--c->nheld];
+}
+
+static size_t held_for(const sup_core *c, const hc_pid *to)
+{
+    for (size_t k = 0; k < c->nheld; k++)
+        if (hc_pid_eq(&c->held[k].to, to))
+            return k;
+    return SIZE_MAX;
+}
+
 void sup_send_pid(sup_core *c, const hc_pid *to, hc_buf *msg)
 {
+    size_t k = held_for(c, to);
+    if (k != SIZE_MAX)
+        flush_held(c, k); /* what this member gets stays in order */
     hc_effect_queue_push(&c->effects, HC_EFF_SEND_PID, to, 0, 0, msg);
+}
+
+void sup_send_start(sup_core *c, const hc_pid *to, uint64_t op, uint64_t id, const hc_buf *spec)
+{
+    size_t k = held_for(c, to);
+    if (k == SIZE_MAX) {
+        if (hc_array_reserve((void **)&c->held, &c->capheld, c->nheld + 1, sizeof *c->held, 4)) {
+            hc_buf b = {0}; /* out of memory for the list: this one goes alone */
+            hc_enc_tuple_header(&b, 6);
+            hc_enc_atom_cstr(&b, "$hordec_sup");
+            hc_enc_atom_cstr(&b, "start");
+            hc_enc_pid(&b, &c->self);
+            hc_enc_ulong(&b, op);
+            hc_enc_ulong(&b, id);
+            hc_buf_append(&b, spec->data, spec->len);
+            hc_effect_queue_push(&c->effects, HC_EFF_SEND_PID, to, 0, 0, &b);
+            return;
+        }
+        k = c->nheld++;
+        c->held[k] = (sup_held_starts){.to = *to};
+    }
+    sup_held_starts *h = &c->held[k];
+    hc_enc_tuple_header(&h->items, 3);
+    hc_enc_ulong(&h->items, op);
+    hc_enc_ulong(&h->items, id);
+    hc_buf_append(&h->items, spec->data, spec->len);
+    if (++h->n >= SUP_STARTS_MAX)
+        flush_held(c, k);
+}
+
+void sup_flush_starts(sup_core *c)
+{
+    while (c->nheld)
+        flush_held(c, c->nheld - 1);
 }
 
 void sup_send_peer(sup_core *c, uint64_t peer, hc_buf *msg)
@@ -262,6 +338,7 @@ static void process(sup_core *c, hc_time now)
         else if (!any && !c->members_changed && !c->nrescan && !c->rescan_all)
             break;
     }
+    sup_flush_starts(c);
 }
 
 /* ------------------------------------------------------------------ requests */
@@ -1112,6 +1189,9 @@ static void core_free(void *core)
     hc_crdt_free(c->crdt);
     sup_children_free(c);
     sup_ended_free(c);
+    for (size_t k = 0; k < c->nheld; k++)
+        hc_buf_free(&c->held[k].items);
+    free(c->held);
     sup_ops_free(c);
     sup_members_free(c);
     hc_effect_queue_free(&c->effects);

@@ -134,15 +134,7 @@ void sup_start_on(sup_core *c, sup_member *m, uint64_t id, const sup_child_val *
         sup_send_peer(c, peer, &b);
         return;
     }
-    /* {'$hordec_sup', start, ReplicaPid, Op, Id, Spec} */
-    hc_enc_tuple_header(&b, 6);
-    hc_enc_atom_cstr(&b, "$hordec_sup");
-    hc_enc_atom_cstr(&b, "start");
-    hc_enc_pid(&b, &c->self);
-    hc_enc_ulong(&b, o->op);
-    hc_enc_ulong(&b, id);
-    hc_buf_append(&b, o->spec.data, o->spec.len);
-    sup_send_pid(c, &m->st.pid, &b);
+    sup_send_start(c, &m->st.pid, o->op, id, &o->spec);
 }
 
 /* {ok, Pid} | {ok, Pid, Info}: the pid; false for anything else (ignore, {error, _}). */

@@ -174,6 +174,16 @@ typedef struct sup_op {
     bool zombie;            /* START past its deadline: the caller was answered; a late answer still counts */
 } sup_op;
 
+/* ------------------------------------------------------------------ held start requests (core.c) */
+
+#define SUP_STARTS_MAX 256 /* start requests per `starts` message */
+
+typedef struct sup_held_starts {
+    hc_pid to;    /* the member's client */
+    hc_buf items; /* {Op, Id, Spec}... */
+    uint32_t n;
+} sup_held_starts;
+
 /* ------------------------------------------------------------------ the core */
 
 typedef struct sup_core {
@@ -216,6 +226,11 @@ typedef struct sup_core {
     hc_core_peer *peers;
     size_t npeers;
 
+    /* Start requests to BEAM members held until the end of the input (or another message to the same member), so
+     * that a takeover's burst reaches each member as a few `starts` messages instead of one message per child. */
+    sup_held_starts *held;
+    size_t nheld, capheld;
+
     hc_buf deletes; /* CRDT keys to delete after the events are drained: [u32 len][bytes]... */
     hc_effect_queue effects;
     hc_reply_queue replies;
@@ -227,6 +242,10 @@ typedef struct sup_core {
 
 /* core.c: effects */
 void sup_send_pid(sup_core *c, const hc_pid *to, hc_buf *msg); /* takes msg's bytes */
+/* A start request {Op, Id, Spec} to the client `to` of a BEAM member, held (see sup_core.held). */
+void sup_send_start(sup_core *c, const hc_pid *to, uint64_t op, uint64_t id, const hc_buf *spec);
+/* Sends every held start request (the end of an input). */
+void sup_flush_starts(sup_core *c);
 void sup_send_peer(sup_core *c, uint64_t peer, hc_buf *msg);
 void sup_local_action(sup_core *c, hc_buf *action);
 void sup_monitor(sup_core *c, const hc_pid *pid, uint64_t id);

@@ -918,6 +918,17 @@ static bool hook_send_pid(void *ud, simhost *sh, const hc_pid *to, const uint8_t
         hc_dec_is_atom(msg, len, &i, "start") && !hc_dec_skip(msg, len, &i) && !hc_dec_skip(msg, len, &i) &&
         !hc_dec_skip(msg, len, &i))
         judge_start((int)(r - Rp), n_of_spec(msg, len, i));
+    i = 0;
+    hc_iter it;
+    hc_span t;
+    if (!hc_dec_tuple_header(msg, len, &i, &arity) && arity == 4 && hc_dec_is_atom(msg, len, &i, "$hordec_sup") &&
+        hc_dec_is_atom(msg, len, &i, "starts") && !hc_dec_skip(msg, len, &i) && !hc_iter_list(&it, msg, len, &i))
+        while (hc_iter_next(&it, &t)) { /* {Op, Id, Spec} */
+            size_t j = 0;
+            if (!hc_dec_tuple_header(t.p, t.len, &j, &arity) && arity == 3 && !hc_dec_skip(t.p, t.len, &j) &&
+                !hc_dec_skip(t.p, t.len, &j))
+                judge_start((int)(r - Rp), n_of_spec(t.p, t.len, j));
+        }
     int tn = simnet_node_of(&net, to->node);
     if (tn >= 0 && tn != r->node)
         chan_msg(DM_MSG, &sh->pid, to, 0, msg, len);
@@ -1507,15 +1518,47 @@ static int start_beam(int k, int n, uint64_t id, const uint8_t *spec, size_t spe
 }
 
 /* {'$hordec_sup', start, ReplicaPid, Op, Id, {beam, Restart, Hash, Body}} */
+static int client_start_one(int k, const hc_pid *from, uint64_t op, uint64_t id, hc_span spec);
+
+/* {'$hordec_sup', start, ReplicaPid, Op, Id, Spec}, from ReplicaPid on (at i). */
 static int client_start_request(int k, const uint8_t *p, size_t len, size_t i)
 {
-    client *c = &Cl[k];
     hc_pid rpid;
     uint64_t op, id;
     hc_span spec;
     if (hc_dec_pid(p, len, &i, &rpid) || hc_dec_ulong(p, len, &i, &op) || hc_dec_ulong(p, len, &i, &id) ||
         hc_dec_term(p, len, &i, &spec) || i != len)
         FAIL("client %d: a malformed start request", k);
+    return client_start_one(k, &rpid, op, id, spec);
+}
+
+/* {'$hordec_sup', starts, ReplicaPid, [{Op, Id, Spec}]}, from ReplicaPid on (at i): each as a start request. */
+static int client_starts_request(int k, const uint8_t *p, size_t len, size_t i)
+{
+    hc_pid rpid;
+    hc_iter it;
+    hc_span t;
+    if (hc_dec_pid(p, len, &i, &rpid) || hc_iter_list(&it, p, len, &i) || i != len)
+        FAIL("client %d: a malformed starts request", k);
+    while (hc_iter_next(&it, &t)) {
+        size_t j = 0;
+        uint32_t arity;
+        uint64_t op, id;
+        hc_span spec;
+        if (hc_dec_tuple_header(t.p, t.len, &j, &arity) || arity != 3 || hc_dec_ulong(t.p, t.len, &j, &op) ||
+            hc_dec_ulong(t.p, t.len, &j, &id) || hc_dec_term(t.p, t.len, &j, &spec) || j != t.len)
+            FAIL("client %d: a malformed element of a starts request", k);
+        int rc = client_start_one(k, &rpid, op, id, spec);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int client_start_one(int k, const hc_pid *from, uint64_t op, uint64_t id, hc_span spec)
+{
+    client *c = &Cl[k];
+    hc_pid rpid = *from;
     size_t s = 0;
     uint32_t arity;
     size_t restart;
@@ -1989,6 +2032,9 @@ static int client_handle(int k, dmsg *m)
     at = i;
     if (arity == 6 && hc_dec_is_atom(p, len, &i, "start"))
         return client_start_request(k, p, len, i);
+    i = at;
+    if (arity == 4 && hc_dec_is_atom(p, len, &i, "starts"))
+        return client_starts_request(k, p, len, i);
     i = at;
     if (arity == 5 && hc_dec_is_atom(p, len, &i, "terminate")) {
         hc_pid rpid;

@@ -643,6 +643,44 @@ static void start_msg_parts(s_world *w, size_t k, uint64_t *op, uint64_t *id, hc
     assert_int_equal(x, len);
 }
 
+/* Message k as a list of start requests: {'$hordec_sup', start, ReplicaPid, Op, Id, Spec} gives one,
+ * {'$hordec_sup', starts, ReplicaPid, [{Op, Id, Spec}]} (a takeover's burst) gives each. Returns how many (at most
+ * max) and whether it was a `starts`. */
+static size_t start_items(s_world *w, size_t k, uint64_t *ops, uint64_t *ids, hc_span *specs, size_t max, bool *batch)
+{
+    const uint8_t *m = w->sent[k].data;
+    size_t len = w->sent[k].len, x = 0;
+    uint32_t a;
+    assert_int_equal(hc_dec_tuple_header(m, len, &x, &a), HC_OK);
+    *batch = a == 4;
+    if (!*batch) {
+        start_msg_parts(w, k, &ops[0], &ids[0], &specs[0]);
+        return 1;
+    }
+    hc_pid rp;
+    hc_iter it;
+    hc_span t;
+    assert_true(hc_dec_is_atom(m, len, &x, "$hordec_sup"));
+    assert_true(hc_dec_is_atom(m, len, &x, "starts"));
+    assert_int_equal(hc_dec_pid(m, len, &x, &rp), HC_OK);
+    assert_true(hc_pid_eq(&rp, &w->r[w->sent[k].by].self));
+    assert_int_equal(hc_iter_list(&it, m, len, &x), HC_OK);
+    assert_int_equal(x, len);
+    size_t n = 0;
+    while (hc_iter_next(&it, &t)) {
+        assert_true(n < max);
+        size_t j = 0;
+        assert_int_equal(hc_dec_tuple_header(t.p, t.len, &j, &a), HC_OK);
+        assert_int_equal(a, 3);
+        assert_int_equal(hc_dec_ulong(t.p, t.len, &j, &ops[n]), HC_OK);
+        assert_int_equal(hc_dec_ulong(t.p, t.len, &j, &ids[n]), HC_OK);
+        assert_int_equal(hc_dec_term(t.p, t.len, &j, &specs[n]), HC_OK);
+        assert_int_equal(j, t.len);
+        n++;
+    }
+    return n;
+}
+
 /* The next {'$hordec_sup', start, ReplicaPid, Op, Id, Spec} sent to `client` after *cursor; Spec must be `spec`. */
 static void next_start_msg(s_world *w, const hc_pid *client, size_t *cursor, const hc_buf *spec, uint64_t *op,
                            uint64_t *id)
@@ -1959,24 +1997,32 @@ static void test_beam_member_dies(void **state)
         }
         restarted++;
     }
-    for (int j = 0; j < restarted; j++) {
-        long k = s_next_sent(&w, &cl[1], &cur);
-        assert_true(k >= 0);
-        assert_int_equal(w.sent[k].by, 1); /* the replica b2 is attached to */
-        uint64_t op, id;
-        hc_span spec;
-        start_msg_parts(&w, (size_t)k, &op, &id, &spec);
-        int idx = -1;
-        for (int y = 0; y < N; y++)
-            if (ids[y] == id)
-                idx = y;
-        assert_true(idx >= 0 && on[idx] == 0 && idx % 3 != 2);
-        assert_true(s_equal(spec.p, spec.len, &specs[idx]));
-        pids[idx] = s_bpid("b2@sim", 500 + (uint32_t)idx);
-        started(&w, 1, &cl[1], op, id, &pids[idx]);
-        on[idx] = 1;
+    /* the burst reaches b2 as `starts` messages: one per SUP_STARTS_MAX requests, not one per child */
+    int asked = 0, messages = 0;
+    long msg;
+    while ((msg = s_next_sent(&w, &cl[1], &cur)) >= 0) {
+        assert_int_equal(w.sent[msg].by, 1); /* the replica b2 is attached to */
+        uint64_t ops[N], sids[N];
+        hc_span sspecs[N];
+        bool batch;
+        size_t nitems = start_items(&w, (size_t)msg, ops, sids, sspecs, N, &batch);
+        assert_true(batch == (nitems > 1));
+        messages++;
+        for (size_t j = 0; j < nitems; j++) {
+            int idx = -1;
+            for (int y = 0; y < N; y++)
+                if (ids[y] == sids[j])
+                    idx = y;
+            assert_true(idx >= 0 && on[idx] == 0 && idx % 3 != 2);
+            assert_true(s_equal(sspecs[j].p, sspecs[j].len, &specs[idx]));
+            pids[idx] = s_bpid("b2@sim", 500 + (uint32_t)idx);
+            started(&w, 1, &cl[1], ops[j], sids[j], &pids[idx]);
+            on[idx] = 1;
+            asked++;
+        }
     }
-    assert_true(s_next_sent(&w, &cl[1], &cur) < 0); /* nothing else, nothing twice */
+    assert_int_equal(asked, restarted); /* each once, nothing else */
+    assert_int_equal(messages, (restarted + SUP_STARTS_MAX - 1) / SUP_STARTS_MAX);
     size_t c0 = mark;
     assert_true(s_next_sent(&w, &cl[0], &c0) < 0); /* nothing to the dead one */
     s_run(&w, 1000);

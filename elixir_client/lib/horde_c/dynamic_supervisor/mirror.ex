@@ -280,6 +280,12 @@ defmodule HordeC.DynamicSupervisor.Mirror do
     run_starts([{rpid, op, id, spec} | queued_starts([], 100_000)], st)
   end
 
+  # A takeover's burst, as the replica sends it: up to 256 start requests in one message.
+  def handle_info({:"$hordec_sup", :starts, rpid, starts}, _addr, st)
+      when is_pid(rpid) and is_list(starts) do
+    run_starts(expand_starts(rpid, starts) ++ queued_starts([], 100_000), st)
+  end
+
   def handle_info({:"$hordec_sup", :terminate, rpid, op, id}, _addr, st) when is_pid(rpid) do
     case Local.stop(st, id, {:terminate, rpid, op}) do
       {:ok, st} ->
@@ -419,16 +425,24 @@ defmodule HordeC.DynamicSupervisor.Mirror do
     run_starts(rest ++ queued_starts([], 100_000), st)
   end
 
-  defp queued_starts(acc, 0), do: Enum.reverse(acc)
+  defp queued_starts(acc, n) when n <= 0, do: Enum.reverse(acc)
 
   defp queued_starts(acc, n) do
     receive do
       {:"$hordec_sup", :start, rpid, op, id, spec} when is_pid(rpid) ->
         queued_starts([{rpid, op, id, spec} | acc], n - 1)
+
+      {:"$hordec_sup", :starts, rpid, starts} when is_pid(rpid) and is_list(starts) ->
+        more = expand_starts(rpid, starts)
+        queued_starts(Enum.reverse(more, acc), n - length(more))
     after
       0 -> Enum.reverse(acc)
     end
   end
+
+  # {Op, Id, Spec} elements of a `starts` message; anything else in it is dropped (a replica never sends it).
+  defp expand_starts(rpid, starts),
+    do: for({op, id, spec} <- starts, do: {rpid, op, id, spec})
 
   # ------------------------------------------------------------------ graceful stop
 

@@ -25,20 +25,10 @@ defmodule HordeC.Test.ChaosHelpers do
         receive do: ({:DOWN, ^ref, _, _, _} -> :ok)
     end
 
-    caller = self()
-    ref = make_ref()
-
-    spawn(fn ->
-      result = HordeC.Crdt.start_link(name: name, hordec: hordec, replica: replica)
-      send(caller, {ref, result})
-      if match?({:ok, _}, result), do: Process.sleep(:infinity)
-    end)
-
-    receive do
-      {^ref, result} -> result
-    after
-      15_000 -> {:error, :start_timeout}
-    end
+    HordeC.Test.PeerHelpers.start_held(
+      fn -> HordeC.Crdt.start_link(name: name, hordec: hordec, replica: replica) end,
+      15_000
+    )
   end
 
   @doc """

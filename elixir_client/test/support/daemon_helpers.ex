@@ -9,24 +9,13 @@ defmodule HordeC.Test.DaemonHelpers do
     {:ok, _} = Application.ensure_all_started(:horde_c)
     # The peer's log goes to the runner's terminal: keep it to what matters.
     Logger.configure(level: :warning)
-    me = self()
 
-    spawn(fn ->
-      case Supervisor.start_link(children, strategy: :rest_for_one, name: HordeC.Test.AppSup) do
-        {:ok, pid} ->
-          send(me, {:tree, {:ok, pid}})
-          Process.sleep(:infinity)
-
-        other ->
-          send(me, {:tree, other})
-      end
-    end)
-
-    receive do
-      {:tree, reply} -> reply
-    after
-      timeout -> {:error, :timeout}
-    end
+    HordeC.Test.PeerHelpers.start_held(
+      fn ->
+        Supervisor.start_link(children, strategy: :rest_for_one, name: HordeC.Test.AppSup)
+      end,
+      timeout
+    )
   end
 
   @doc "Registers a fresh process under `key` in `registry`; returns its pid."

@@ -55,6 +55,29 @@ defmodule HordeC.Test.PeerHelpers do
   end
 
   @doc """
+  Runs `start` (a `start_link`) in a fresh process that stays alive as long as what it started, so that
+  something started through a peer's `:erpc` call outlives the call (a linked start dies with its caller, and
+  `:erpc` runs each call in a process of its own). Returns what `start` returned, or `{:error, :start_timeout}`.
+  """
+  @spec start_held((() -> term()), timeout()) :: term()
+  def start_held(start, timeout \\ 30_000) do
+    caller = self()
+    ref = make_ref()
+
+    spawn(fn ->
+      result = start.()
+      send(caller, {ref, result})
+      if match?({:ok, _}, result), do: Process.sleep(:infinity)
+    end)
+
+    receive do
+      {^ref, result} -> result
+    after
+      timeout -> {:error, :start_timeout}
+    end
+  end
+
+  @doc """
   Calls `mod.start_link(opts)` from a fresh process that traps exits (so a start that fails does
   not take the caller down) and returns its result. The started process, if any, stays linked to
   that helper process, which lives as long as it does.

@@ -14,22 +14,8 @@ defmodule HordeC.Test.RegistryHelpers do
   returns (a start_link from an `:erpc` call would die with it). Returns what start_link returned.
   """
   @spec start_registry(keyword()) :: GenServer.on_start()
-  def start_registry(opts) do
-    caller = self()
-    ref = make_ref()
-
-    spawn(fn ->
-      result = HordeC.Registry.start_link(opts)
-      send(caller, {ref, result})
-      if match?({:ok, _}, result), do: Process.sleep(:infinity)
-    end)
-
-    receive do
-      {^ref, result} -> result
-    after
-      30_000 -> {:error, :start_timeout}
-    end
-  end
+  def start_registry(opts),
+    do: HordeC.Test.PeerHelpers.start_held(fn -> HordeC.Registry.start_link(opts) end)
 
   @doc "Stops the registry process `name` on this node (its tables go with it)."
   @spec stop_registry(atom()) :: :ok

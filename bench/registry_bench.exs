@@ -513,14 +513,23 @@ defmodule RegBench do
     {pid, slices}
   end
 
+  # BENCH_SEQ_N: names in the sequential figure (default 10,000), in 10 slices: 100000 shows whether the
+  # rate stays flat far beyond the target's size.
+  def seq_n do
+    case Integer.parse(System.get_env("BENCH_SEQ_N", "")) do
+      {n, ""} when n >= 10 -> div(n, 10) * 10
+      _ -> 10_000
+    end
+  end
+
   def sequential_all(nodes) do
-    {hp, h} = sequential(:hordec)
+    {hp, h} = sequential(:hordec, seq_n(), div(seq_n(), 10))
     release([hp])
     wait_count(:hordec, nodes, 0)
-    {pp, p} = sequential(:pg)
+    {pp, p} = sequential(:pg, seq_n(), div(seq_n(), 10))
     release([pp])
     wait_count(:pg, nodes, 0)
-    {ep, e} = sequential(:registry)
+    {ep, e} = sequential(:registry, seq_n(), div(seq_n(), 10))
     release([ep])
     %{hordec: h, pg: p, registry: e}
   end
@@ -714,7 +723,7 @@ defmodule RegBench.Main do
     last3 = seq_rate(Enum.take(seq.hordec, -3))
 
     row([
-      "register/s, 1 process, 10,000 in sequence",
+      "register/s, 1 process, #{int(RegBench.seq_n())} in sequence",
       "#{int(hs)}/s",
       "—",
       "—",
@@ -723,11 +732,11 @@ defmodule RegBench.Main do
     ])
 
     row([
-      "  per 1k slice: min–max",
+      "  per #{int(div(RegBench.seq_n(), 10))} slice: min–max",
       "#{int(Enum.min(seq.hordec))}–#{int(Enum.max(seq.hordec))}/s",
-      "last 3k / first 3k",
+      "last 3 / first 3 slices",
       "#{f(last3 / first3, 2)}×",
-      "flat (last 3k ≥ 0.8× first 3k)",
+      "flat (last 3 ≥ 0.8× first 3)",
       met(last3 / first3 >= 0.8)
     ])
 
@@ -795,8 +804,8 @@ defmodule RegBench.Main do
       lookup p50: median over batches of 100 lookups of the per-lookup mean (1,000 keys cycled).
       register/s, 1,000 concurrent, per round: HordeC #{Enum.map_join(Enum.reverse(conc.hordec), ", ", &int/1)}; :pg #{Enum.map_join(Enum.reverse(conc.pg), ", ", &int/1)}
         one round each: Registry (local) #{int(conc.registry)}/s, :global #{int(conc.global)}/s
-      sequential, per 1k slice (names/s): HordeC #{Enum.map_join(seq.hordec, " ", &int/1)}
-        whole 10k: :pg.join #{int(seq_rate(seq.pg))}/s, Registry.register #{int(seq_rate(seq.registry))}/s
+      sequential, per #{int(div(RegBench.seq_n(), 10))} slice (names/s): HordeC #{Enum.map_join(seq.hordec, " ", &int/1)}
+        whole #{int(RegBench.seq_n())}: :pg.join #{int(seq_rate(seq.pg))}/s, Registry.register #{int(seq_rate(seq.registry))}/s
         one GenServer.call A -> h1 (:ping) p50 #{f(via.hordec_ping)} µs: a caller waiting for one reply per name makes at most #{int(1.0e6 / via.hordec_ping)}/s
         (the same p50 at the start of the run #{f(elem(via.pings, 0))} µs, after the 100k figure #{f(elem(via.pings, 1))} µs, after the lookups #{f(elem(via.pings, 2))} µs)
       10k visible, per round, ms from the go (from the last write's return):

@@ -414,23 +414,36 @@ static int do_update_value(void *ctx, hc_req_args *a)
     return HC_OK;
 }
 
-/* {pids_down, Owner, [Pid]} -> ok: every entry of those pids that Owner vouches for goes. */
+/* One element of pids_down's list: Pid, or {Pid, [Key]} (the keys its client knows it holds: no scan). */
+static bool down_elem(hc_span t, hc_pid *pid, hc_iter *keys, bool *has_keys)
+{
+    size_t i = 0;
+    uint32_t arity;
+    *has_keys = hc_dec_tuple_header(t.p, t.len, &i, &arity) == HC_OK;
+    if (!*has_keys)
+        return hc_dec_pid(t.p, t.len, &(size_t){0}, pid) == HC_OK;
+    return arity == 2 && hc_dec_pid(t.p, t.len, &i, pid) == HC_OK && hc_iter_list(keys, t.p, t.len, &i) == HC_OK &&
+           i == t.len;
+}
+
+/* {pids_down, Owner, [Pid | {Pid, [Key]}]} -> ok: every entry of those pids (of those keys) that Owner vouches
+ * for goes. A bare Pid costs a scan of the whole index unless it is a process of this node with Owner hordec. */
 static int do_pids_down(void *ctx, hc_req_args *a)
 {
     rq *r = ctx;
     hc_pid owner, pid;
-    bool local;
-    hc_iter it;
+    bool local, has_keys;
+    hc_iter it, keys;
     if (!arg_owner(a, &local, &owner) || !arg_list(a, &it) || !hc_req_args_done(a))
         return HC_EINVAL;
     hc_iter chk = it;
     hc_span t;
-    while (hc_iter_next(&chk, &t)) /* all pids, or nothing happens */
-        if (hc_dec_pid(t.p, t.len, &(size_t){0}, &pid))
+    while (hc_iter_next(&chk, &t)) /* all well-formed, or nothing happens */
+        if (!down_elem(t, &pid, &keys, &has_keys))
             return HC_EINVAL;
     while (hc_iter_next(&it, &t)) {
-        hc_dec_pid(t.p, t.len, &(size_t){0}, &pid);
-        reg_drop_pid(r->c, &pid, local, &owner);
+        down_elem(t, &pid, &keys, &has_keys);
+        reg_drop_pid(r->c, &pid, local, &owner, has_keys ? &keys : NULL);
     }
     reply_rc(r->c, r->token, HC_OK);
     return HC_OK;

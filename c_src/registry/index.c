@@ -1,7 +1,7 @@
-/* index.c — Key -> registrations and pid -> registrations over the CRDT map, and :unique winner resolution.
+/* index.c — Key -> registrations over the CRDT map, and :unique winner resolution.
  *
  * Every {r, Key, Pid} the engine holds is one reg_entry, listed under its Key (a reg_key, found by a hash of
- * the Key's bytes) and under its pid. For a :duplicate registry every entry is observable, so entry changes
+ * the Key's bytes); a local entry of a process of this node is also listed in that pid's watch. For a :duplicate registry every entry is observable, so entry changes
  * become events at once. For a :unique registry a Key shows one winner: the entry whose CRDT element has the
  * greatest hybrid-logical-clock stamp (then the writing replica's id, then its counter — the engine's own
  * order, so every replica ranks the same elements the same way). Changed keys are marked dirty and resolved
@@ -62,8 +62,29 @@ static void mark_dirty(reg_core *c, reg_key *k)
         k->dirty = true;
 }
 
+/* Lists a local entry of a process of this node in its pid's watch, or takes it out. */
+static void list_local(reg_watch *w, reg_entry *e, bool add)
+{
+    if (add) {
+        if (w->n_local == w->cap_local) {
+            uint32_t cap = w->cap_local ? w->cap_local * 2 : 1;
+            reg_entry **grown = realloc(w->locals, cap * sizeof *grown);
+            if (!grown)
+                return; /* out of memory: unlisted, so its pid's death leaves it to the next change (as unwatched) */
+            w->locals = grown;
+            w->cap_local = cap;
+        }
+        e->lslot = w->n_local;
+        w->locals[w->n_local++] = e;
+    } else if (e->lslot < w->n_local && w->locals[e->lslot] == e) {
+        reg_entry *last = w->locals[--w->n_local];
+        w->locals[e->lslot] = last;
+        last->lslot = e->lslot;
+    }
+}
+
 /* Moves an entry's vouching counts from one owner to another (either may be "none"). */
-static void count_owner(reg_core *c, const reg_entry *e, int delta)
+static void count_owner(reg_core *c, reg_entry *e, int delta)
 {
     reg_watch *w;
     if (e->local) {
@@ -72,7 +93,7 @@ static void count_owner(reg_core *c, const reg_entry *e, int delta)
         w = reg_watch_get(c, &e->pid, delta > 0);
         if (!w)
             return;
-        w->n_local += (uint32_t)delta;
+        list_local(w, e, delta > 0);
     } else {
         w = reg_watch_get(c, &e->owner, delta > 0);
         if (!w)
@@ -104,8 +125,6 @@ int reg_index_put(reg_core *c, const uint8_t *key, size_t klen, const hc_pid *pi
         if (!k->has_one) {
             e = &k->one;
             memset(e, 0, sizeof *e);
-            if (hc_hmap_put(&c->pids, hc_pid_hash(pid), e))
-                goto nomem;
             k->has_one = true;
         } else {
             if (!k->more || k->more->n == k->more->cap) {
@@ -118,10 +137,8 @@ int reg_index_put(reg_core *c, const uint8_t *key, size_t klen, const hc_pid *pi
                 k->more = grown;
             }
             e = calloc(1, sizeof *e);
-            if (!e || hc_hmap_put(&c->pids, hc_pid_hash(pid), e)) {
-                free(e);
+            if (!e)
                 goto nomem;
-            }
             k->more->v[k->more->n++] = e;
         }
         e->key = k;
@@ -170,7 +187,6 @@ void reg_index_remove(reg_core *c, const uint8_t *key, size_t klen, const hc_pid
             }
     }
     k->n--;
-    hc_hmap_del(&c->pids, hc_pid_hash(pid), e);
     c->n_entries--;
     count_owner(c, e, -1);
     if (!c->unique || k->winner == e) /* the observable entry goes now; a new winner is shown on resolution */
@@ -279,7 +295,6 @@ void reg_index_free(reg_core *c)
         free(k);
     }
     hc_hmap_free(&c->keys);
-    hc_hmap_free(&c->pids);
     free(c->dirty);
     free(c->contested);
 }

@@ -63,6 +63,7 @@ void reg_watch_sync(reg_core *c, reg_watch *w)
     }
     if (!w->mon && !w->has_record && !w->n_owned && !w->n_local) {
         hc_hmap_del(&c->watches, hc_pid_hash(&w->pid), w);
+        free(w->locals);
         free(w);
     }
 }
@@ -135,13 +136,36 @@ void reg_drop_owned(reg_core *c, const hc_pid *owner, bool record)
     }
 }
 
-void reg_drop_pid(reg_core *c, const hc_pid *pid, bool local, const hc_pid *owner)
+static bool vouched(const reg_entry *e, bool local, const hc_pid *owner)
 {
-    size_t pos = 0;
-    reg_entry *e;
-    while ((e = hc_hmap_next(&c->pids, hc_pid_hash(pid), &pos)))
-        if (hc_pid_eq(&e->pid, pid) && e->local == local && (local || hc_pid_eq(&e->owner, owner)))
-            delete_reg(c, e, NULL);
+    return local ? e->local : !e->local && hc_pid_eq(&e->owner, owner);
+}
+
+void reg_drop_pid(reg_core *c, const hc_pid *pid, bool local, const hc_pid *owner, hc_iter *keys)
+{
+    if (keys) {
+        hc_span key;
+        while (hc_iter_next(keys, &key)) {
+            const reg_entry *e = reg_entry_find(c, key.p, key.len, pid);
+            if (e && vouched(e, local, owner))
+                delete_reg(c, e, NULL);
+        }
+    } else if (local && pid->node == c->node) {
+        reg_watch *w = reg_watch_get(c, pid, false);
+        for (uint32_t i = 0; w && i < w->n_local; i++) /* deletes are queued: the list stays as it is meanwhile */
+            delete_reg(c, w->locals[i], NULL);
+    } else {
+        for (size_t i = 0; i < c->keys.cap; i++) {
+            if (!hc_hmap_live(&c->keys, i))
+                continue;
+            reg_key *k = c->keys.vals[i];
+            for (uint32_t j = 0; j < k->n; j++) {
+                const reg_entry *e = reg_key_at(k, j);
+                if (hc_pid_eq(&e->pid, pid) && vouched(e, local, owner))
+                    delete_reg(c, e, NULL);
+            }
+        }
+    }
 }
 
 /* Whether this replica's {client, C} record is stale: an entry of C's was written by another replica after it
@@ -184,7 +208,7 @@ void reg_watch_down(reg_core *c, uint64_t mon, bool noconnection)
     w->mon = 0;
     w->gone = true;
     if (w->n_local)
-        reg_drop_pid(c, &w->pid, true, NULL);
+        reg_drop_pid(c, &w->pid, true, NULL, NULL);
     if (reg_watch_is_ours(c, w)) {
         /* also on noconnection (docs/registry.md §5), unless the record that makes it ours is stale: the replica
          * the client attached to since acts on its death (noproc: dead for sure, whoever vouches) */
@@ -262,8 +286,11 @@ void reg_member_event(reg_core *c, hc_atom name, hc_atom node, bool present)
 void reg_owners_free(reg_core *c)
 {
     for (size_t i = 0; i < c->watches.cap; i++)
-        if (hc_hmap_live(&c->watches, i))
-            free(c->watches.vals[i]);
+        if (hc_hmap_live(&c->watches, i)) {
+            reg_watch *w = c->watches.vals[i];
+            free(w->locals);
+            free(w);
+        }
     hc_hmap_free(&c->watches);
     hc_hmap_free(&c->mons);
     free(c->members);

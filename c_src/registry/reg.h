@@ -65,10 +65,11 @@ typedef struct reg_key reg_key;
 typedef struct reg_entry {
     reg_key *key;
     hc_pid pid;
-    hc_pid owner; /* when !local */
-    bool local;   /* Owner = hordec */
-    bool changed; /* its value changed since the last resolution (unique) */
-    bool exited;  /* this replica sent it a name_conflict exit */
+    hc_pid owner;   /* when !local */
+    uint32_t lslot; /* local entry of a process of this node: its place in that pid's reg_watch.locals */
+    bool local;     /* Owner = hordec */
+    bool changed;   /* its value changed since the last resolution (unique) */
+    bool exited;    /* this replica sent it a name_conflict exit */
 } reg_entry;
 
 /* The entries of a key beyond its first (duplicate registries, or a :unique conflict until resolved). */
@@ -109,12 +110,13 @@ static inline reg_entry *reg_key_at(reg_key *k, uint32_t i)
  * this node registered with Owner hordec. */
 typedef struct reg_watch {
     hc_pid pid;
-    uint64_t mon;               /* our monitor id, 0 when not monitored */
-    uint32_t n_owned;           /* entries whose Owner is this pid */
-    uint32_t n_local;           /* entries of this pid with Owner hordec (only counted for pids of our node) */
-    bool has_record;            /* a {client, Pid} record exists */
-    bool gone;                  /* its monitor said noconnection while nobody vouched: do not monitor again */
-    hc_atom rec_name, rec_node; /* the record's replica */
+    uint64_t mon;                /* our monitor id, 0 when not monitored */
+    uint32_t n_owned;            /* entries whose Owner is this pid */
+    uint32_t n_local, cap_local; /* entries of this pid with Owner hordec (only for pids of our node)... */
+    reg_entry **locals;          /* ...listed, so that its death finds them without a scan */
+    bool has_record;             /* a {client, Pid} record exists */
+    bool gone;                   /* its monitor said noconnection while nobody vouched: do not monitor again */
+    hc_atom rec_name, rec_node;  /* the record's replica */
 } reg_watch;
 
 typedef struct reg_member {
@@ -134,8 +136,8 @@ typedef struct reg_core {
     hc_crdt *crdt;
     size_t max_message_bytes; /* the engine's, to validate batches before writing any of them */
 
-    hc_hmap keys; /* reg_hash_bytes(Key) -> reg_key */
-    hc_hmap pids; /* hc_pid_hash(Pid) -> reg_entry */
+    hc_hmap keys; /* reg_hash_bytes(Key) -> reg_key. There is no pid -> entries index: a client names the keys
+                   * of a process that died (pids_down), and this node's processes are listed in their watch. */
     size_t n_entries, n_keys;
     reg_key **dirty, **contested;
     size_t ndirty, capdirty, ncont, capcont;
@@ -195,8 +197,10 @@ void reg_watch_down(reg_core *c, uint64_t mon, bool noconnection);
 void reg_owners_free(reg_core *c);
 /* Queues the deletion of every entry whose Owner is `owner` (a client), and of the client's record. */
 void reg_drop_owned(reg_core *c, const hc_pid *owner, bool record);
-/* Queues the deletion of every entry of `pid` that `owner` vouches for (local: Owner hordec). */
-void reg_drop_pid(reg_core *c, const hc_pid *pid, bool local, const hc_pid *owner);
+/* Queues the deletion of every entry of `pid` that `owner` vouches for (local: Owner hordec): those of the keys
+ * `keys` iterates over, or (keys NULL) all of them — listed in the watch of a process of this node, else found by
+ * a scan of the whole index. */
+void reg_drop_pid(reg_core *c, const hc_pid *pid, bool local, const hc_pid *owner, hc_iter *keys);
 
 /* core.c: queueing */
 void reg_queue_delete(reg_core *c, const uint8_t *ckey, size_t len);

@@ -90,9 +90,16 @@ defmodule HordeC.RegistryDuplicateTest do
     {:ok, _} = Registry.register(reg, 1.0, :float)
     assert Registry.lookup(reg, 1) == [{self(), :int}]
     assert Registry.lookup(reg, 1.0) == [{self(), :float}]
+    assert Enum.sort(Registry.keys(reg, self())) == Enum.sort([1, 1.0])
     :ok = Registry.unregister(reg, 1)
     assert Registry.lookup(reg, 1.0) == [{self(), :float}]
     assert Registry.keys(reg, self()) == [1.0]
+    {:ok, _} = Registry.register(reg, 1, :int)
+    :ok = Registry.unregister(reg, 1.0)
+    assert Registry.keys(reg, self()) == [1]
+    assert Registry.register(reg, 1, :again) == {:error, {:already_registered, self()}}
+    {:ok, _} = Registry.register(reg, 1.0, :float)
+    assert Registry.lookup(reg, 1.0) == [{self(), :float}]
   end
 
   test "unregister removes only the caller's entries", %{reg: reg} = ctx do

@@ -392,6 +392,34 @@ defmodule HordeC.RegistryTest do
       eventually(fn -> Registry.count(reg) == 0 end)
     end
 
+    test "a process holding many names dies: each goes, from every node and every replica", ctx do
+      %{reg: reg} = ctx
+      n = 5_000
+      h = holder(ctx.p1)
+      keys = for i <- 1..n, do: {:many, i}
+      assert H.run(h, H, :register_keys, [reg, keys], 60_000) == :ok
+      dropped = for i <- 1..n//7, do: {:many, i}
+      assert H.run(h, H, :unregister_keys, [reg, dropped], 60_000) == :ok
+      left = Enum.sort(keys -- dropped)
+      assert Enum.sort(on(ctx.p1, :keys, [reg, h])) == left
+      eventually(fn -> Registry.count(reg) == length(left) end, 20_000)
+      assert Enum.sort(Registry.keys(reg, h)) == left
+      peer_call(ctx.p1, Process, :exit, [h, :kill])
+
+      eventually(
+        fn ->
+          Registry.count(reg) == 0 and on(ctx.p1, :count, [reg]) == 0 and
+            on(ctx.p2, :count, [reg]) == 0
+        end,
+        20_000
+      )
+
+      # the replicas too: the client named the keys of the dead process, and none was missed
+      eventually(fn ->
+        Enum.all?([ctx.h1, ctx.h2], fn hn -> GenServer.call({reg, hn}, :stats)[:entries] == 0 end)
+      end)
+    end
+
     test "a name freed by a death can be taken at once (a supervisor restarting its child)",
          %{reg: reg} do
       name = {:via, Registry, {reg, :restarted}}

@@ -733,7 +733,14 @@ static void die(int k)
         hc_enc_atom_cstr(&d, "pids_down");
         hc_enc_pid(&d, &c->pid);
         hc_enc_list_header(&d, 1);
+        /* {Pid, Keys}, as the Elixir client reports a death, naming every key (it may hold one it does not know
+         * of yet: a write whose reply it has not seen); a pending one is reported bare (flush_pending) */
+        hc_enc_tuple_header(&d, 2);
         hc_enc_pid(&d, &p->pid);
+        hc_enc_list_header(&d, N_KEYS);
+        for (int key = 0; key < N_KEYS; key++)
+            enc_key(&d, key);
+        hc_enc_nil(&d);
         hc_enc_nil(&d);
         int rc = call(i, &c->pid, &d);
         hc_buf_free(&d);

@@ -305,6 +305,84 @@ static void test_pids_down(void **state)
     (void)state;
 }
 
+/* {pids_down, Owner, [{Pid, Keys}]}: only those keys go (the client names what the process held, so the replica
+ * needs no pid index); unknown keys and other owners' entries are left alone; a malformed element refuses the
+ * whole request. */
+static void test_pids_down_keys(void **state)
+{
+    h_world w;
+    h_init(&w, 1, HC_REGISTRY_DUPLICATE);
+    hc_pid c1 = h_beam(10), c2 = h_beam(20), p1 = h_beam(11), p2 = h_beam(12);
+    size_t n;
+    attach(&w, 0, &c1);
+    attach(&w, 0, &c2);
+    reg_ok(&w, 0, "a", &p1, "v", &c1);
+    reg_ok(&w, 0, "b", &p1, "v", &c1);
+    reg_ok(&w, 0, "a", &p2, "v", &c1);
+    reg_ok(&w, 0, "c", &p1, "v", &c2);
+    hc_buf a = atom_term("a"), b = atom_term("b"), cc = atom_term("c");
+    const uint8_t *r = h_req(&w, 0, &c1, &n, "tapltplanpn", 3u, "pids_down", &c1, 2u, 2u, &p1, 1u, "a", &p2);
+    h_expect(r, n, "a", "ok");
+    assert_false(h_shows(&w, 0, &a, &p1));
+    assert_true(h_shows(&w, 0, &b, &p1));
+    assert_false(h_shows(&w, 0, &a, &p2)); /* a bare pid: all its keys */
+    /* {p1, notalist} after a good element: nothing happens */
+    r = h_req(&w, 0, &c1, &n, "tapltplantpan", 3u, "pids_down", &c1, 2u, 2u, &p1, 1u, "b", 2u, &p1, "x");
+    h_expect(r, n, "taa", 2u, "error", "badarg");
+    assert_true(h_shows(&w, 0, &b, &p1));
+    r = h_req(&w, 0, &c1, &n, "tapltplaaann", 3u, "pids_down", &c1, 1u, 2u, &p1, 3u, "b", "c", "zzz");
+    h_expect(r, n, "a", "ok");
+    assert_false(h_shows(&w, 0, &b, &p1));
+    assert_true(h_shows(&w, 0, &cc, &p1)); /* c2 vouches for it */
+    h_check(&w);
+    hc_buf_free(&a);
+    hc_buf_free(&b);
+    hc_buf_free(&cc);
+    h_free(&w);
+    (void)state;
+}
+
+/* Processes holding many names, a C process of this node (listed in its watch) and a BEAM process (its client
+ * names the keys): dropping them all leaves nothing, whatever order the list of the C process was built in. */
+static void test_one_process_many_names(void **state)
+{
+    enum { N = 200 }; /* the harness mirrors at most H_MAX entries */
+    h_world w;
+    h_init(&w, 1, HC_REGISTRY_UNIQUE);
+    hc_pid c = h_beam(10), bp = h_beam(11), cp = h_cproc(0, 500);
+    size_t n;
+    attach(&w, 0, &c);
+    hc_buf keys = {0};
+    hc_enc_list_header(&keys, N);
+    for (int i = 0; i < N; i++) {
+        const uint8_t *r = h_req(&w, 0, &bp, &n, "taipap", 5u, "register", i, &bp, "v", &c);
+        expect_ok_self(&w, 0, r, n);
+        r = h_req(&w, 0, &cp, &n, "taipaa", 5u, "register", N + i, &cp, "v", "hordec");
+        expect_ok_self(&w, 0, r, n);
+        hc_enc_long(&keys, i);
+    }
+    hc_enc_nil(&keys);
+    for (int i = 0; i < N; i += 3) { /* holes in the C process's list, then some of them filled again */
+        const uint8_t *r = h_req(&w, 0, &cp, &n, "taip", 3u, "unregister", N + i, &cp);
+        h_expect(r, n, "a", "ok");
+    }
+    for (int i = 0; i < N; i += 6) {
+        const uint8_t *r = h_req(&w, 0, &cp, &n, "taipaa", 5u, "register", N + i, &cp, "v", "hordec");
+        expect_ok_self(&w, 0, r, n);
+    }
+    h_check(&w);
+    assert_int_equal(h_count_reg(&w, 0), N + N - (N + 2) / 3 + (N + 5) / 6);
+    h_down(&w, h_monitor_of(&w, 0, &cp), "kill");
+    assert_int_equal(h_count_reg(&w, 0), N);
+    const uint8_t *r = h_req(&w, 0, &c, &n, "tapltpbn", 3u, "pids_down", &c, 1u, 2u, &bp, &keys);
+    h_expect(r, n, "a", "ok");
+    assert_int_equal(h_count_reg(&w, 0), 0);
+    h_check(&w);
+    hc_buf_free(&keys);
+    h_free(&w);
+    (void)state;
+}
+
 /* A C process of this node registered with Owner hordec is monitored by this replica; its DOWN removes it. */
 static void test_local_process_monitored(void **state)
 {
@@ -682,6 +760,8 @@ int main(void)
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_atomic_register),
         cmocka_unit_test(test_pids_down),
+        cmocka_unit_test(test_pids_down_keys),
+        cmocka_unit_test(test_one_process_many_names),
         cmocka_unit_test(test_local_process_monitored),
         cmocka_unit_test(test_register_needs_attach),
         cmocka_unit_test(test_attach_records_and_monitors_client),

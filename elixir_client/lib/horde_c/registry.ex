@@ -503,7 +503,7 @@ defmodule HordeC.Registry do
         []
 
       Mirror.indexed?(kind!(registry), pid) ->
-        for {_, key} <- :ets.lookup(Mirror.pids_table(registry), pid), do: key
+        Mirror.keys_of(Mirror.pids_table(registry), pid)
 
       true ->
         # A unique registry indexes only this node's processes (see Mirror): scan for others'.
@@ -645,7 +645,7 @@ defmodule HordeC.Registry do
   defp holds?(registry, :unique, key, pid), do: match?([{_, ^pid, _}], rows!(registry, key))
 
   defp holds?(registry, :duplicate, key, pid) do
-    registry |> Mirror.pids_table() |> :ets.lookup(pid) |> Enum.any?(&match?({_, ^key}, &1))
+    registry |> Mirror.pids_table() |> Mirror.indexes?(pid, key)
   end
 
   # A local process that is already dead is never returned, even before its registry process

@@ -163,9 +163,17 @@ defmodule HordeC.Test.FakeRegistryReplica do
     end
   end
 
-  defp request({:pids_down, owner, pids}, _caller, s) do
-    pids = MapSet.new(pids)
-    keys = for {{:reg, _, p} = key, {_, ^owner}} <- s.map, MapSet.member?(pids, p), do: key
+  # Each element is a Pid (all its keys) or {Pid, Keys} (those keys).
+  defp request({:pids_down, owner, downs}, _caller, s) do
+    keys =
+      for {{:reg, k, p} = key, {_, ^owner}} <- s.map,
+          Enum.any?(downs, fn
+            ^p -> true
+            {^p, ks} -> k in ks
+            _ -> false
+          end),
+          do: key
+
     {:ok, Enum.reduce(keys, s, &delete(&2, &1))}
   end
 

@@ -142,6 +142,17 @@ defmodule HordeC.Test.RegistryHelpers do
     pids
   end
 
+  @doc "Registers every key of `keys` for the calling process, in order; `:ok` when all returned `{:ok, _}`."
+  @spec register_keys(atom(), [term()]) :: :ok
+  def register_keys(registry, keys) do
+    Enum.each(keys, fn k -> {:ok, _} = HordeC.Registry.register(registry, k, k) end)
+  end
+
+  @doc "Unregisters every key of `keys` for the calling process, one call each."
+  @spec unregister_keys(atom(), [term()]) :: :ok
+  def unregister_keys(registry, keys),
+    do: Enum.each(keys, fn k -> :ok = HordeC.Registry.unregister(registry, k) end)
+
   @doc "Ends processes started by `race/3` (or any that wait for `:release`)."
   @spec release([pid()]) :: :ok
   def release(pids), do: Enum.each(pids, &send(&1, :release))

@@ -5,10 +5,16 @@ defmodule HordeC.Registry.Mirror do
   #
   # Tables (all owned by the attachment process; only it writes them):
   #   Name        {Key, Pid, Value}  :set (unique) | :duplicate_bag (duplicate), read by every read API
-  #   Name.Pids   {Pid, Key}         :duplicate_bag, to find a process's entries (keys/2, its death,
-  #                                  failover). In a unique registry only this node's processes are
-  #                                  indexed: most entries a node mirrors are other nodes', and
-  #                                  keys/2 of a remote pid can scan instead (~120 B saved each).
+  #   Name.Pids   {{Pid, Key}}       :ordered_set, to find a process's entries (keys/2, its death,
+  #                                  failover): one process may hold very many keys, and a key-prefix
+  #                                  select or a delete here costs O(log n) whatever it holds (a bag's
+  #                                  chain of one pid's rows made each of them O(keys held)). An
+  #                                  ordered set compares keys with ==, so 1 and 1.0 share a row:
+  #                                  then it is {{Pid, Key}, More}, More the keys == Key but not
+  #                                  === Key (rare: a row of one element costs a word less). In a
+  #                                  unique registry only this node's processes are indexed: most
+  #                                  entries a node mirrors are other nodes', and keys/2 of a remote
+  #                                  pid can scan instead (~120 B saved each).
   #   Name.Info   {{:meta, K}, V}, {:kind, Kind} (plus the attachment's own rows)
   #
   # The processes this client vouches for (Owner == self()) are linked, as Elixir's Registry links
@@ -53,7 +59,7 @@ defmodule HordeC.Registry.Mirror do
     %{name: name, kind: kind} = config
     type = if kind == :unique, do: :set, else: :duplicate_bag
     :ets.new(name, [type, :protected, :named_table, read_concurrency: true])
-    :ets.new(pids_table(name), [:duplicate_bag, :protected, :named_table, read_concurrency: true])
+    :ets.new(pids_table(name), [:ordered_set, :protected, :named_table, read_concurrency: true])
     :ets.insert(info, [{:kind, kind}, {:timeout, config.timeout}])
 
     st = %{
@@ -92,9 +98,12 @@ defmodule HordeC.Registry.Mirror do
 
     owned =
       :ets.foldl(
-        fn {pid, key}, acc ->
+        fn row, acc ->
+          {pid, _} = elem(row, 0)
+
           if node(pid) == me and Process.alive?(pid) do
-            for(value <- own_values(st, key, pid), do: {key, pid, value}) ++ acc
+            for(key <- row_keys(row), value <- own_values(st, key, pid), do: {key, pid, value}) ++
+              acc
           else
             acc
           end
@@ -176,9 +185,10 @@ defmodule HordeC.Registry.Mirror do
   def handle_info({:EXIT, pid, _reason}, _addr, st) when is_pid(pid) do
     # Known dead: gone from this node's reads now, from everyone's once the replica has it. (An
     # EXIT from a link undone meanwhile is still a death: a pids_down for it changes nothing.)
-    remove_all(st, pid)
+    # The replica is told which keys, so that it finds them without a scan.
+    keys = remove_all(st, pid)
     if st.down == [], do: send(self(), :flush_down)
-    %{st | down: [pid | st.down]}
+    %{st | down: [{pid, keys} | st.down]}
   end
 
   def handle_info(:flush_down, addr, st), do: flush(addr, st)
@@ -200,7 +210,9 @@ defmodule HordeC.Registry.Mirror do
     if owner == self(), do: Process.link(p)
 
     if node(p) == node() and not Process.alive?(p) do
-      # Dead already (its DOWN is on its way, if we own it): never shown.
+      # Dead already: never shown. If we own it, its EXIT is on its way (the link above) and must
+      # report this key too, so the pid index lists it meanwhile.
+      if owner == self(), do: index(st, p, k)
       :ok
     else
       put(st, st.kind, k, p, v)
@@ -282,10 +294,10 @@ defmodule HordeC.Registry.Mirror do
   end
 
   # Every entry of a dead process: the pid's rows go at once, not
-  # one by one (a process may hold many keys).
+  # one by one (a process may hold many keys). Returns its keys.
   defp remove_all(st, p) do
-    keys = for {_, k} <- :ets.lookup(st.pids, p), do: k
-    :ets.delete(st.pids, p)
+    keys = keys_of(st.pids, p)
+    :ets.select_delete(st.pids, [{{{p, :_}}, [], [true]}, {{{p, :_}, :_}, [], [true]}])
 
     Enum.each(keys, fn k ->
       rows =
@@ -298,15 +310,40 @@ defmodule HordeC.Registry.Mirror do
         notify(st, {:unregister, st.name, k, p})
       end
     end)
+
+    keys
   end
 
   defp index(st, p, k) do
-    if indexed?(st.kind, p), do: :ets.insert(st.pids, {p, k})
+    if indexed?(st.kind, p) do
+      case :ets.lookup(st.pids, {p, k}) do
+        [] ->
+          :ets.insert(st.pids, {{p, k}})
+
+        [row] ->
+          keys = row_keys(row)
+          if not exact_in?(k, keys), do: :ets.insert(st.pids, {elem(row, 0), tl(keys) ++ [k]})
+      end
+    end
+
     :ok
   end
 
   defp unindex(st, p, k) do
-    if indexed?(st.kind, p), do: :ets.delete_object(st.pids, {p, k})
+    if indexed?(st.kind, p) do
+      case :ets.lookup(st.pids, {p, k}) do
+        [] ->
+          :ok
+
+        [row] ->
+          case Enum.reject(row_keys(row), &(&1 === k)) do
+            [] -> :ets.delete(st.pids, {p, k})
+            [k0] -> :ets.insert(st.pids, {{p, k0}})
+            [k0 | more] -> :ets.insert(st.pids, {{p, k0}, more})
+          end
+      end
+    end
+
     :ok
   end
 
@@ -315,7 +352,28 @@ defmodule HordeC.Registry.Mirror do
   def indexed?(:duplicate, _p), do: true
   def indexed?(:unique, p), do: node(p) == node()
 
-  defp holds?(st, p, k), do: Enum.any?(:ets.lookup(st.pids, p), &match?({_, ^k}, &1))
+  @doc false
+  # The keys `p` holds, from a pids table (a range of the ordered set: its rows are {{p, key}} or {{p, key}, more}).
+  def keys_of(pids, p) do
+    pids
+    |> :ets.select([{{{p, :"$1"}}, [], [[:"$1"]]}, {{{p, :"$1"}, :"$2"}, [], [[:"$1" | :"$2"]]}])
+    |> Enum.concat()
+  end
+
+  @doc false
+  def indexes?(pids, p, k) do
+    case :ets.lookup(pids, {p, k}) do
+      [row] -> exact_in?(k, row_keys(row))
+      [] -> false
+    end
+  end
+
+  defp row_keys({{_, k0}}), do: [k0]
+  defp row_keys({{_, k0}, more}), do: [k0 | more]
+
+  defp exact_in?(k, keys), do: Enum.any?(keys, &(&1 === k))
+
+  defp holds?(st, p, k), do: indexes?(st.pids, p, k)
 
   # The rows of (k, p) in a duplicate registry. A key without match-pattern atoms ('_', '$1'...)
   # can go into a match head (one hash chain); any other key is compared exactly, row by row.
@@ -337,7 +395,11 @@ defmodule HordeC.Registry.Mirror do
   # A process of this node left with no entry: undo our link to it (one to a process we never
   # linked is a no-op).
   defp maybe_unlink(st, p) do
-    if node(p) == node() and not :ets.member(st.pids, p), do: Process.unlink(p)
+    if node(p) == node() and
+         :ets.select(st.pids, [{{{p, :_}}, [], [true]}, {{{p, :_}, :_}, [], [true]}], 1) ==
+           :"$end_of_table",
+       do: Process.unlink(p)
+
     :ok
   end
 

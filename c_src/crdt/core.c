@@ -579,7 +579,7 @@ int hc_crdt_enc_sync_stats(const hc_crdt *r, const hc_host_stats *hs, hc_buf *b)
     put_stat(b, "sync_lag_ms", lag.oldest_unacked_ms);
     put_stat(b, "repairing", lag.repairing);
     hc_enc_atom_cstr(b, "idle");
-    hc_enc_bool(b, hc_crdt_idle(r));
+    hc_enc_bool(b, hc_crdt_idle(r) && !hs->core_busy);
     return b->err;
 }
 

@@ -135,7 +135,7 @@ int crdt_map_set(crdt_map *m, const uint8_t *key, size_t key_len, uint64_t hash,
         m->count++;
         m->key_bytes += key_len;
     } else {
-        crdt_merkle_update(&m->tree, hash, e->digest, -1);
+        crdt_merkle_update(&m->tree, hash, crdt_entry_digest(e), -1);
         m->elems -= e->n;
         m->value_bytes -= value_bytes(e->elems, e->n);
         elems_release(e->elems, e->n);
@@ -159,8 +159,7 @@ int crdt_map_set(crdt_map *m, const uint8_t *key, size_t key_len, uint64_t hash,
         e->one = elems[0];
     }
     e->n = n;
-    e->digest = crdt_entry_digest(e);
-    crdt_merkle_update(&m->tree, hash, e->digest, +1);
+    crdt_merkle_update(&m->tree, hash, crdt_entry_digest(e), +1);
     m->elems += n;
     m->value_bytes += value_bytes(e->elems, n);
     if (m->count > crdt_map_nbuckets(m))

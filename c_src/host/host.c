@@ -74,7 +74,7 @@ uint64_t hc_host_dropped_in(const hc_host *h) { return h->dropped_in; }
 
 int hc_host_enc_stats(const hc_host *h, hc_buf *out)
 {
-    hc_host_stats hs = {h->npeers, h->stream.nsubs, h->dropped_in};
+    hc_host_stats hs = {.neighbours = h->npeers, .subscribers = h->stream.nsubs, .dropped_in = h->dropped_in};
     return h->ops->stats(h->core, &hs, out);
 }
 
@@ -391,9 +391,8 @@ void hc_host_request(hc_host *h, uint64_t token, const hc_pid *from, const uint8
     size_t i = 0;
     hc_pid pid;
     if (hc_dec_is_atom(req, len, &i, "stats") && i == len) {
-        hc_host_stats hs = {h->npeers, h->stream.nsubs, h->dropped_in};
         hc_buf b = {0};
-        h->ops->stats(h->core, &hs, &b);
+        hc_host_enc_stats(h, &b);
         reply_buf(h, token, &b);
         hc_buf_free(&b);
     } else if (is_call(req, len, &i, 2, "set_neighbours")) {

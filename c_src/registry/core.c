@@ -193,32 +193,39 @@ static void handle_event(reg_core *c, const hc_crdt_event *ev)
     }
 }
 
-static void apply_deletes(reg_core *c, hc_time now)
+/* Applies up to `max` queued deletes; returns how many. Deleting only queues engine events, so nothing appends
+ * to the list meanwhile. */
+static size_t apply_deletes(reg_core *c, hc_time now, size_t max)
 {
-    hc_buf d = c->deletes; /* deleting only queues engine events; take the list anyway so nothing re-enters */
-    c->deletes = (hc_buf){0};
-    for (size_t o = 0; o + 4 <= d.len;) {
-        uint32_t n = hc_get_be32(d.data + o);
-        o += 4;
-        hc_crdt_delete(c->crdt, d.data + o, n, now);
-        o += n;
+    size_t n = 0;
+    while (n < max && c->deletes_off + 4 <= c->deletes.len) {
+        uint32_t len = hc_get_be32(c->deletes.data + c->deletes_off);
+        hc_crdt_delete(c->crdt, c->deletes.data + c->deletes_off + 4, len, now);
+        c->deletes_off += 4 + (size_t)len;
+        n++;
     }
-    hc_buf_free(&d);
+    if (c->deletes_off + 4 > c->deletes.len) {
+        hc_buf_reset(&c->deletes);
+        c->deletes_off = 0;
+    }
+    return n;
 }
 
 static void process(reg_core *c, hc_time now)
 {
-    /* Each round deletes what the previous one decided; conflicts and drops settle in a round or two. The
-     * bound only guards against a bug looping: what is left waits for the next input. */
+    /* Each round deletes what the previous one decided; conflicts and drops settle in a round or two. At most
+     * REG_SLICE deletes a call (a client with 100k entries dies): the rest are due at once (core_deadline), and
+     * requests wait for them (core_busy). */
+    size_t budget = REG_SLICE;
     for (int round = 0; round < 64; round++) {
         hc_crdt_event ev;
         while (hc_crdt_pop_event(c->crdt, &ev))
             handle_event(c, &ev);
         reg_index_resolve(c, c->recheck);
         c->recheck = false;
-        if (!c->deletes.len)
+        if (!c->deletes.len || !budget)
             break;
-        apply_deletes(c, now);
+        budget -= apply_deletes(c, now, budget);
     }
     if (c->members_changed || c->evict_now) {
         queue_neighbours(c, c->evict_now);
@@ -596,20 +603,71 @@ static bool owned_elem(const reg_core *c, hc_span t, const hc_pid *client, hc_sp
            arg_pid(&e, pid) && arg_term(&e, val) && hc_req_args_done(&e) && fits(c, key->len, pid, val->len, client);
 }
 
+/* One element of an attach's Owned list (validated already): written again, unless a unique Key resolves here to
+ * another process, which then won: the owned one is told (name_conflict) and not written. */
+static void attach_one(rq *r, const hc_pid *client, hc_span t)
+{
+    reg_core *c = r->c;
+    hc_span key, val;
+    hc_pid pid;
+    owned_elem(c, t, client, &key, &pid, &val);
+    reg_key *k = c->unique ? reg_key_find(c, key.p, key.len) : NULL;
+    reg_entry *w = k ? k->winner : NULL;
+    if (!w || hc_pid_eq(&w->pid, &pid)) {
+        put_reg(r, key, &pid, val, false, client);
+    } else if (!reg_entry_find(c, key.p, key.len, &pid)) {
+        hc_buf x = {0};
+        enc_conflict(&x, c, key.p, key.len, val.p, val.len, &w->pid);
+        if (!x.err)
+            reg_queue_exit(c, &pid, x.data, x.len);
+        hc_buf_free(&x);
+        c->conflicts++;
+    }
+}
+
+static void attach_reply(reg_core *c, uint64_t token)
+{
+    hc_buf b = {0};
+    hc_enc_tuple_header(&b, 2);
+    hc_enc_atom_cstr(&b, "ok");
+    hc_enc_map_header(&b, 2);
+    hc_enc_atom_cstr(&b, "keys");
+    hc_enc_atom_cstr(&b, c->unique ? "unique" : "duplicate");
+    hc_enc_atom_cstr(&b, "replica");
+    hc_enc_pid(&b, &c->self);
+    queue_reply(c, token, &b);
+}
+
+/* The next REG_SLICE elements of a big attach; the reply once the last one is written. */
+static void attach_continue(reg_core *c, hc_time now)
+{
+    rq r = {c, c->attach.token, now};
+    hc_span t;
+    for (size_t n = 0; n < REG_SLICE && hc_iter_next(&c->attach.it, &t); n++)
+        attach_one(&r, &c->attach.client, t);
+    if (c->attach.it.left)
+        return;
+    attach_reply(c, c->attach.token);
+    hc_buf_free(&c->attach.req);
+    c->attach.active = false;
+}
+
 /* {attach, ClientPid, Owned}, Owned = [{Key, Pid, Value}] -> {ok, #{keys => Kind, replica => ReplicaPid}}
  *
  * Records {client, ClientPid} naming this replica and writes every owned entry again, also those present: both
  * are fresh writes, so the deletes of a replica the client left (it saw the client's node go) cannot take them
  * along, because a delete only removes the writes it has seen. For a :unique Key that resolves here to another
  * process the owned one lost: if its entry is here, the conflict pass tells it (its owner is attached here
- * now); if not, it is told now. */
+ * now); if not, it is told now. More than REG_SLICE owned entries are written over several turns of the
+ * loop (reg_core.attach). */
 static int do_attach(void *ctx, hc_req_args *a)
 {
     rq *r = ctx;
     reg_core *c = r->c;
-    hc_pid client, pid;
+    hc_pid client;
     hc_iter it;
     hc_span t, key, val;
+    hc_pid pid;
     if (!arg_pid(a, &client) || !arg_list(a, &it) || !hc_req_args_done(a))
         return HC_EINVAL;
     hc_iter chk = it;
@@ -621,35 +679,30 @@ static int do_attach(void *ctx, hc_req_args *a)
     reg_enc_member(&v, c->name, c->node);
     int rc = b.err ? b.err : v.err ? v.err : hc_crdt_put(c->crdt, b.data, b.len, v.data, v.len, r->now);
     hc_buf_free(&v);
-    hc_buf_reset(&b);
+    hc_buf_free(&b);
     if (rc) {
-        hc_buf_free(&b);
         reply_rc(c, r->token, rc);
         return HC_OK;
     }
-    while (hc_iter_next(&it, &t)) {
-        owned_elem(c, t, &client, &key, &pid, &val);
-        reg_key *k = c->unique ? reg_key_find(c, key.p, key.len) : NULL;
-        reg_entry *w = k ? k->winner : NULL;
-        if (!w || hc_pid_eq(&w->pid, &pid)) {
-            put_reg(r, key, &pid, val, false, &client);
-        } else if (!reg_entry_find(c, key.p, key.len, &pid)) {
-            hc_buf x = {0};
-            enc_conflict(&x, c, key.p, key.len, val.p, val.len, &w->pid);
-            if (!x.err)
-                reg_queue_exit(c, &pid, x.data, x.len);
-            hc_buf_free(&x);
-            c->conflicts++;
+    if (it.left > REG_SLICE) {
+        /* the iterator walks a copy of the request (its positions are offsets into the whole request), which
+         * outlives this call; without memory for it, the attach is written in one go */
+        hc_buf_reset(&c->attach.req);
+        hc_buf_append(&c->attach.req, a->p, a->len);
+        if (!c->attach.req.err) {
+            c->attach.it = it;
+            c->attach.it.p = c->attach.req.data;
+            c->attach.client = client;
+            c->attach.token = r->token;
+            c->attach.active = true;
+            attach_continue(c, r->now);
+            return HC_OK;
         }
+        hc_buf_free(&c->attach.req);
     }
-    hc_enc_tuple_header(&b, 2);
-    hc_enc_atom_cstr(&b, "ok");
-    hc_enc_map_header(&b, 2);
-    hc_enc_atom_cstr(&b, "keys");
-    hc_enc_atom_cstr(&b, c->unique ? "unique" : "duplicate");
-    hc_enc_atom_cstr(&b, "replica");
-    hc_enc_pid(&b, &c->self);
-    queue_reply(c, r->token, &b);
+    while (hc_iter_next(&it, &t))
+        attach_one(r, &client, t);
+    attach_reply(c, r->token);
     return HC_OK;
 }
 
@@ -668,9 +721,32 @@ static const hc_req_entry requests[] = {
     {"attach", 2, do_attach},
 };
 
-static void core_request(void *core, uint64_t token, const hc_pid *from, const uint8_t *p, size_t len, hc_time now)
+/* ------------------------------------------------------------------ big work (reg_core.attach) */
+
+static bool core_busy(const reg_core *c) { return c->attach.active || c->deletes.len; }
+
+enum { HELD_REQUEST = 1, HELD_DOWN };
+
+/* Holds an input until the big work is done. Without memory to hold it, a request is answered {error, enomem}
+ * and a DOWN handled at once (out of order, as it would have been before slicing existed). */
+static bool hold(reg_core *c, uint8_t kind, uint64_t id, bool noconn, const uint8_t *p, size_t len)
 {
-    reg_core *c = core;
+    size_t was = c->held.len;
+    hc_buf_append(&c->held, &kind, 1);
+    hc_buf_put_be64(&c->held, id);
+    hc_buf_append(&c->held, &(uint8_t){noconn}, 1);
+    hc_buf_put_be32(&c->held, (uint32_t)len);
+    if (len)
+        hc_buf_append(&c->held, p, len);
+    if (!c->held.err)
+        return true;
+    c->held.err = HC_OK;
+    c->held.len = was;
+    return false;
+}
+
+static void handle_request(reg_core *c, uint64_t token, const uint8_t *p, size_t len, hc_time now)
+{
     rq r = {c, token, now};
     hc_req_args a;
     const hc_req_entry *e = hc_req_match(requests, sizeof requests / sizeof requests[0], p, len, &a);
@@ -678,7 +754,53 @@ static void core_request(void *core, uint64_t token, const hc_pid *from, const u
     if (rc)
         reply_rc(c, token, rc == HC_ENOMEM ? HC_ENOMEM : HC_EINVAL);
     process(c, now);
+}
+
+static void handle_down(reg_core *c, uint64_t id, bool noconn, hc_time now)
+{
+    reg_watch_down(c, id, noconn);
+    process(c, now);
+}
+
+/* Goes on with the big work, then hands the held inputs over in order, until one of them starts big work again. */
+static void continue_work(reg_core *c, hc_time now)
+{
+    if (c->attach.active) {
+        attach_continue(c, now);
+        process(c, now);
+    }
+    while (!core_busy(c) && c->held_off < c->held.len) {
+        const uint8_t *h = c->held.data + c->held_off;
+        uint64_t id = hc_get_be64(h + 1);
+        uint32_t len = hc_get_be32(h + 10);
+        c->held_off += 14 + (size_t)len;
+        /* the request is copied out: handling it may hold more inputs, which can move the buffer */
+        hc_buf req = {0};
+        hc_buf_append(&req, h + 14, len);
+        if (h[0] == HELD_DOWN)
+            handle_down(c, id, h[9], now);
+        else if (req.err)
+            reply_rc(c, id, HC_ENOMEM);
+        else
+            handle_request(c, id, req.data, req.len, now);
+        hc_buf_free(&req);
+    }
+    if (c->held_off >= c->held.len) {
+        hc_buf_reset(&c->held);
+        c->held_off = 0;
+    }
+}
+
+static void core_request(void *core, uint64_t token, const hc_pid *from, const uint8_t *p, size_t len, hc_time now)
+{
+    reg_core *c = core;
     (void)from;
+    if (core_busy(c) || c->held_off < c->held.len) {
+        if (!hold(c, HELD_REQUEST, token, false, p, len))
+            reply_rc(c, token, HC_ENOMEM);
+        return;
+    }
+    handle_request(c, token, p, len, now);
 }
 
 /* ------------------------------------------------------------------ the rest of hc_core_ops */
@@ -709,6 +831,7 @@ static int core_tick(void *core, hc_time now)
         c->evict_now = unwanted_peers(c); /* process() asks the host for the wanted ones only */
     }
     process(c, now);
+    continue_work(c, now);
     return rc;
 }
 
@@ -717,6 +840,8 @@ static uint64_t core_deadline(const void *core)
     const reg_core *c = core;
     /* queued effects and replies are due now, so the host drains them even if no input follows */
     if (hc_effect_queue_pending(&c->effects) || hc_reply_queue_pending(&c->replies))
+        return 0;
+    if (core_busy(c) || c->held_off < c->held.len) /* big work, or inputs held for it: the next slice is due */
         return 0;
     uint64_t d = hc_crdt_next_deadline(c->crdt);
     return c->evict_at < d ? c->evict_at : d;
@@ -759,9 +884,10 @@ static void core_monitor_down(void *core, uint64_t id, const hc_pid *pid, const 
     reg_core *c = core;
     size_t i = 0;
     bool noconn = hc_dec_is_atom(reason, len, &i, "noconnection") && i == len;
-    reg_watch_down(c, id, noconn);
-    process(c, now);
     (void)pid;
+    if ((core_busy(c) || c->held_off < c->held.len) && hold(c, HELD_DOWN, id, noconn, NULL, 0))
+        return;
+    handle_down(c, id, noconn, now);
 }
 
 static bool core_pop(void *core, hc_effect *out)
@@ -859,7 +985,9 @@ static int core_stats(const void *core, const hc_host_stats *hs, hc_buf *b)
     put_stat(b, "stale_records", c->stale_records);
     put_stat(b, "ignored", c->ignored);
     put_stat(b, "crdt_keys", hc_crdt_size(c->crdt));
-    return hc_crdt_enc_sync_stats(c->crdt, hs, b);
+    hc_host_stats h = *hs;
+    h.core_busy = core_busy(c) || c->held_off < c->held.len;
+    return hc_crdt_enc_sync_stats(c->crdt, &h, b);
 }
 
 static void core_free(void *core)
@@ -874,6 +1002,8 @@ static void core_free(void *core)
     hc_reply_queue_free(&c->replies);
     hc_buf_free(&c->scratch);
     hc_buf_free(&c->deletes);
+    hc_buf_free(&c->attach.req);
+    hc_buf_free(&c->held);
     free(c->peers);
     free(c);
 }

@@ -129,6 +129,9 @@ typedef struct reg_member {
  * a full exchange, so that whichever view is stale learns the other's (docs/registry.md §5, membership). */
 #define REG_ADOPT_GRACE_MS 5000u
 
+/* Items of big work done per turn of the host's loop (see reg_core.attach): 4096 puts or deletes take a few ms. */
+#define REG_SLICE 4096u
+
 typedef struct reg_core {
     hc_atom name, node; /* this replica: {Name, Node} */
     hc_pid self;        /* its pid, once the host knows it (replies name it) */
@@ -154,8 +157,22 @@ typedef struct reg_core {
     size_t npeers;
     uint64_t evict_at; /* when to drop adopted neighbours that are not members (HC_NO_DEADLINE: none) */
 
-    hc_buf deletes; /* CRDT keys to delete once the engine's events are drained: [u32 len][bytes]... */
-    bool recheck;   /* re-resolve every contested key: remote data arrived, or responsibility moved */
+    hc_buf deletes;     /* CRDT keys to delete once the engine's events are drained: [u32 len][bytes]... */
+    size_t deletes_off; /* ...applied up to here (REG_SLICE per turn) */
+    bool recheck;       /* re-resolve every contested key: remote data arrived, or responsibility moved */
+
+    /* Work too big for one turn of the host's loop (an attach with many owned entries, many deletes) is done
+     * REG_SLICE items a turn; requests and monitor DOWNs that arrive meanwhile are held, in order, and handled
+     * once it is done, so that for them it is still one step (docs/registry.md §5, "Big work"). */
+    struct {
+        bool active;
+        hc_buf req; /* the attach request, copied: `it` walks its Owned list */
+        hc_iter it;
+        hc_pid client;
+        uint64_t token;
+    } attach;
+    hc_buf held; /* [u8 kind][u64 token or monitor id][u8 noconnection][u32 len][request bytes]... */
+    size_t held_off;
 
     hc_effect_queue effects; /* observable events, monitors, exits, neighbour changes */
     hc_reply_queue replies;

@@ -68,6 +68,7 @@ typedef struct hc_host_stats {
     size_t neighbours;
     size_t subscribers;
     uint64_t dropped_in; /* peer messages the host refused before the core saw them (not a neighbour, no envelope) */
+    bool core_busy;      /* set by the core: work of its own is still being done a slice at a time (not idle) */
 } hc_host_stats;
 
 /* The operations a core implements. `core` is the core's own state pointer. Every function that takes a

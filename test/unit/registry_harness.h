@@ -76,6 +76,8 @@ typedef struct h_world {
     h_mon mons[H_MAX];
     size_t nmons;
     uint64_t next_rid;
+    bool no_mirror; /* count stream events instead of mirroring them (tests with more than H_MAX entries) */
+    size_t events;
 } h_world;
 
 static inline hc_atom h_name(void) { return hc_atom_intern_cstr("reg"); }
@@ -261,7 +263,12 @@ static inline void h_pump(h_world *w, int i)
             assert_true(w->nexits < H_MAX);
             w->exits[w->nexits++] = (h_exit){i, e.pid, h_dup(e.data, e.len), e.len};
             break;
-        case HC_EFF_EVENT: h_mirror(r, &e); break;
+        case HC_EFF_EVENT:
+            if (w->no_mirror)
+                w->events++;
+            else
+                h_mirror(r, &e);
+            break;
         case HC_EFF_SEND_PID: fail_msg("the registry core sends no plain messages"); break;
         case HC_EFF_LOCAL: fail_msg("the registry core has no local actions"); break;
         case HC_EFF_NEIGHBOURS: h_neighbours(w, i, e.data, e.len); break;
@@ -446,6 +453,8 @@ static inline void h_check(h_world *w)
         if (rc)
             fprintf(stderr, "replica %d: %s\n", i, why);
         assert_int_equal(rc, HC_OK);
+        if (w->no_mirror)
+            continue;
         h_snap s = {&w->r[i], 0};
         hc_registry_core_ops.snapshot(w->r[i].core, h_snap_visit, &s);
         assert_int_equal(s.seen, w->r[i].nmirror);

@@ -3,6 +3,7 @@
 #include "registry_harness.h"
 
 #define REG_GRACE 5000 /* REG_ADOPT_GRACE_MS */
+#define REG_SLICE 4096 /* REG_SLICE: big work is done this many items a turn */
 
 static hc_pid self_of(int i) { return (hc_pid){h_node(i), 1, 0, 1}; }
 
@@ -379,6 +380,85 @@ static void test_one_process_many_names(void **state)
     assert_int_equal(h_count_reg(&w, 0), 0);
     h_check(&w);
     hc_buf_free(&keys);
+    h_free(&w);
+    (void)state;
+}
+
+/* The value of one integer stat of replica i (its stats reply, as the host makes it). */
+static long stat_of(h_world *w, int i, const char *name)
+{
+    hc_host_stats hs = {0};
+    hc_buf b = {0};
+    assert_int_equal(hc_registry_core_ops.stats(w->r[i].core, &hs, &b), HC_OK);
+    size_t idx = 0;
+    hc_iter it;
+    hc_span k, v;
+    long found = -1;
+    assert_int_equal(hc_iter_map(&it, b.data, b.len, &idx), HC_OK);
+    while (found < 0 && hc_iter_next_pair(&it, &k, &v)) {
+        size_t ki = 0, vi = 0;
+        long x;
+        if (hc_dec_is_atom(k.p, k.len, &ki, name) && hc_dec_long(v.p, v.len, &vi, &x) == HC_OK)
+            found = x;
+    }
+    hc_buf_free(&b);
+    assert_true(found >= 0);
+    return found;
+}
+
+/* An attach with more owned entries than REG_SLICE is written over several turns of the loop: no reply until the
+ * last one; a request and a monitor DOWN that arrive meanwhile wait, and are handled after it, in order. The
+ * death of a client owning as many entries removes them a slice at a time too. */
+static void test_big_attach_is_sliced(void **state)
+{
+    enum { N = 3 * REG_SLICE + 5 };
+    h_world w;
+    h_init(&w, 1, HC_REGISTRY_UNIQUE);
+    w.no_mirror = true;
+    hc_pid c = h_beam(10), other = h_beam(20), p = h_beam(11), q = h_beam(12), cp = h_cproc(0, 500);
+    reg_ok(&w, 0, "worker", &cp, "v", NULL); /* a C process of this node, monitored */
+    hc_buf owned = {0};
+    hc_enc_list_header(&owned, N);
+    for (int i = 0; i < N; i++) {
+        h_term(&owned, "tipa", 3u, i, i % 2 ? &p : &q, "v");
+    }
+    hc_enc_nil(&owned);
+    hc_buf req = {0};
+    h_term(&req, "tapb", 3u, "attach", &c, &owned);
+    w.reply_token = ++w.next_token;
+    w.replies = 0;
+    hc_registry_core_ops.request(w.r[0].core, w.reply_token, &c, req.data, req.len, w.now);
+    h_pump(&w, 0);
+    assert_int_equal(w.replies, 0); /* one slice written so far */
+    assert_int_equal(hc_registry_core_ops.next_deadline(w.r[0].core), 0);
+    /* meanwhile: another client's attach and register of key 7 (held), and the C process's death (held) */
+    uint64_t t1 = ++w.next_token, t2 = ++w.next_token;
+    hc_buf a2 = {0}, r2 = {0};
+    h_term(&a2, "tapn", 3u, "attach", &other);
+    h_term(&r2, "taipap", 5u, "register", 7, &other, "late", &other);
+    hc_registry_core_ops.request(w.r[0].core, t1, &other, a2.data, a2.len, w.now);
+    hc_registry_core_ops.request(w.r[0].core, t2, &other, r2.data, r2.len, w.now);
+    h_mon *m = h_monitor_of(&w, 0, &cp);
+    assert_non_null(m);
+    h_down(&w, m, "kill");
+    assert_int_equal(stat_of(&w, 0, "entries"), 1 + REG_SLICE); /* the DOWN waits too */
+    w.reply_token = t2;                                         /* the register's reply is the one kept */
+    h_run(&w, 0);
+    assert_int_equal(w.replies, 1);
+    /* it came after the attach: key 7 was c's by then */
+    h_expect(w.reply, w.reply_len, "tatap", 2u, "error", 2u, "already_registered", &p);
+    hc_buf_free(&a2);
+    hc_buf_free(&r2);
+    assert_int_equal(stat_of(&w, 0, "entries"), N);
+    assert_int_equal(stat_of(&w, 0, "names"), N);
+    /* the client dies: its N entries go, a slice a turn */
+    h_down(&w, h_monitor_of(&w, 0, &c), "noproc");
+    assert_true(stat_of(&w, 0, "entries") > 0);
+    h_run(&w, 0);
+    assert_int_equal(stat_of(&w, 0, "entries"), 0);
+    h_check(&w);
+    hc_buf_free(&owned);
+    hc_buf_free(&req);
     h_free(&w);
     (void)state;
 }
@@ -762,6 +842,7 @@ int main(void)
         cmocka_unit_test(test_pids_down),
         cmocka_unit_test(test_pids_down_keys),
         cmocka_unit_test(test_one_process_many_names),
+        cmocka_unit_test(test_big_attach_is_sliced),
         cmocka_unit_test(test_local_process_monitored),
         cmocka_unit_test(test_register_needs_attach),
         cmocka_unit_test(test_attach_records_and_monitors_client),

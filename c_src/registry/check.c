@@ -106,7 +106,12 @@ int hc_registry_core_check(void *core, char *why, size_t why_len)
         keys++;
         if (!rk->n)
             FAIL_RET("an empty key is indexed");
-        if (c->unique && rk->winner != reg_index_best(c, rk))
+        uint32_t shown = 0;
+        for (uint32_t e = 0; e < rk->n; e++)
+            shown += reg_key_at(rk, e)->shown;
+        if (shown > 1)
+            FAIL_RET("a key shows %u entries", shown);
+        if (c->unique && reg_key_winner(rk) != reg_index_best(c, rk))
             FAIL_RET("a unique key shows another entry than its winner");
         if (c->unique && rk->n >= 2 && !rk->contested)
             FAIL_RET("a key with %u entries is not in the contested list", rk->n);

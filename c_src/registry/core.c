@@ -355,8 +355,9 @@ static int do_register(void *ctx, hc_req_args *a)
         }
     }
     reg_key *k = reg_key_find(c, key.p, key.len);
-    if (c->unique && k && k->winner) {
-        reply_taken(c, r->token, &k->winner->pid);
+    reg_entry *holder = c->unique && k ? reg_key_winner(k) : NULL;
+    if (holder) {
+        reply_taken(c, r->token, &holder->pid);
         return HC_OK;
     }
     if (!c->unique && k && reg_entry_find(c, key.p, key.len, &pid)) {
@@ -414,7 +415,7 @@ static int do_update_value(void *ctx, hc_req_args *a)
     if (!arg_term(a, &key) || !arg_pid(a, &pid) || !arg_term(a, &val) || !hc_req_args_done(a))
         return HC_EINVAL;
     reg_entry *e = reg_entry_find(c, key.p, key.len, &pid);
-    if (!e || (c->unique && e->key->winner != e))
+    if (!e || (c->unique && !e->shown))
         reply_atom(c, r->token, "error");
     else
         reply_rc(c, r->token, put_reg(r, key, &pid, val, e->local, &e->owner));
@@ -448,11 +449,21 @@ static int do_pids_down(void *ctx, hc_req_args *a)
     while (hc_iter_next(&chk, &t)) /* all well-formed, or nothing happens */
         if (!down_elem(t, &pid, &keys, &has_keys))
             return HC_EINVAL;
+    /* bare pids that need a scan are gathered, so that the whole request costs one scan at most */
+    hc_pid *scan = NULL;
+    size_t nscan = 0;
+    if (it.left && hc_array_reserve((void **)&scan, &(size_t){0}, it.left, sizeof *scan, 1))
+        return HC_ENOMEM;
     while (hc_iter_next(&it, &t)) {
         down_elem(t, &pid, &keys, &has_keys);
-        reg_drop_pid(r->c, &pid, local, &owner, has_keys ? &keys : NULL);
+        if (has_keys || (local && pid.node == r->c->node))
+            reg_drop_pid(r->c, &pid, local, &owner, has_keys ? &keys : NULL);
+        else
+            scan[nscan++] = pid;
     }
-    reply_rc(r->c, r->token, HC_OK);
+    int rc = nscan ? reg_drop_pids_scan(r->c, scan, nscan, local, &owner) : HC_OK;
+    free(scan);
+    reply_rc(r->c, r->token, rc);
     return HC_OK;
 }
 
@@ -581,11 +592,12 @@ static int do_lookup(void *ctx, hc_req_args *a)
         return HC_EINVAL;
     reg_key *k = reg_key_find(c, key.p, key.len);
     hc_buf b = {0};
-    uint32_t n = !k ? 0 : c->unique ? (k->winner != NULL) : k->n;
+    reg_entry *w = k && c->unique ? reg_key_winner(k) : NULL;
+    uint32_t n = !k ? 0 : c->unique ? (w != NULL) : k->n;
     if (n)
         hc_enc_list_header(&b, n);
     if (n && c->unique)
-        enc_match(c, &b, k->winner);
+        enc_match(c, &b, w);
     else
         for (uint32_t i = 0; i < n; i++)
             enc_match(c, &b, reg_key_at(k, i));
@@ -612,7 +624,7 @@ static void attach_one(rq *r, const hc_pid *client, hc_span t)
     hc_pid pid;
     owned_elem(c, t, client, &key, &pid, &val);
     reg_key *k = c->unique ? reg_key_find(c, key.p, key.len) : NULL;
-    reg_entry *w = k ? k->winner : NULL;
+    reg_entry *w = k ? reg_key_winner(k) : NULL;
     if (!w || hc_pid_eq(&w->pid, &pid)) {
         put_reg(r, key, &pid, val, false, client);
     } else if (!reg_entry_find(c, key.p, key.len, &pid)) {
@@ -919,7 +931,7 @@ static int snap_visit(void *ud, const uint8_t *key, size_t klen, const uint8_t *
         for (uint32_t i = 0; rk && i < rk->n && !e; i++)
             if (hc_pid_eq(&reg_key_at(rk, i)->pid, &k.pid))
                 e = reg_key_at(rk, i);
-        if (!e || (c->unique && rk->winner != e))
+        if (!e || (c->unique && !e->shown))
             return 0;
         reg_enc_okey_reg(b, k.key, k.key_len, &k.pid);
         return b->err ? 0 : s->fn(s->ud, b->data, b->len, val, vlen);

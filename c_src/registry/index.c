@@ -189,10 +189,8 @@ void reg_index_remove(reg_core *c, const uint8_t *key, size_t klen, const hc_pid
     k->n--;
     c->n_entries--;
     count_owner(c, e, -1);
-    if (!c->unique || k->winner == e) /* the observable entry goes now; a new winner is shown on resolution */
+    if (!c->unique || e->shown) /* the observable entry goes now; a new winner is shown on resolution */
         reg_queue_reg_event(c, k, pid, true);
-    if (k->winner == e)
-        k->winner = NULL;
     if (e != &k->one)
         free(e);
     if (c->unique)
@@ -233,13 +231,16 @@ reg_entry *reg_index_best(reg_core *c, reg_key *k)
 /* Shows the current winner of k, then acts on the losers this replica answers for. */
 static void resolve(reg_core *c, reg_key *k)
 {
-    reg_entry *best = reg_index_best(c, k);
-    if (best != k->winner) {
-        if (k->winner)
-            reg_queue_reg_event(c, k, &k->winner->pid, true);
-        k->winner = best;
-        if (best)
+    reg_entry *best = reg_index_best(c, k), *shown = reg_key_winner(k);
+    if (best != shown) {
+        if (shown) {
+            reg_queue_reg_event(c, k, &shown->pid, true);
+            shown->shown = false;
+        }
+        if (best) {
+            best->shown = true;
             reg_queue_reg_event(c, k, &best->pid, false);
+        }
     } else if (best && best->changed) {
         reg_queue_reg_event(c, k, &best->pid, false);
     }

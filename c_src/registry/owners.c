@@ -155,17 +155,37 @@ void reg_drop_pid(reg_core *c, const hc_pid *pid, bool local, const hc_pid *owne
         for (uint32_t i = 0; w && i < w->n_local; i++) /* deletes are queued: the list stays as it is meanwhile */
             delete_reg(c, w->locals[i], NULL);
     } else {
-        for (size_t i = 0; i < c->keys.cap; i++) {
-            if (!hc_hmap_live(&c->keys, i))
+        reg_drop_pids_scan(c, pid, 1, local, owner);
+    }
+}
+
+int reg_drop_pids_scan(reg_core *c, const hc_pid *pids, size_t n, bool local, const hc_pid *owner)
+{
+    hc_hmap set = {0};
+    for (size_t i = 0; i < n; i++)
+        if (hc_hmap_put(&set, hc_pid_hash(&pids[i]), (void *)&pids[i])) {
+            hc_hmap_free(&set);
+            return HC_ENOMEM;
+        }
+    for (size_t i = 0; i < c->keys.cap; i++) {
+        if (!hc_hmap_live(&c->keys, i))
+            continue;
+        reg_key *k = c->keys.vals[i];
+        for (uint32_t j = 0; j < k->n; j++) {
+            const reg_entry *e = reg_key_at(k, j);
+            if (!vouched(e, local, owner))
                 continue;
-            reg_key *k = c->keys.vals[i];
-            for (uint32_t j = 0; j < k->n; j++) {
-                const reg_entry *e = reg_key_at(k, j);
-                if (hc_pid_eq(&e->pid, pid) && vouched(e, local, owner))
+            size_t pos = 0;
+            const hc_pid *p;
+            while ((p = hc_hmap_next(&set, hc_pid_hash(&e->pid), &pos)))
+                if (hc_pid_eq(p, &e->pid)) {
                     delete_reg(c, e, NULL);
-            }
+                    break;
+                }
         }
     }
+    hc_hmap_free(&set);
+    return HC_OK;
 }
 
 /* Whether this replica's {client, C} record is stale: an entry of C's was written by another replica after it

@@ -69,6 +69,7 @@ typedef struct reg_entry {
     uint32_t lslot; /* local entry of a process of this node: its place in that pid's reg_watch.locals */
     bool local;     /* Owner = hordec */
     bool changed;   /* its value changed since the last resolution (unique) */
+    bool shown;     /* :unique: the key's winner, the entry the observable map shows */
     bool exited;    /* this replica sent it a name_conflict exit */
 } reg_entry;
 
@@ -82,9 +83,8 @@ typedef struct reg_more {
  * that entry lives inside the key (`one`): one allocation per registration instead of three. Entries never move
  * (the pid index and `winner` point at them); a freed `one` is reused by the key's next entry. */
 struct reg_key {
-    reg_entry *winner; /* :unique: the entry the observable map shows, NULL when none */
-    reg_more *more;    /* the entries beyond `one`, NULL until a second one comes */
-    uint32_t n;        /* entries: `one` when has_one, then more->v[0..more->n) */
+    reg_more *more; /* the entries beyond `one`, NULL until a second one comes */
+    uint32_t n;     /* entries: `one` when has_one, then more->v[0..more->n) */
     uint32_t len;
     bool has_one;
     bool dirty;     /* queued for resolution */
@@ -102,6 +102,16 @@ static inline reg_entry *reg_key_at(reg_key *k, uint32_t i)
         i--;
     }
     return k->more->v[i];
+}
+
+/* :unique: the entry the observable map shows (flagged `shown`: a pointer here would cost 8 bytes a key), NULL
+ * when none. */
+static inline reg_entry *reg_key_winner(reg_key *k)
+{
+    for (uint32_t i = 0; i < k->n; i++)
+        if (reg_key_at(k, i)->shown)
+            return reg_key_at(k, i);
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ who vouches (owners.c) */
@@ -218,6 +228,8 @@ void reg_drop_owned(reg_core *c, const hc_pid *owner, bool record);
  * `keys` iterates over, or (keys NULL) all of them — listed in the watch of a process of this node, else found by
  * a scan of the whole index. */
 void reg_drop_pid(reg_core *c, const hc_pid *pid, bool local, const hc_pid *owner, hc_iter *keys);
+/* The same for all keys of each of the n pids, in one scan of the whole index (HC_OK, or HC_ENOMEM: nothing done). */
+int reg_drop_pids_scan(reg_core *c, const hc_pid *pids, size_t n, bool local, const hc_pid *owner);
 
 /* core.c: queueing */
 void reg_queue_delete(reg_core *c, const uint8_t *ckey, size_t len);

@@ -118,20 +118,21 @@ typedef struct sup_member {
 /* ------------------------------------------------------------------ children (children.c) */
 
 typedef struct sup_child {
+    /* One per child, so laid out to take 88 bytes (one 96-byte heap chunk): 8-byte fields first, then the
+     * 4-byte ones, then the flags. */
     uint64_t id;
-    bool has_record; /* the engine holds a well-formed record */
-    int kind, restart;
     uint64_t hash;
     uint64_t type_hash;     /* c: its worker type's */
-    hc_atom m_name, m_node; /* where the record says it runs (0: relinquished) */
+    uint64_t mon;           /* our monitor of local_pid */
+    uint64_t op;            /* an operation in flight for it (start, adopt, move, terminate): 0 none */
     hc_pid pid;             /* the record's pid */
-    /* this replica's own C worker for it */
-    bool running; /* we run it (local_pid, monitored as `mon`) */
-    hc_pid local_pid;
-    uint64_t mon;
-    uint64_t op; /* an operation in flight for it (start, adopt, move, terminate): 0 none */
-    bool moving; /* a BEAM member was asked to move it */
-    bool parked; /* a takeover was refused with already_started: wait for a change before trying again */
+    hc_pid local_pid;       /* this replica's own C worker for it, when `running` */
+    hc_atom m_name, m_node; /* where the record says it runs (0: relinquished) */
+    uint8_t kind, restart;  /* SUP_KIND_*, SUP_RESTART_* */
+    bool has_record;        /* the engine holds a well-formed record */
+    bool running;           /* we run it (local_pid, monitored as `mon`) */
+    bool moving;            /* a BEAM member was asked to move it */
+    bool parked;            /* a takeover was refused with already_started: wait for a change before trying again */
 } sup_child;
 
 /* UniformQuorumDistribution: a death is acted on (its member's children taken over, its temporary children

@@ -317,13 +317,11 @@ defmodule HordeC.Registry.Mirror do
 
   defp index(st, p, k) do
     if indexed?(st.kind, p) do
-      case :ets.lookup(st.pids, {p, k}) do
-        [] ->
-          :ets.insert(st.pids, {{p, k}})
-
-        [row] ->
-          keys = row_keys(row)
-          if not exact_in?(k, keys), do: :ets.insert(st.pids, {elem(row, 0), tl(keys) ++ [k]})
+      # insert_new fails only when a row with an == key is there (this key, or 1.0 for 1)
+      with false <- :ets.insert_new(st.pids, {{p, k}}),
+           [row] <- :ets.lookup(st.pids, {p, k}) do
+        keys = row_keys(row)
+        if not exact_in?(k, keys), do: :ets.insert(st.pids, {elem(row, 0), tl(keys) ++ [k]})
       end
     end
 

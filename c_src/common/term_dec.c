@@ -58,8 +58,19 @@ hc_type hc_term_type(const uint8_t *p, size_t len, size_t idx)
  * 255 characters. */
 bool term_atom_utf8_ok(const uint8_t *s, size_t n)
 {
-    size_t chars = 0;
-    for (size_t i = 0; i < n; chars++) {
+    /* Nearly every atom is ASCII (node names in every pid): those are checked 8 bytes at a time. */
+    size_t i = 0;
+    for (uint64_t w; i + 8 <= n; i += 8) {
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080ull)
+            break;
+    }
+    while (i < n && s[i] < 0x80)
+        i++;
+    if (i == n)
+        return n <= 255;
+    size_t chars = i;
+    for (; i < n; chars++) {
         uint8_t c = s[i];
         size_t more;
         uint8_t lo = 0x80, hi = 0xBF; /* the allowed range of the second byte */

@@ -211,6 +211,8 @@ static bool elem_newer(const hc_crdt_elem_info *a, const hc_crdt_elem_info *b)
 
 reg_entry *reg_index_best(reg_core *c, reg_key *k)
 {
+    if (k->n == 1) /* nothing to rank (the index holds only what the engine holds): no key to build, no lookup */
+        return reg_key_at(k, 0);
     reg_entry *best = NULL;
     hc_crdt_elem_info bi = {0}, ei;
     hc_buf *b = &c->scratch;

@@ -650,18 +650,55 @@ static void attach_reply(reg_core *c, uint64_t token)
     queue_reply(c, token, &b);
 }
 
-/* The next REG_SLICE elements of a big attach; the reply once the last one is written. */
+/* {client, ClientPid} => {Name, Node}: the client is attached here. */
+static int put_record(reg_core *c, const hc_pid *client, hc_time now)
+{
+    hc_buf b = {0}, v = {0};
+    reg_enc_key_client(&b, client);
+    reg_enc_member(&v, c->name, c->node);
+    int rc = b.err ? b.err : v.err ? v.err : hc_crdt_put(c->crdt, b.data, b.len, v.data, v.len, now);
+    hc_buf_free(&v);
+    hc_buf_free(&b);
+    return rc;
+}
+
+static void attach_end(reg_core *c)
+{
+    hc_buf_free(&c->attach.req);
+    c->attach.active = false;
+}
+
+/* The next slice of a big attach: REG_SLICE elements validated (the whole list is, before anything is written),
+ * or written; the reply once the last one is. */
 static void attach_continue(reg_core *c, hc_time now)
 {
+    hc_span t, key, val;
+    hc_pid pid;
+    if (!c->attach.validated) {
+        for (size_t n = 0; n < REG_SLICE && hc_iter_next(&c->attach.chk, &t); n++)
+            if (!owned_elem(c, t, &c->attach.client, &key, &pid, &val)) {
+                reply_rc(c, c->attach.token, HC_EINVAL);
+                attach_end(c);
+                return;
+            }
+        if (c->attach.chk.left)
+            return;
+        int rc = put_record(c, &c->attach.client, now);
+        if (rc) {
+            reply_rc(c, c->attach.token, rc);
+            attach_end(c);
+            return;
+        }
+        c->attach.validated = true;
+        return;
+    }
     rq r = {c, c->attach.token, now};
-    hc_span t;
     for (size_t n = 0; n < REG_SLICE && hc_iter_next(&c->attach.it, &t); n++)
         attach_one(&r, &c->attach.client, t);
     if (c->attach.it.left)
         return;
     attach_reply(c, c->attach.token);
-    hc_buf_free(&c->attach.req);
-    c->attach.active = false;
+    attach_end(c);
 }
 
 /* {attach, ClientPid, Owned}, Owned = [{Key, Pid, Value}] -> {ok, #{keys => Kind, replica => ReplicaPid}}
@@ -670,8 +707,8 @@ static void attach_continue(reg_core *c, hc_time now)
  * are fresh writes, so the deletes of a replica the client left (it saw the client's node go) cannot take them
  * along, because a delete only removes the writes it has seen. For a :unique Key that resolves here to another
  * process the owned one lost: if its entry is here, the conflict pass tells it (its owner is attached here
- * now); if not, it is told now. More than REG_SLICE owned entries are written over several turns of the
- * loop (reg_core.attach). */
+ * now); if not, it is told now. The whole list is validated before anything is written. More than REG_SLICE
+ * owned entries are validated, then written, over several turns of the loop (reg_core.attach). */
 static int do_attach(void *ctx, hc_req_args *a)
 {
     rq *r = ctx;
@@ -682,28 +719,16 @@ static int do_attach(void *ctx, hc_req_args *a)
     hc_pid pid;
     if (!arg_pid(a, &client) || !arg_list(a, &it) || !hc_req_args_done(a))
         return HC_EINVAL;
-    hc_iter chk = it;
-    while (hc_iter_next(&chk, &t)) /* everything first: a bad element changes nothing */
-        if (!owned_elem(c, t, &client, &key, &pid, &val))
-            return HC_EINVAL;
-    hc_buf b = {0}, v = {0};
-    reg_enc_key_client(&b, &client);
-    reg_enc_member(&v, c->name, c->node);
-    int rc = b.err ? b.err : v.err ? v.err : hc_crdt_put(c->crdt, b.data, b.len, v.data, v.len, r->now);
-    hc_buf_free(&v);
-    hc_buf_free(&b);
-    if (rc) {
-        reply_rc(c, r->token, rc);
-        return HC_OK;
-    }
     if (it.left > REG_SLICE) {
-        /* the iterator walks a copy of the request (its positions are offsets into the whole request), which
-         * outlives this call; without memory for it, the attach is written in one go */
+        /* the iterators walk a copy of the request (their positions are offsets into the whole request), which
+         * outlives this call; without memory for it, the attach is done in one go */
         hc_buf_reset(&c->attach.req);
         hc_buf_append(&c->attach.req, a->p, a->len);
         if (!c->attach.req.err) {
             c->attach.it = it;
             c->attach.it.p = c->attach.req.data;
+            c->attach.chk = c->attach.it;
+            c->attach.validated = false;
             c->attach.client = client;
             c->attach.token = r->token;
             c->attach.active = true;
@@ -711,6 +736,15 @@ static int do_attach(void *ctx, hc_req_args *a)
             return HC_OK;
         }
         hc_buf_free(&c->attach.req);
+    }
+    hc_iter chk = it;
+    while (hc_iter_next(&chk, &t)) /* everything first: a bad element changes nothing */
+        if (!owned_elem(c, t, &client, &key, &pid, &val))
+            return HC_EINVAL;
+    int rc = put_record(c, &client, r->now);
+    if (rc) {
+        reply_rc(c, r->token, rc);
+        return HC_OK;
     }
     while (hc_iter_next(&it, &t))
         attach_one(r, &client, t);

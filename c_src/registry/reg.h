@@ -176,8 +176,9 @@ typedef struct reg_core {
      * once it is done, so that for them it is still one step (docs/registry.md §5, "Big work"). */
     struct {
         bool active;
-        hc_buf req; /* the attach request, copied: `it` walks its Owned list */
-        hc_iter it;
+        hc_buf req; /* the attach request, copied: `chk` (validating) and then `it` (writing) walk its list */
+        hc_iter chk, it;
+        bool validated; /* all of it, and the client's record is written: the entries come next */
         hc_pid client;
         uint64_t token;
     } attach;

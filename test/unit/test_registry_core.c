@@ -429,7 +429,7 @@ static void test_big_attach_is_sliced(void **state)
     w.replies = 0;
     hc_registry_core_ops.request(w.r[0].core, w.reply_token, &c, req.data, req.len, w.now);
     h_pump(&w, 0);
-    assert_int_equal(w.replies, 0); /* one slice written so far */
+    assert_int_equal(w.replies, 0); /* a slice validated so far */
     assert_int_equal(hc_registry_core_ops.next_deadline(w.r[0].core), 0);
     /* meanwhile: another client's attach and register of key 7 (held), and the C process's death (held) */
     uint64_t t1 = ++w.next_token, t2 = ++w.next_token;
@@ -441,8 +441,8 @@ static void test_big_attach_is_sliced(void **state)
     h_mon *m = h_monitor_of(&w, 0, &cp);
     assert_non_null(m);
     h_down(&w, m, "kill");
-    assert_int_equal(stat_of(&w, 0, "entries"), 1 + REG_SLICE); /* the DOWN waits too */
-    w.reply_token = t2;                                         /* the register's reply is the one kept */
+    assert_int_equal(stat_of(&w, 0, "entries"), 1); /* nothing written before all is valid; the DOWN waits too */
+    w.reply_token = t2;                             /* the register's reply is the one kept */
     h_run(&w, 0);
     assert_int_equal(w.replies, 1);
     /* it came after the attach: key 7 was c's by then */
@@ -459,6 +459,43 @@ static void test_big_attach_is_sliced(void **state)
     h_check(&w);
     hc_buf_free(&owned);
     hc_buf_free(&req);
+    h_free(&w);
+    (void)state;
+}
+
+/* A big attach whose last element is malformed is refused whole, though it was validated over several turns:
+ * nothing written, not even the client's record; requests held meanwhile are then handled. */
+static void test_big_attach_bad_element(void **state)
+{
+    enum { N = 2 * REG_SLICE + 1 };
+    h_world w;
+    h_init(&w, 1, HC_REGISTRY_UNIQUE);
+    w.no_mirror = true;
+    hc_pid c = h_beam(10), p = h_beam(11);
+    hc_buf owned = {0}, req = {0}, a2 = {0};
+    hc_enc_list_header(&owned, N);
+    for (int i = 0; i < N - 1; i++)
+        h_term(&owned, "tipa", 3u, i, &p, "v");
+    h_term(&owned, "ti", 1u, 5); /* not {Key, Pid, Value} */
+    hc_enc_nil(&owned);
+    h_term(&req, "tapb", 3u, "attach", &c, &owned);
+    w.reply_token = ++w.next_token;
+    w.replies = 0;
+    hc_registry_core_ops.request(w.r[0].core, w.reply_token, &c, req.data, req.len, w.now);
+    h_pump(&w, 0);
+    assert_int_equal(w.replies, 0);
+    uint64_t t_ok = ++w.next_token;
+    h_term(&a2, "tapn", 3u, "attach", &c);
+    hc_registry_core_ops.request(w.r[0].core, t_ok, &c, a2.data, a2.len, w.now); /* held */
+    h_run(&w, 0);
+    assert_int_equal(w.replies, 1);
+    h_expect(w.reply, w.reply_len, "taa", 2u, "error", "badarg");
+    assert_int_equal(stat_of(&w, 0, "entries"), 0);
+    assert_int_equal(stat_of(&w, 0, "clients"), 1); /* the held attach of nothing came after */
+    h_check(&w);
+    hc_buf_free(&owned);
+    hc_buf_free(&req);
+    hc_buf_free(&a2);
     h_free(&w);
     (void)state;
 }
@@ -843,6 +880,7 @@ int main(void)
         cmocka_unit_test(test_pids_down_keys),
         cmocka_unit_test(test_one_process_many_names),
         cmocka_unit_test(test_big_attach_is_sliced),
+        cmocka_unit_test(test_big_attach_bad_element),
         cmocka_unit_test(test_local_process_monitored),
         cmocka_unit_test(test_register_needs_attach),
         cmocka_unit_test(test_attach_records_and_monitors_client),

@@ -214,9 +214,9 @@ static size_t apply_deletes(reg_core *c, hc_time now, size_t max)
 static void process(reg_core *c, hc_time now)
 {
     /* Each round deletes what the previous one decided; conflicts and drops settle in a round or two. At most
-     * REG_SLICE deletes a call (a client with 100k entries dies): the rest are due at once (core_deadline), and
+     * c->slice deletes a call (a client with 100k entries dies): the rest are due at once (core_deadline), and
      * requests wait for them (core_busy). */
-    size_t budget = REG_SLICE;
+    size_t budget = c->slice;
     for (int round = 0; round < 64; round++) {
         hc_crdt_event ev;
         while (hc_crdt_pop_event(c->crdt, &ev))
@@ -668,14 +668,14 @@ static void attach_end(reg_core *c)
     c->attach.active = false;
 }
 
-/* The next slice of a big attach: REG_SLICE elements validated (the whole list is, before anything is written),
+/* The next slice of a big attach: c->slice elements validated (the whole list is, before anything is written),
  * or written; the reply once the last one is. */
 static void attach_continue(reg_core *c, hc_time now)
 {
     hc_span t, key, val;
     hc_pid pid;
     if (!c->attach.validated) {
-        for (size_t n = 0; n < REG_SLICE && hc_iter_next(&c->attach.chk, &t); n++)
+        for (size_t n = 0; n < c->slice && hc_iter_next(&c->attach.chk, &t); n++)
             if (!owned_elem(c, t, &c->attach.client, &key, &pid, &val)) {
                 reply_rc(c, c->attach.token, HC_EINVAL);
                 attach_end(c);
@@ -692,8 +692,16 @@ static void attach_continue(reg_core *c, hc_time now)
         c->attach.validated = true;
         return;
     }
+    /* The client's death (its monitor fired: its entries and record are being dropped) or its attaching elsewhere
+     * since ends the attach here: what is left would be entries nobody vouches for. */
+    reg_watch *w = reg_watch_get(c, &c->attach.client, false);
+    if (!w || !reg_watch_is_ours(c, w)) {
+        reply_error(c, c->attach.token, "not_attached");
+        attach_end(c);
+        return;
+    }
     rq r = {c, c->attach.token, now};
-    for (size_t n = 0; n < REG_SLICE && hc_iter_next(&c->attach.it, &t); n++)
+    for (size_t n = 0; n < c->slice && hc_iter_next(&c->attach.it, &t); n++)
         attach_one(&r, &c->attach.client, t);
     if (c->attach.it.left)
         return;
@@ -707,7 +715,7 @@ static void attach_continue(reg_core *c, hc_time now)
  * are fresh writes, so the deletes of a replica the client left (it saw the client's node go) cannot take them
  * along, because a delete only removes the writes it has seen. For a :unique Key that resolves here to another
  * process the owned one lost: if its entry is here, the conflict pass tells it (its owner is attached here
- * now); if not, it is told now. The whole list is validated before anything is written. More than REG_SLICE
+ * now); if not, it is told now. The whole list is validated before anything is written. More than c->slice
  * owned entries are validated, then written, over several turns of the loop (reg_core.attach). */
 static int do_attach(void *ctx, hc_req_args *a)
 {
@@ -719,7 +727,7 @@ static int do_attach(void *ctx, hc_req_args *a)
     hc_pid pid;
     if (!arg_pid(a, &client) || !arg_list(a, &it) || !hc_req_args_done(a))
         return HC_EINVAL;
-    if (it.left > REG_SLICE) {
+    if (it.left > c->slice) {
         /* the iterators walk a copy of the request (their positions are offsets into the whole request), which
          * outlives this call; without memory for it, the attach is done in one go */
         hc_buf_reset(&c->attach.req);
@@ -771,19 +779,13 @@ static const hc_req_entry requests[] = {
 
 static bool core_busy(const reg_core *c) { return c->attach.active || c->deletes.len; }
 
-enum { HELD_REQUEST = 1, HELD_DOWN };
-
-/* Holds an input until the big work is done. Without memory to hold it, a request is answered {error, enomem}
- * and a DOWN handled at once (out of order, as it would have been before slicing existed). */
-static bool hold(reg_core *c, uint8_t kind, uint64_t id, bool noconn, const uint8_t *p, size_t len)
+/* Holds a request until the big work is done (false: no memory to hold it). */
+static bool hold(reg_core *c, uint64_t token, const uint8_t *p, size_t len)
 {
     size_t was = c->held.len;
-    hc_buf_append(&c->held, &kind, 1);
-    hc_buf_put_be64(&c->held, id);
-    hc_buf_append(&c->held, &(uint8_t){noconn}, 1);
+    hc_buf_put_be64(&c->held, token);
     hc_buf_put_be32(&c->held, (uint32_t)len);
-    if (len)
-        hc_buf_append(&c->held, p, len);
+    hc_buf_append(&c->held, p, len);
     if (!c->held.err)
         return true;
     c->held.err = HC_OK;
@@ -802,13 +804,7 @@ static void handle_request(reg_core *c, uint64_t token, const uint8_t *p, size_t
     process(c, now);
 }
 
-static void handle_down(reg_core *c, uint64_t id, bool noconn, hc_time now)
-{
-    reg_watch_down(c, id, noconn);
-    process(c, now);
-}
-
-/* Goes on with the big work, then hands the held inputs over in order, until one of them starts big work again. */
+/* Goes on with the big work, then hands the held requests over in order, until one of them starts big work again. */
 static void continue_work(reg_core *c, hc_time now)
 {
     if (c->attach.active) {
@@ -817,18 +813,16 @@ static void continue_work(reg_core *c, hc_time now)
     }
     while (!core_busy(c) && c->held_off < c->held.len) {
         const uint8_t *h = c->held.data + c->held_off;
-        uint64_t id = hc_get_be64(h + 1);
-        uint32_t len = hc_get_be32(h + 10);
-        c->held_off += 14 + (size_t)len;
-        /* the request is copied out: handling it may hold more inputs, which can move the buffer */
+        uint64_t token = hc_get_be64(h);
+        uint32_t len = hc_get_be32(h + 8);
+        c->held_off += 12 + (size_t)len;
+        /* the request is copied out: handling it may hold more requests, which can move the buffer */
         hc_buf req = {0};
-        hc_buf_append(&req, h + 14, len);
-        if (h[0] == HELD_DOWN)
-            handle_down(c, id, h[9], now);
-        else if (req.err)
-            reply_rc(c, id, HC_ENOMEM);
+        hc_buf_append(&req, h + 12, len);
+        if (req.err)
+            reply_rc(c, token, HC_ENOMEM);
         else
-            handle_request(c, id, req.data, req.len, now);
+            handle_request(c, token, req.data, req.len, now);
         hc_buf_free(&req);
     }
     if (c->held_off >= c->held.len) {
@@ -842,7 +836,7 @@ static void core_request(void *core, uint64_t token, const hc_pid *from, const u
     reg_core *c = core;
     (void)from;
     if (core_busy(c) || c->held_off < c->held.len) {
-        if (!hold(c, HELD_REQUEST, token, false, p, len))
+        if (!hold(c, token, p, len))
             reply_rc(c, token, HC_ENOMEM);
         return;
     }
@@ -872,6 +866,8 @@ static int core_tick(void *core, hc_time now)
 {
     reg_core *c = core;
     int rc = hc_crdt_tick(c->crdt, now);
+    if (c->nsuspects && now.mono_ms >= c->suspects[0].at)
+        reg_suspects_due(c, now.mono_ms);
     if (now.mono_ms >= c->evict_at) {
         c->evict_at = HC_NO_DEADLINE;
         c->evict_now = unwanted_peers(c); /* process() asks the host for the wanted ones only */
@@ -890,6 +886,8 @@ static uint64_t core_deadline(const void *core)
     if (core_busy(c) || c->held_off < c->held.len) /* big work, or inputs held for it: the next slice is due */
         return 0;
     uint64_t d = hc_crdt_next_deadline(c->crdt);
+    if (c->nsuspects && c->suspects[0].at < d)
+        d = c->suspects[0].at;
     return c->evict_at < d ? c->evict_at : d;
 }
 
@@ -931,9 +929,9 @@ static void core_monitor_down(void *core, uint64_t id, const hc_pid *pid, const 
     size_t i = 0;
     bool noconn = hc_dec_is_atom(reason, len, &i, "noconnection") && i == len;
     (void)pid;
-    if ((core_busy(c) || c->held_off < c->held.len) && hold(c, HELD_DOWN, id, noconn, NULL, 0))
-        return;
-    handle_down(c, id, noconn, now);
+    /* handled at once, also during big work: a monitor the core still counted as live would be demonitored */
+    reg_watch_down(c, id, noconn, now.mono_ms);
+    process(c, now);
 }
 
 static bool core_pop(void *core, hc_effect *out)
@@ -1019,7 +1017,7 @@ static int core_stats(const void *core, const hc_host_stats *hs, hc_buf *b)
     for (size_t i = 0; i < c->watches.cap; i++)
         if (hc_hmap_live(&c->watches, i) && ((reg_watch *)c->watches.vals[i])->has_record)
             clients++;
-    hc_enc_map_header(b, 10 + HC_CRDT_SYNC_STATS);
+    hc_enc_map_header(b, 11 + HC_CRDT_SYNC_STATS);
     hc_enc_atom_cstr(b, "keys");
     hc_enc_atom_cstr(b, c->unique ? "unique" : "duplicate");
     put_stat(b, "names", c->n_keys);
@@ -1029,6 +1027,7 @@ static int core_stats(const void *core, const hc_host_stats *hs, hc_buf *b)
     put_stat(b, "contested", c->ncont);
     put_stat(b, "conflicts", c->conflicts);
     put_stat(b, "stale_records", c->stale_records);
+    put_stat(b, "stale_acted", c->stale_acted);
     put_stat(b, "ignored", c->ignored);
     put_stat(b, "crdt_keys", hc_crdt_size(c->crdt));
     hc_host_stats h = *hs;
@@ -1099,6 +1098,7 @@ int hc_registry_core_new(const hc_registry_config *cfg, hc_time now, void **out)
     c->self = cfg->self;
     c->unique = cfg->keys == HC_REGISTRY_UNIQUE;
     c->max_message_bytes = cfg->crdt.max_message_bytes;
+    c->slice = cfg->slice ? cfg->slice : REG_SLICE;
     c->evict_at = HC_NO_DEADLINE;
     int rc = hc_crdt_new(&cfg->crdt, now, &c->crdt);
     if (rc) {

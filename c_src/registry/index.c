@@ -100,6 +100,8 @@ static void count_owner(reg_core *c, reg_entry *e, int delta)
             return;
         w->n_owned += (uint32_t)delta;
     }
+    if (delta > 0 && w->dead) /* an entry of a process, or owned by a client, known dead: it goes again */
+        reg_queue_entry_delete(c, e);
     reg_watch_sync(c, w);
 }
 

@@ -42,7 +42,7 @@ bool reg_watch_is_ours(const reg_core *c, const reg_watch *w)
 
 static bool needs_monitor(const reg_core *c, const reg_watch *w)
 {
-    if (w->gone)
+    if (w->gone || w->dead)
         return false;
     return reg_watch_is_ours(c, w) || (!w->has_record && w->n_owned) || w->n_local;
 }
@@ -113,14 +113,19 @@ static bool each_entry(reg_core *c, const hc_pid *owner, hc_atom node,
 }
 
 /* Queues the delete of e's CRDT key (applied once the events are drained, so the index can be walked meanwhile). */
-static bool delete_reg(reg_core *c, const reg_entry *e, void *ud)
+void reg_queue_entry_delete(reg_core *c, const reg_entry *e)
 {
-    (void)ud;
     hc_buf *b = &c->scratch;
     hc_buf_reset(b);
     reg_enc_ckey_reg(b, e->key->bytes, e->key->len, &e->pid);
     if (!b->err)
         reg_queue_delete(c, b->data, b->len);
+}
+
+static bool delete_reg(reg_core *c, const reg_entry *e, void *ud)
+{
+    (void)ud;
+    reg_queue_entry_delete(c, e);
     return false;
 }
 
@@ -192,8 +197,9 @@ int reg_drop_pids_scan(reg_core *c, const hc_pid *pids, size_t n, bool local, co
  * (the element that wins there has another writer and a later stamp). A client writes only through the replica
  * it is attached to, so it has attached elsewhere since, and that replica's newer record has not reached us yet
  * — a replica that restarted repairs keys in hash order, not in the order they were written (the simulator found
- * a restarted replica deleting the live entries a client had just written through another one). */
-/* The stamp of the record being judged: an entry written by another replica after it says it is stale. */
+ * a restarted replica deleting the live entries a client had just written through another one). A later stamp
+ * is no proof, though: two writes made by replicas that had not seen each other's are ordered by their clocks,
+ * which differ. So a DOWN not acted on for this reason is looked at again later (reg_core.suspects). */
 typedef struct rec_stamp {
     uint64_t rid, hlc;
 } rec_stamp;
@@ -219,7 +225,7 @@ static bool record_superseded(reg_core *c, const hc_pid *client)
     return each_entry(c, client, 0, written_since, &r);
 }
 
-void reg_watch_down(reg_core *c, uint64_t mon, bool noconnection)
+void reg_watch_down(reg_core *c, uint64_t mon, bool noconnection, uint64_t now_ms)
 {
     reg_watch *w = hc_hmap_get(&c->mons, mon);
     if (!w)
@@ -227,18 +233,38 @@ void reg_watch_down(reg_core *c, uint64_t mon, bool noconnection)
     hc_hmap_del(&c->mons, mon, w);
     w->mon = 0;
     w->gone = true;
+    w->dead = w->dead || !noconnection;
     if (w->n_local)
         reg_drop_pid(c, &w->pid, true, NULL, NULL);
     if (reg_watch_is_ours(c, w)) {
         /* also on noconnection (docs/registry.md §5), unless the record that makes it ours is stale: the replica
          * the client attached to since acts on its death (noproc: dead for sure, whoever vouches) */
-        if (noconnection && record_superseded(c, &w->pid))
+        if (noconnection && record_superseded(c, &w->pid)) {
             c->stale_records++;
-        else
+            if (!hc_array_reserve((void **)&c->suspects, &c->capsuspects, c->nsuspects + 1, sizeof *c->suspects, 4))
+                c->suspects[c->nsuspects++] = (struct reg_suspect){w->pid, now_ms + REG_ADOPT_GRACE_MS};
+        } else {
             reg_drop_owned(c, &w->pid, true);
+        }
     } else if (!w->has_record && w->n_owned && !noconnection)
         reg_drop_owned(c, &w->pid, false); /* dead for sure, and nobody else vouches for it */
     reg_watch_sync(c, w);
+}
+
+void reg_suspects_due(reg_core *c, uint64_t now_ms)
+{
+    size_t n = 0; /* in the order they came, so by `at` */
+    while (n < c->nsuspects && c->suspects[n].at <= now_ms)
+        n++;
+    for (size_t i = 0; i < n; i++) {
+        reg_watch *w = reg_watch_get(c, &c->suspects[i].pid, false);
+        if (w && w->gone && !w->mon && reg_watch_is_ours(c, w)) { /* still ours, and not watched again since */
+            c->stale_acted++;
+            reg_drop_owned(c, &w->pid, true);
+        }
+    }
+    memmove(c->suspects, c->suspects + n, (c->nsuspects - n) * sizeof *c->suspects);
+    c->nsuspects -= n;
 }
 
 /* ------------------------------------------------------------------ membership */
@@ -313,5 +339,6 @@ void reg_owners_free(reg_core *c)
         }
     hc_hmap_free(&c->watches);
     hc_hmap_free(&c->mons);
+    free(c->suspects);
     free(c->members);
 }

@@ -126,7 +126,9 @@ typedef struct reg_watch {
     reg_entry **locals;          /* ...listed, so that its death finds them without a scan */
     bool has_record;             /* a {client, Pid} record exists */
     bool gone;                   /* its monitor said noconnection while nobody vouched: do not monitor again */
-    hc_atom rec_name, rec_node;  /* the record's replica */
+    bool dead; /* a DOWN other than noconnection: dead for good (a pid is never reused), and so are entries of it
+                * or owned by it that arrive later (a replica that had not seen the deletes hands them back) */
+    hc_atom rec_name, rec_node; /* the record's replica */
 } reg_watch;
 
 typedef struct reg_member {
@@ -148,6 +150,7 @@ typedef struct reg_core {
     bool unique;
     hc_crdt *crdt;
     size_t max_message_bytes; /* the engine's, to validate batches before writing any of them */
+    size_t slice;             /* items of big work a turn (hc_registry_config.slice) */
 
     hc_hmap keys; /* reg_hash_bytes(Key) -> reg_key. There is no pid -> entries index: a client names the keys
                    * of a process that died (pids_down), and this node's processes are listed in their watch. */
@@ -156,7 +159,17 @@ typedef struct reg_core {
     size_t ndirty, capdirty, ncont, capcont;
 
     hc_hmap watches; /* hc_pid_hash -> reg_watch */
-    hc_hmap mons;    /* monitor id -> reg_watch */
+    /* Clients whose noconnection DOWN came while their record naming us looked stale: if after
+     * REG_ADOPT_GRACE_MS the record still names us, no newer one came (the stamps that made it look stale were
+     * clock skew between replicas that had not seen each other's writes), and the DOWN is acted on. A live client
+     * attached elsewhere whose record names us, because skew ordered its attaches wrongly, attaches again as soon
+     * as its mirror shows that record (docs/registry.md §5), so the record names its replica well within it. */
+    struct reg_suspect {
+        hc_pid pid;
+        uint64_t at; /* monotonic ms */
+    } * suspects;
+    size_t nsuspects, capsuspects;
+    hc_hmap mons; /* monitor id -> reg_watch */
     uint64_t next_mon;
 
     reg_member *members;
@@ -168,12 +181,13 @@ typedef struct reg_core {
     uint64_t evict_at; /* when to drop adopted neighbours that are not members (HC_NO_DEADLINE: none) */
 
     hc_buf deletes;     /* CRDT keys to delete once the engine's events are drained: [u32 len][bytes]... */
-    size_t deletes_off; /* ...applied up to here (REG_SLICE per turn) */
+    size_t deletes_off; /* ...applied up to here (`slice` per turn) */
     bool recheck;       /* re-resolve every contested key: remote data arrived, or responsibility moved */
 
     /* Work too big for one turn of the host's loop (an attach with many owned entries, many deletes) is done
-     * REG_SLICE items a turn; requests and monitor DOWNs that arrive meanwhile are held, in order, and handled
-     * once it is done, so that for them it is still one step (docs/registry.md §5, "Big work"). */
+     * `slice` items a turn; requests that arrive meanwhile are held, in order, and handled once it is done, so
+     * that for them it is still one step (docs/registry.md §5, "Big work"). Monitor DOWNs are handled at once: a
+     * DOWN of the attaching client ends its attach. */
     struct {
         bool active;
         hc_buf req; /* the attach request, copied: `chk` (validating) and then `it` (writing) walk its list */
@@ -182,7 +196,7 @@ typedef struct reg_core {
         hc_pid client;
         uint64_t token;
     } attach;
-    hc_buf held; /* [u8 kind][u64 token or monitor id][u8 noconnection][u32 len][request bytes]... */
+    hc_buf held; /* [u64 token][u32 len][request bytes]... */
     size_t held_off;
 
     hc_effect_queue effects; /* observable events, monitors, exits, neighbour changes */
@@ -190,7 +204,8 @@ typedef struct reg_core {
     hc_buf scratch; /* keys under construction */
 
     uint64_t conflicts;     /* name_conflict exits sent */
-    uint64_t stale_records; /* client DOWNs not acted on: our record of that client was stale */
+    uint64_t stale_records; /* client DOWNs not acted on at once: our record of that client looked stale */
+    uint64_t stale_acted;   /* ...and acted on after the grace: it was not (reg_core.suspects) */
     uint64_t ignored;       /* CRDT keys or values that are not the registry's (written by a bad peer) */
 } reg_core;
 
@@ -221,9 +236,13 @@ void reg_record_set(reg_core *c, const hc_pid *client, bool present, hc_atom nam
 void reg_member_event(reg_core *c, hc_atom name, hc_atom node, bool present);
 bool reg_is_member(const reg_core *c, hc_atom name, hc_atom node);
 /* A monitor this replica holds fired. */
-void reg_watch_down(reg_core *c, uint64_t mon, bool noconnection);
+void reg_watch_down(reg_core *c, uint64_t mon, bool noconnection, uint64_t now_ms);
+/* Acts on the DOWNs whose record looked stale once their grace is over (reg_core.suspects), as of now_ms. */
+void reg_suspects_due(reg_core *c, uint64_t now_ms);
 void reg_owners_free(reg_core *c);
 /* Queues the deletion of every entry whose Owner is `owner` (a client), and of the client's record. */
+/* Queues the deletion of entry e's CRDT key (applied once the engine's events are drained). */
+void reg_queue_entry_delete(reg_core *c, const reg_entry *e);
 void reg_drop_owned(reg_core *c, const hc_pid *owner, bool record);
 /* Queues the deletion of every entry of `pid` that `owner` vouches for (local: Owner hordec): those of the keys
  * `keys` iterates over, or (keys NULL) all of them — listed in the watch of a process of this node, else found by

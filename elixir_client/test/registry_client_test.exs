@@ -166,6 +166,24 @@ defmodule HordeC.RegistryClientTest do
     assert Registry.lookup(reg, :after) == [{h, 2}]
   end
 
+  test "our record naming another replica than ours: the registry attaches again", ctx do
+    %{reg: reg, f1: f1, f2: f2} = ctx
+    start(ctx)
+    client = Process.whereis(reg)
+    {:ok, _} = Registry.register(reg, :held, 1)
+    assert dump(f1, reg)[{:client, client}] == {reg, f1.node}
+
+    # the attach record resolves to f2's (an older attach, ordered after ours by a clock that runs ahead)
+    :ok = GenServer.call({reg, f1.node}, {:record_names, client, {reg, f2.node}})
+
+    # the registry saw it in its stream and attached again through f1: the record names f1 again, and
+    # what it holds was re-asserted
+    eventually(fn -> dump(f1, reg)[{:client, client}] == {reg, f1.node} end)
+    assert Attachment.replica(reg) == {reg, f1.node}
+    assert dump(f1, reg)[{:reg, :held, self()}] == {1, client}
+    assert {:ok, _} = Registry.register(reg, :after, 2)
+  end
+
   @tag :fresh
   test "with no replica reachable, writes exit within their timeout", ctx do
     %{reg: reg, f1: f1, f2: f2} = ctx

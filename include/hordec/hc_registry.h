@@ -44,6 +44,8 @@ typedef struct hc_registry_config {
     hc_pid self;           /* the replica's pid, named in replies (all zero until known: hc_registry_core_set_self) */
     hc_registry_keys keys; /* every replica of one registry must use the same kind */
     hc_crdt_config crdt;   /* the engine underneath; replica_id must be new for every start */
+    size_t slice; /* big work (an attach re-asserting many entries, the deletes after a death) is done this many
+                   * items a turn of the host's loop, other requests waiting meanwhile: 0 (the default) is 4096 */
 } hc_registry_config;
 
 /* Fills cfg: the given identity and kind, the engine's defaults for replica_id (non-zero, fresh). */

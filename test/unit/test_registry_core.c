@@ -406,9 +406,9 @@ static long stat_of(h_world *w, int i, const char *name)
     return found;
 }
 
-/* An attach with more owned entries than REG_SLICE is written over several turns of the loop: no reply until the
- * last one; a request and a monitor DOWN that arrive meanwhile wait, and are handled after it, in order. The
- * death of a client owning as many entries removes them a slice at a time too. */
+/* An attach with more owned entries than REG_SLICE is validated, then written, over several turns of the loop: no
+ * reply until the last one; requests that arrive meanwhile wait, and are handled after it, in order (a monitor
+ * DOWN is not held). The death of a client owning as many entries removes them a slice at a time too. */
 static void test_big_attach_is_sliced(void **state)
 {
     enum { N = 3 * REG_SLICE + 5 };
@@ -440,8 +440,8 @@ static void test_big_attach_is_sliced(void **state)
     hc_registry_core_ops.request(w.r[0].core, t2, &other, r2.data, r2.len, w.now);
     h_mon *m = h_monitor_of(&w, 0, &cp);
     assert_non_null(m);
-    h_down(&w, m, "kill");
-    assert_int_equal(stat_of(&w, 0, "entries"), 1); /* nothing written before all is valid; the DOWN waits too */
+    h_down(&w, m, "kill");                          /* a DOWN is handled at once */
+    assert_int_equal(stat_of(&w, 0, "entries"), 0); /* nothing written before all is valid */
     w.reply_token = t2;                             /* the register's reply is the one kept */
     h_run(&w, 0);
     assert_int_equal(w.replies, 1);
@@ -496,6 +496,46 @@ static void test_big_attach_bad_element(void **state)
     hc_buf_free(&owned);
     hc_buf_free(&req);
     hc_buf_free(&a2);
+    h_free(&w);
+    (void)state;
+}
+
+/* The attaching client dies during a big attach: its DOWN is handled at once, and the attach ends there (what is
+ * left would be entries nobody vouches for); nothing of it stays. */
+static void test_big_attach_client_dies(void **state)
+{
+    enum { N = 3 * REG_SLICE };
+    h_world w;
+    h_init(&w, 1, HC_REGISTRY_UNIQUE);
+    w.no_mirror = true;
+    hc_pid c = h_beam(10), p = h_beam(11);
+    hc_buf owned = {0}, req = {0};
+    hc_enc_list_header(&owned, N);
+    for (int i = 0; i < N; i++)
+        h_term(&owned, "tipa", 3u, i, &p, "v");
+    hc_enc_nil(&owned);
+    h_term(&req, "tapb", 3u, "attach", &c, &owned);
+    w.reply_token = ++w.next_token;
+    w.replies = 0;
+    hc_registry_core_ops.request(w.r[0].core, w.reply_token, &c, req.data, req.len, w.now);
+    /* turn the loop until some entries are written (validation first, then writing) */
+    for (int turn = 0; turn < 8 && stat_of(&w, 0, "entries") == 0; turn++) {
+        hc_registry_core_ops.tick(w.r[0].core, w.now);
+        h_pump(&w, 0);
+    }
+    long written = stat_of(&w, 0, "entries");
+    assert_true(written > 0 && written < N);
+    h_mon *m = h_monitor_of(&w, 0, &c);
+    assert_non_null(m);
+    h_down(&w, m, "noproc");
+    h_run(&w, 0);
+    assert_int_equal(w.replies, 1);
+    h_expect(w.reply, w.reply_len, "taa", 2u, "error", "not_attached");
+    assert_int_equal(stat_of(&w, 0, "entries"), 0);
+    assert_int_equal(stat_of(&w, 0, "clients"), 0);
+    h_check(&w);
+    hc_buf_free(&owned);
+    hc_buf_free(&req);
     h_free(&w);
     (void)state;
 }
@@ -881,6 +921,7 @@ int main(void)
         cmocka_unit_test(test_one_process_many_names),
         cmocka_unit_test(test_big_attach_is_sliced),
         cmocka_unit_test(test_big_attach_bad_element),
+        cmocka_unit_test(test_big_attach_client_dies),
         cmocka_unit_test(test_local_process_monitored),
         cmocka_unit_test(test_register_needs_attach),
         cmocka_unit_test(test_attach_records_and_monitors_client),

@@ -549,17 +549,29 @@ defmodule HordeC.Attachment do
   defp attach_lost?(s, what) do
     if function_exported?(s.mod, :attach_lost?, 2),
       do: s.mod.attach_lost?(what, s.mst),
-      else: default_attach_lost?(what)
+      else: default_attach_lost?(what, s.addr)
   end
 
-  defp default_attach_lost?({:snapshot, entries}) do
+  # Our attach record gone, or naming another replica than ours: two attaches through replicas that had not
+  # seen each other's record are ordered by their clocks only, so an older attach can win; attaching again
+  # through ours writes a record stamped after everything it has seen (docs/registry.md §5).
+  defp default_attach_lost?({:snapshot, entries}, addr) do
     me = self()
-    not Enum.any?(entries, &match?({{:client, ^me}, _}, &1))
+
+    case Enum.find(entries, &match?({{:client, ^me}, _}, &1)) do
+      {_, ^addr} -> false
+      _ -> true
+    end
   end
 
-  defp default_attach_lost?({:diffs, diffs}) do
+  defp default_attach_lost?({:diffs, diffs}, addr) do
     me = self()
-    Enum.any?(diffs, &match?({:remove, {:client, ^me}}, &1))
+
+    Enum.any?(diffs, fn
+      {:remove, {:client, ^me}} -> true
+      {:add, {:client, ^me}, value} -> value != addr
+      _ -> false
+    end)
   end
 
   defp member_diff?({:add, {:member, _}, _}), do: true

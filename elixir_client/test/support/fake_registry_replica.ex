@@ -153,6 +153,11 @@ defmodule HordeC.Test.FakeRegistryReplica do
     {:ok, delete(%{s | clients: clients}, {:client, client})}
   end
 
+  # Test hook: the record of `client` resolves to another replica (two attaches through replicas
+  # that had not seen each other's record, ordered by skewed clocks: docs/registry.md §5).
+  defp request({:record_names, client, addr}, _caller, s),
+    do: {:ok, put(s, {:client, client}, addr)}
+
   defp request({:unregister_keys, p, keys}, _caller, s),
     do: {:ok, Enum.reduce(keys, s, &delete(&2, {:reg, &1, p}))}
 

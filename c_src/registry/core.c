@@ -816,7 +816,7 @@ static void continue_work(reg_core *c, hc_time now)
         uint64_t token = hc_get_be64(h);
         uint32_t len = hc_get_be32(h + 8);
         c->held_off += 12 + (size_t)len;
-        /* the request is copied out: handling it may hold more requests, which can move the buffer */
+        /* copied out, so that the request stays valid whatever handling it does to the held list */
         hc_buf req = {0};
         hc_buf_append(&req, h + 12, len);
         if (req.err)

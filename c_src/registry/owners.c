@@ -86,8 +86,15 @@ void reg_record_set(reg_core *c, const hc_pid *client, bool present, hc_atom nam
     w->rec_name = present ? name : 0;
     w->rec_node = present ? node : 0;
     if (reg_watch_is_ours(c, w) && !was_ours)
-        w->gone = false; /* attached (again) here: watch it */
-    c->recheck = true;   /* who answers for this client's conflicts may have changed */
+        w->gone = false;      /* attached (again) here: watch it */
+    if (present && w->dead) { /* the record of a client known dead, handed back late: it goes too */
+        hc_buf *b = &c->scratch;
+        hc_buf_reset(b);
+        reg_enc_key_client(b, client);
+        if (!b->err)
+            reg_queue_delete(c, b->data, b->len);
+    }
+    c->recheck = true; /* who answers for this client's conflicts may have changed */
     reg_watch_sync(c, w);
 }
 

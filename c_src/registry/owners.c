@@ -101,7 +101,7 @@ void reg_record_set(reg_core *c, const hc_pid *client, bool present, hc_atom nam
 /* ------------------------------------------------------------------ dropping entries */
 
 /* Calls fn for every entry the client `owner` vouches for (not a local one) or, with owner NULL, for every local
- * entry of a process of `node`; until fn returns true (returned). */
+ * entry of a process of `node` (0: of any node); until fn returns true (returned). */
 static bool each_entry(reg_core *c, const hc_pid *owner, hc_atom node,
                        bool (*fn)(reg_core *, const reg_entry *, void *), void *ud)
 {
@@ -111,7 +111,7 @@ static bool each_entry(reg_core *c, const hc_pid *owner, hc_atom node,
         reg_key *k = c->keys.vals[i];
         for (uint32_t j = 0; j < k->n; j++) {
             const reg_entry *e = reg_key_at(k, j);
-            bool match = owner ? !e->local && hc_pid_eq(&e->owner, owner) : e->local && e->pid.node == node;
+            bool match = owner ? !e->local && hc_pid_eq(&e->owner, owner) : e->local && (!node || e->pid.node == node);
             if (match && fn(c, e, ud))
                 return true;
         }
@@ -171,6 +171,20 @@ void reg_drop_pid(reg_core *c, const hc_pid *pid, bool local, const hc_pid *owne
     }
 }
 
+/* Deletes e if its pid is in the set (an hc_hmap of pids by hash). */
+static bool delete_if_listed(reg_core *c, const reg_entry *e, void *ud)
+{
+    const hc_hmap *set = ud;
+    size_t pos = 0;
+    const hc_pid *p;
+    while ((p = hc_hmap_next(set, hc_pid_hash(&e->pid), &pos)))
+        if (hc_pid_eq(p, &e->pid)) {
+            delete_reg(c, e, NULL);
+            break;
+        }
+    return false;
+}
+
 int reg_drop_pids_scan(reg_core *c, const hc_pid *pids, size_t n, bool local, const hc_pid *owner)
 {
     hc_hmap set = {0};
@@ -179,23 +193,7 @@ int reg_drop_pids_scan(reg_core *c, const hc_pid *pids, size_t n, bool local, co
             hc_hmap_free(&set);
             return HC_ENOMEM;
         }
-    for (size_t i = 0; i < c->keys.cap; i++) {
-        if (!hc_hmap_live(&c->keys, i))
-            continue;
-        reg_key *k = c->keys.vals[i];
-        for (uint32_t j = 0; j < k->n; j++) {
-            const reg_entry *e = reg_key_at(k, j);
-            if (!vouched(e, local, owner))
-                continue;
-            size_t pos = 0;
-            const hc_pid *p;
-            while ((p = hc_hmap_next(&set, hc_pid_hash(&e->pid), &pos)))
-                if (hc_pid_eq(p, &e->pid)) {
-                    delete_reg(c, e, NULL);
-                    break;
-                }
-        }
-    }
+    each_entry(c, local ? NULL : owner, 0, delete_if_listed, &set);
     hc_hmap_free(&set);
     return HC_OK;
 }
